@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int log_fd = STDERR_FILENO;
+static enum log_level log_max = LOG_LEVEL_INFO;
+static const char *log_ident = "nanoshim";
+
+void log_setup(int borrowed_fd, enum log_level max_level, const char *ident) {
+        log_fd = borrowed_fd;
+        log_max = max_level;
+        if (ident)
+                log_ident = ident;
+}
+
+enum log_level log_get_max_level(void) {
+        return log_max;
+}
+
+static const char *const level_names[] = {
+        [LOG_LEVEL_ERROR] = "error",
+        [LOG_LEVEL_WARN] = "warning",
+        [LOG_LEVEL_INFO] = "info",
+        [LOG_LEVEL_DEBUG] = "debug",
+};
+
+int log_internal(enum log_level level, int error, const char *fmt, ...) {
+        int ret = error > 0 ? -error : error;
+        if (level > log_max || log_fd < 0)
+                return ret;
+
+        int saved_errno = errno;
+        /* Expand %m ourselves so that it names `error`, not whatever errno is now. */
+        char fmtbuf[1024];
+        size_t o = 0;
+        for (const char *p = fmt; *p && o < sizeof fmtbuf - 1; p++) {
+                if (p[0] == '%' && p[1] == 'm') {
+                        const char *s = strerror(error ? abs(error) : saved_errno);
+                        for (; *s && o < sizeof fmtbuf - 1; s++)
+                                fmtbuf[o++] = *s == '%' ? '?' : *s;
+                        p++;
+                } else
+                        fmtbuf[o++] = *p;
+        }
+        fmtbuf[o] = 0;
+
+        char msg[2048];
+        va_list ap;
+        va_start(ap, fmt);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+        vsnprintf(msg, sizeof msg, fmtbuf, ap);
+#pragma GCC diagnostic pop
+        va_end(ap);
+
+        struct timespec ts;
+        struct tm tm;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        char line[2300];
+        int n = snprintf(line, sizeof line, "time=\"%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ\" level=%s msg=\"%s\" pid=%d %s\n",
+                         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                         ts.tv_nsec / 1000, level_names[level], msg, (int)getpid(), log_ident);
+        if (n > (int)sizeof line)
+                n = sizeof line;
+        if (n > 0) {
+                ssize_t w = write(log_fd, line, (size_t)n); /* one write: lines stay whole */
+                (void)w;
+        }
+        errno = saved_errno;
+        return ret;
+}
