@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Drives a runc-compatible OCI runtime binary (runc, crun) asynchronously.
+ *
+ * Every call spawns the runtime with a clean child (signal mask and dispositions reset,
+ * only the fds meant for it, PDEATHSIG=SIGKILL) and completes from the event loop when
+ * the shim's reaper hands over its exit status -- there is no waitpid() here. Global
+ * options: --root <root> --log <log> --log-format json [--systemd-cgroup]. On failure
+ * the runtime's own last error message (from the JSON log, else its stderr) is returned
+ * word for word in result->error. */
+#pragma once
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct reaper;
+
+struct runtime_config {
+        const char *binary;   /* path or name looked up in PATH ("runc", "/usr/bin/crun") */
+        const char *root;     /* --root; NULL = runtime default */
+        const char *log_path; /* --log (JSON); NULL = none */
+        bool systemd_cgroup;
+};
+
+struct runtime;
+
+int runtime_new(struct ev_loop *loop, struct reaper *reaper, const struct runtime_config *cfg,
+                struct runtime **ret);
+struct runtime *runtime_free(struct runtime *rt); /* running calls are detached: their callbacks never run */
+
+struct runtime_result {
+        int exit_status;   /* shell-style (code or 128+signal); -errno if it could not be spawned */
+        const char *error; /* runtime's last error message, or NULL; valid during the callback */
+        const char *out;   /* captured stdout (state, ps); NUL-terminated, may be "" */
+        size_t out_len;
+};
+typedef void (*runtime_done_fn)(const struct runtime_result *res, void *userdata);
+
+/* A handle to an operation in flight, to cancel it (its callback then never runs; the
+ * child is still reaped). */
+struct runtime_op;
+void runtime_op_cancel(struct runtime_op *op);
+
+struct runtime_create_opts {
+        const char *id;
+        const char *bundle;
+        const char *pid_file;
+        const char *console_socket; /* NULL: none */
+        bool no_pivot;
+        bool no_new_keyring;
+        int stdio[3];               /* the runtime's (and so the container's) fds 0,1,2; -1 = /dev/null */
+};
+int runtime_create(struct runtime *rt, const struct runtime_create_opts *o, runtime_done_fn done, void *ud,
+                   struct runtime_op **ret_op);
+int runtime_start(struct runtime *rt, const char *id, runtime_done_fn done, void *ud, struct runtime_op **ret_op);
+int runtime_kill(struct runtime *rt, const char *id, int signal, bool all, runtime_done_fn done, void *ud,
+                 struct runtime_op **ret_op);
+int runtime_delete(struct runtime *rt, const char *id, bool force, runtime_done_fn done, void *ud,
+                   struct runtime_op **ret_op);
+/* `state <id>`: out = JSON; parse with runtime_parse_state(). */
+int runtime_state(struct runtime *rt, const char *id, runtime_done_fn done, void *ud, struct runtime_op **ret_op);
+/* `ps --format json <id>`: out = JSON array of pids; parse with runtime_parse_ps(). */
+int runtime_ps(struct runtime *rt, const char *id, runtime_done_fn done, void *ud, struct runtime_op **ret_op);
+struct runtime_exec_opts {
+        const char *id;
+        const char *process_file; /* OCI process JSON */
+        const char *pid_file;
+        const char *console_socket;
+        bool detach;
+        int stdio[3];
+};
+int runtime_exec(struct runtime *rt, const struct runtime_exec_opts *o, runtime_done_fn done, void *ud,
+                 struct runtime_op **ret_op);
+int runtime_pause(struct runtime *rt, const char *id, runtime_done_fn done, void *ud, struct runtime_op **ret_op);
+int runtime_resume(struct runtime *rt, const char *id, runtime_done_fn done, void *ud, struct runtime_op **ret_op);
+/* `update --resources - <id>` with resources_json on stdin. */
+int runtime_update(struct runtime *rt, const char *id, const char *resources_json, runtime_done_fn done, void *ud,
+                   struct runtime_op **ret_op);
+
+/* ---- pure helpers, unit-tested on their own ---- */
+
+/* Build the argv (NULL-terminated, malloc'd strings and array) for one call. The
+ * `cmd_args` are the subcommand and its arguments (e.g. {"kill","--all","id","9",NULL}). */
+int runtime_build_argv(const struct runtime_config *cfg, const char *const *cmd_args, char ***ret_argv);
+void runtime_argv_free(char **argv);
+
+/* The last "level":"error" message of a runtime JSON log (runc/crun --log-format json),
+ * or NULL if none. Non-JSON lines are skipped. Caller frees. */
+char *runtime_log_last_error(const char *log, size_t len);
+
+struct runtime_state {
+        char *id;
+        pid_t pid;
+        char *status; /* "created", "running", "paused", "stopped" */
+        char *bundle;
+};
+int runtime_parse_state(const char *json, size_t len, struct runtime_state *ret);
+void runtime_state_done(struct runtime_state *s);
+/* ps --format json: [1234, 1240] (null = empty). */
+int runtime_parse_ps(const char *json, size_t len, pid_t **ret_pids, size_t *ret_n);
