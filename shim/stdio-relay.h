@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* One process's stdio: the client's FIFOs (or file://, binary:// URIs) on one side,
+/* Named stdio-relay.h, not stdio.h: with -Ishim a "stdio.h" would shadow <stdio.h>. */
  * the container's pipes or pty master on the other, relayed by the event loop without
  * ever blocking it.
  *
@@ -25,6 +26,7 @@
 #include <sys/types.h>
 
 struct stdio;
+struct reaper;
 
 struct stdio_config {
         const char *stdin_uri;  /* "" or NULL: none */
@@ -36,6 +38,8 @@ struct stdio_config {
         /* For binary:// loggers: their environment. */
         const char *container_id;
         const char *namespace;
+        /* binary:// loggers are child processes: their exits go through the reaper. */
+        struct reaper *reaper;
 };
 
 /* ret_error (malloc'd) says what is wrong with a bad URI or path. */
@@ -54,7 +58,9 @@ int stdio_resize(struct stdio *s, unsigned width, unsigned height);
 
 /* Close the child ends we still hold and start relaying. */
 int stdio_start(struct stdio *s);
-/* binary:// logger: ready callback once it signalled (immediately for other schemes). */
+/* binary:// logger: callback once it signalled ready (wrote a byte to fd 5 or closed
+ * it); for other schemes, deferred to the loop at once. */
+int stdio_wait_ready(struct stdio *s, void (*fn)(struct stdio *s, int r, void *ud), void *ud);
 
 void stdio_close_stdin(struct stdio *s);
 
