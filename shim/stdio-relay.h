@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* (Named stdio-relay.h, not stdio.h: with -Ishim a "stdio.h" would shadow <stdio.h>.) */
 /* One process's stdio: the client's FIFOs (or file://, binary:// URIs) on one side,
-/* Named stdio-relay.h, not stdio.h: with -Ishim a "stdio.h" would shadow <stdio.h>. */
  * the container's pipes or pty master on the other, relayed by the event loop without
  * ever blocking it.
  *
