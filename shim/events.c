@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "events.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "events.pb-c.h"
+#include "log.h"
+#include "macro.h"
+#include "timeutil.h"
+#include "ttrpc.h"
+#include "types.pb-c.h"
+
+#define RETRY_MIN_S 0.05
+#define RETRY_MAX_S 5.0
+
+struct event_item {
+        struct event_item *next;
+        char *topic;
+        uint8_t *payload; /* packed ForwardRequest */
+        size_t len;
+};
+
+struct events {
+        struct ev_loop *loop;
+        char *address;
+        char *namespace;
+        struct ttrpc_client *client;
+        struct event_item *head, *tail;
+        size_t n_pending, n_sent;
+        bool in_flight;
+        bool reconnect;      /* drop the client before the next try */
+        bool closing;
+        unsigned failures;
+        ev_timer retry;
+        ev_idle kick_idle;   /* sends are started from the loop, never from inside publish */
+        void (*flush_fn)(void *);
+        void *flush_ud;
+        ev_timer flush_timer;
+};
+
+static void item_free(struct event_item *it) {
+        if (!it)
+                return;
+        free(it->topic);
+        free(it->payload);
+        free(it);
+}
+
+static void flush_done(struct events *ev) {
+        if (!ev->flush_fn)
+                return;
+        void (*fn)(void *) = ev->flush_fn;
+        ev->flush_fn = NULL;
+        ev_timer_stop(ev->loop, &ev->flush_timer);
+        fn(ev->flush_ud);
+}
+
+static void kick(struct events *ev) {
+        if (!ev->in_flight && ev->head && !ev_is_active(&ev->retry))
+                ev_idle_start(ev->loop, &ev->kick_idle);
+}
+
+static void schedule_retry(struct events *ev) {
+        ev->failures++;
+        double delay = RETRY_MIN_S;
+        for (unsigned i = 1; i < ev->failures && delay < RETRY_MAX_S; i++)
+                delay *= 2;
+        if (delay > RETRY_MAX_S)
+                delay = RETRY_MAX_S;
+        /* The first failure on an established connection is retried at once on a new one
+         * (the receiver restarted); later ones wait. */
+        if (ev->failures == 1)
+                delay = 0;
+        ev_timer_set(&ev->retry, delay, 0);
+        ev_timer_start(ev->loop, &ev->retry);
+}
+
+static void on_forward_done(int code, const char *message, const uint8_t *resp, size_t resp_len, void *userdata) {
+        struct events *ev = userdata;
+        ev->in_flight = false;
+        if (ev->closing)
+                return;
+        if (code != 0) {
+                if (ev->failures == 0 || log_get_max_level() >= LOG_LEVEL_DEBUG)
+                        log_warn("events: forwarding %s failed (code %d: %s), will retry",
+                                 ev->head ? ev->head->topic : "?", code, message ? message : "");
+                if (code == TTRPC_UNAVAILABLE || code == TTRPC_CANCELLED || code == TTRPC_DEADLINE_EXCEEDED ||
+                    (ev->client && ttrpc_client_is_closed(ev->client)))
+                        ev->reconnect = true;
+                schedule_retry(ev);
+                return;
+        }
+        struct event_item *it = ev->head;
+        if (it) {
+                ev->head = it->next;
+                if (!ev->head)
+                        ev->tail = NULL;
+                ev->n_pending--;
+                ev->n_sent++;
+                log_debug("events: %s delivered", it->topic);
+                item_free(it);
+        }
+        ev->failures = 0;
+        if (ev->head)
+                kick(ev);
+        else
+                flush_done(ev);
+}
+
+static void send_head(struct events *ev) {
+        if (ev->in_flight || !ev->head)
+                return;
+        if (!ev->address) {
+                /* No receiver configured: nothing to deliver to. */
+                while (ev->head) {
+                        struct event_item *it = ev->head;
+                        ev->head = it->next;
+                        item_free(it);
+                        ev->n_pending--;
+                }
+                ev->tail = NULL;
+                flush_done(ev);
+                return;
+        }
+        if (ev->client && (ev->reconnect || ttrpc_client_is_closed(ev->client)))
+                ev->client = ttrpc_client_free(ev->client);
+        ev->reconnect = false;
+        if (!ev->client) {
+                int r = ttrpc_client_connect(ev->loop, ev->address, &ev->client);
+                if (r < 0) {
+                        if (ev->failures == 0)
+                                log_warn_errno(r, "events: cannot connect to '%s', will retry: %m", ev->address);
+                        schedule_retry(ev);
+                        return;
+                }
+        }
+        struct ttrpc_kv md = {"containerd-namespace-ttrpc", ev->namespace};
+        int r = ttrpc_client_call_bytes(ev->client, EVENTS_SERVICE, "Forward", ev->head->payload, ev->head->len,
+                                        EVENTS_FORWARD_TIMEOUT_NS, &md, 1, on_forward_done, ev);
+        if (r < 0) {
+                ev->reconnect = true;
+                schedule_retry(ev);
+                return;
+        }
+        ev->in_flight = true;
+}
+
+static void on_kick(struct ev_loop *loop, ev_idle *w, int revents) {
+        struct events *ev = w->data;
+        ev_idle_stop(loop, w);
+        send_head(ev);
+}
+
+static void on_retry(struct ev_loop *loop, ev_timer *w, int revents) {
+        struct events *ev = w->data;
+        send_head(ev);
+}
+
+static void on_flush_timeout(struct ev_loop *loop, ev_timer *w, int revents) {
+        struct events *ev = w->data;
+        if (ev->n_pending)
+                log_warn("events: %zu event(s) not delivered at shutdown", ev->n_pending);
+        flush_done(ev);
+}
+
+int events_new(struct ev_loop *loop, const char *address, const char *namespace, struct events **ret) {
+        struct events *ev = calloc(1, sizeof *ev);
+        if (!ev)
+                return -ENOMEM;
+        ev->loop = loop;
+        if (address && *address) {
+                if (strncmp(address, "unix://", 7) == 0)
+                        address += 7;
+                ev->address = strdup(address);
+        }
+        ev->namespace = strdup(namespace ? namespace : "default");
+        if ((address && *address && !ev->address) || !ev->namespace) {
+                events_free(ev);
+                return -ENOMEM;
+        }
+        ev_timer_init(&ev->retry, on_retry, 0, 0);
+        ev->retry.data = ev;
+        ev_idle_init(&ev->kick_idle, on_kick);
+        ev->kick_idle.data = ev;
+        ev_timer_init(&ev->flush_timer, on_flush_timeout, 0, 0);
+        ev->flush_timer.data = ev;
+        *ret = ev;
+        return 0;
+}
+
+struct events *events_free(struct events *ev) {
+        if (!ev)
+                return NULL;
+        ev_timer_stop(ev->loop, &ev->retry);
+        ev_timer_stop(ev->loop, &ev->flush_timer);
+        ev_idle_stop(ev->loop, &ev->kick_idle);
+        /* Freeing the client fails the call in flight: its callback sees `closing`. */
+        ev->closing = true;
+        ev->flush_fn = NULL;
+        ev->client = ttrpc_client_free(ev->client);
+        struct event_item *head = TAKE_PTR(ev->head);
+        while (head) {
+                struct event_item *n = head->next;
+                item_free(head);
+                head = n;
+        }
+        free(ev->address);
+        free(ev->namespace);
+        free(ev);
+        return NULL;
+}
+
+int events_publish(struct events *ev, const char *topic, const char *type_url, const ProtobufCMessage *msg) {
+        size_t inner_len = protobuf_c_message_get_packed_size(msg);
+        _cleanup_free_ uint8_t *inner = malloc(inner_len ? inner_len : 1);
+        if (!inner)
+                return -ENOMEM;
+        protobuf_c_message_pack(msg, inner);
+
+        Nanoshim__Types__Any any = NANOSHIM__TYPES__ANY__INIT;
+        any.type_url = (char *)type_url;
+        any.value.data = inner;
+        any.value.len = inner_len;
+        Nanoshim__Types__Timestamp ts;
+        struct timespec now = now_realtime();
+        timestamp_set(&ts, &now);
+        Nanoshim__Events__Envelope env = NANOSHIM__EVENTS__ENVELOPE__INIT;
+        env.timestamp = &ts;
+        env.namespace_ = ev->namespace;
+        env.topic = (char *)topic;
+        env.event = &any;
+        Nanoshim__Events__ForwardRequest req = NANOSHIM__EVENTS__FORWARD_REQUEST__INIT;
+        req.envelope = &env;
+
+        struct event_item *it = calloc(1, sizeof *it);
+        if (!it)
+                return -ENOMEM;
+        it->len = nanoshim__events__forward_request__get_packed_size(&req);
+        it->payload = malloc(it->len);
+        it->topic = strdup(topic);
+        if (!it->payload || !it->topic) {
+                item_free(it);
+                return -ENOMEM;
+        }
+        nanoshim__events__forward_request__pack(&req, it->payload);
+        if (ev->tail)
+                ev->tail->next = it;
+        else
+                ev->head = it;
+        ev->tail = it;
+        ev->n_pending++;
+        log_debug("events: queued %s (%zu pending)", topic, ev->n_pending);
+        kick(ev);
+        return 0;
+}
+
+void events_flush(struct events *ev, double deadline_s, void (*fn)(void *userdata), void *userdata) {
+        ev->flush_fn = fn;
+        ev->flush_ud = userdata;
+        if (!ev->head) {
+                ev_timer_set(&ev->flush_timer, 0, 0); /* deferred to the loop */
+                ev_timer_start(ev->loop, &ev->flush_timer);
+                return;
+        }
+        /* Retry at once rather than after a long backoff. */
+        if (ev_is_active(&ev->retry)) {
+                ev_timer_stop(ev->loop, &ev->retry);
+                kick(ev);
+        }
+        ev_timer_set(&ev->flush_timer, deadline_s, 0);
+        ev_timer_start(ev->loop, &ev->flush_timer);
+}
+
+size_t events_pending(const struct events *ev) {
+        return ev->n_pending;
+}
+size_t events_sent(const struct events *ev) {
+        return ev->n_sent;
+}

@@ -1,0 +1,515 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The three ways the binary runs: containerd's `start` and `delete` actions, and the
+ * long-lived daemon. */
+#include "launch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "fd-util.h"
+#include "file-util.h"
+#include "ids.h"
+#include "log.h"
+#include "macro.h"
+#include "mount.h"
+#include "reaper.h"
+#include "runtime.h"
+#include "sha256.h"
+#include "shim.h"
+#include "spec.h"
+#include "task.pb-c.h"
+#include "timeutil.h"
+
+#define SOCKET_DIR "/run/containerd/s"
+#define SOCKET_PATH_MAX 106
+#define GROUP_ANNOTATION "io.containerd.runc.v2.group"
+#define SANDBOX_ANNOTATION "io.kubernetes.cri.sandbox-id"
+
+/* ------------------------------------------------------------------------------------ */
+/* socket naming                                                                        */
+
+/* Go's path.Join + Clean for absolute or relative slash paths. */
+static char *path_join_clean(const char *const *parts, size_t n) {
+        size_t total = 1;
+        for (size_t i = 0; i < n; i++)
+                total += strlen(parts[i]) + 1;
+        _cleanup_free_ char *joined = malloc(total);
+        if (!joined)
+                return NULL;
+        joined[0] = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (!*parts[i])
+                        continue;
+                if (*joined)
+                        strcat(joined, "/");
+                strcat(joined, parts[i]);
+        }
+        bool abs = joined[0] == '/';
+        char *out = malloc(total + 1);
+        if (!out)
+                return NULL;
+        size_t o = 0;
+        if (abs)
+                out[o++] = '/';
+        char *save = NULL;
+        for (char *tok = strtok_r(joined, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
+                if (strcmp(tok, ".") == 0)
+                        continue;
+                if (strcmp(tok, "..") == 0) {
+                        size_t floor = abs ? 1 : 0;
+                        if (o > floor) {
+                                while (o > floor && out[o - 1] != '/')
+                                        o--;
+                                if (o > floor)
+                                        o--;
+                                continue;
+                        }
+                        if (abs)
+                                continue;
+                }
+                if (o > (abs ? 1u : 0u))
+                        out[o++] = '/';
+                size_t l = strlen(tok);
+                memcpy(out + o, tok, l);
+                o += l;
+        }
+        if (o == 0)
+                out[o++] = '.';
+        out[o] = 0;
+        return out;
+}
+
+int launch_socket_path(const char *address, const char *ns, const char *group, char **ret) {
+        const char *parts[] = {address ? address : "", ns, group};
+        _cleanup_free_ char *key = path_join_clean(parts, 3);
+        if (!key)
+                return -ENOMEM;
+        char hex[2 * SHA256_DIGEST_SIZE + 1];
+        sha256_hex(key, strlen(key), hex);
+        char *p = NULL;
+        if (asprintf(&p, SOCKET_DIR "/%s", hex) < 0)
+                return -ENOMEM;
+        *ret = p;
+        return 0;
+}
+
+/* The grouping key: the pod (sandbox) a container belongs to, else its own id. */
+static int group_key(const char *bundle, const char *id, char **ret) {
+        struct oci_config cfg;
+        _cleanup_free_ char *err = NULL;
+        _cleanup_free_ char *path = NULL;
+        if (asprintf(&path, "%s/config.json", bundle) < 0)
+                return -ENOMEM;
+        const char *g = NULL;
+        int r = oci_config_load(AT_FDCWD, path, &cfg, &err);
+        if (r == 0) {
+                g = oci_config_annotation(&cfg, GROUP_ANNOTATION);
+                if (!g)
+                        g = oci_config_annotation(&cfg, SANDBOX_ANNOTATION);
+        }
+        if (g && !identifier_is_valid(g))
+                g = NULL; /* a hostile annotation must not shape our paths */
+        *ret = strdup(g ? g : id);
+        if (r == 0)
+                oci_config_done(&cfg);
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* start                                                                                */
+
+static int socket_connectable(const char *path) {
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        strncpy(sa.sun_path, path, sizeof sa.sun_path - 1);
+        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+                return 1;
+        if (errno != EINPROGRESS && errno != EAGAIN)
+                return 0;
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        if (poll(&p, 1, 100) <= 0)
+                return 0;
+        int err = 0;
+        socklen_t l = sizeof err;
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
+        return err == 0 ? 1 : 0;
+}
+
+int launch_listen(const char *path, bool *ret_existing, int *ret_fd) {
+        if (strlen(path) > SOCKET_PATH_MAX)
+                return -ENAMETOOLONG;
+        _cleanup_free_ char *dir = strdup(path);
+        if (!dir)
+                return -ENOMEM;
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+                *slash = 0;
+                /* mkdir -p, each new level private */
+                for (char *p = dir + 1; *p; p++)
+                        if (*p == '/') {
+                                *p = 0;
+                                if (mkdir(dir, 0711) < 0 && errno != EEXIST)
+                                        return -errno;
+                                *p = '/';
+                        }
+                if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                        return -errno;
+                struct stat st;
+                if (lstat(dir, &st) < 0)
+                        return -errno;
+                if (!S_ISDIR(st.st_mode))
+                        return -ENOTDIR;
+                if ((st.st_mode & 0077) && chmod(dir, 0700) < 0)
+                        return -errno;
+        }
+        for (int attempt = 0; attempt < 2; attempt++) {
+                _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                if (fd < 0)
+                        return -errno;
+                struct sockaddr_un sa = {.sun_family = AF_UNIX};
+                strncpy(sa.sun_path, path, sizeof sa.sun_path - 1);
+                mode_t old = umask(0177);
+                int br = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+                int berr = errno;
+                umask(old);
+                if (br < 0) {
+                        if (berr != EADDRINUSE || attempt > 0)
+                                return -berr;
+                        if (socket_connectable(path) > 0) {
+                                *ret_existing = true;
+                                *ret_fd = -1;
+                                return 0;
+                        }
+                        /* A shim that died without cleaning up left its socket: replace it. */
+                        struct stat st;
+                        if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
+                                return -EEXIST;
+                        unlink(path);
+                        continue;
+                }
+                if (chmod(path, 0600) < 0 || listen(fd, SOMAXCONN) < 0) {
+                        int e = errno;
+                        unlink(path);
+                        return -e;
+                }
+                *ret_existing = false;
+                *ret_fd = take_fd(&fd);
+                return 0;
+        }
+        return -EADDRINUSE;
+}
+
+static int write_address_file(const char *bundle, const char *address) {
+        _cleanup_close_ int dfd = open(bundle, O_DIRECTORY | O_CLOEXEC | O_RDONLY);
+        if (dfd < 0)
+                return -errno;
+        return write_file_atomic_at(dfd, "address", address, strlen(address), 0644);
+}
+
+/* Spawn the daemon: own session, stdio on /dev/null (containerd reads start's output
+ * until every writer closed it), the listening socket as fd 3. */
+static int spawn_daemon(const struct shim_args *a, const char *bundle, const char *socket_path, int listen_fd) {
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (n < 0)
+                return -errno;
+        self[n] = 0;
+        const char *argv[24];
+        size_t k = 0;
+        argv[k++] = self;
+        argv[k++] = "-namespace";
+        argv[k++] = a->namespace;
+        argv[k++] = "-id";
+        argv[k++] = a->id;
+        if (a->address) {
+                argv[k++] = "-address";
+                argv[k++] = a->address;
+        }
+        argv[k++] = "-socket";
+        argv[k++] = socket_path;
+        argv[k++] = "-listen-fd";
+        argv[k++] = "3";
+        if (a->runtime) {
+                argv[k++] = "-runtime";
+                argv[k++] = a->runtime;
+        }
+        if (a->runtime_root) {
+                argv[k++] = "-runtime-root";
+                argv[k++] = a->runtime_root;
+        }
+        if (a->debug)
+                argv[k++] = "-debug";
+        argv[k] = NULL;
+
+        int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (devnull < 0)
+                return -errno;
+        pid_t pid = fork();
+        if (pid < 0) {
+                int e = errno;
+                close(devnull);
+                return -e;
+        }
+        if (pid == 0) {
+                setsid();
+                if (chdir(bundle) < 0)
+                        _exit(127);
+                if (dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 || dup2(devnull, 2) < 0)
+                        _exit(127);
+                if (listen_fd != 3 && dup2(listen_fd, 3) < 0)
+                        _exit(127);
+                if (listen_fd == 3)
+                        fd_set_cloexec(3, false);
+                int keep[] = {3};
+                close_all_fds_except(keep, 1);
+                sigset_t none;
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                execv(self, (char *const *)argv);
+                _exit(127);
+        }
+        close(devnull);
+        return 0;
+}
+
+int launch_start(const struct shim_args *a) {
+        char cwd[PATH_MAX];
+        const char *bundle = a->bundle;
+        if (!bundle) {
+                if (!getcwd(cwd, sizeof cwd)) {
+                        fprintf(stderr, "cannot get the working directory: %s\n", strerror(errno));
+                        return -errno;
+                }
+                bundle = cwd;
+        }
+        if (!identifier_is_valid(a->id)) {
+                fprintf(stderr, "invalid or missing container id (-id) \"%s\"\n", a->id ? a->id : "");
+                return -EINVAL;
+        }
+        if (!identifier_is_valid(a->namespace)) {
+                fprintf(stderr, "invalid namespace \"%s\"\n", a->namespace);
+                return -EINVAL;
+        }
+        /* containerd writes the task options to stdin; drain it so it never blocks. */
+        char sink[4096];
+        while (read(STDIN_FILENO, sink, sizeof sink) > 0)
+                ;
+
+        _cleanup_free_ char *group = NULL, *path = NULL, *address = NULL;
+        int r = group_key(bundle, a->id, &group);
+        if (r == 0)
+                r = launch_socket_path(a->address, a->namespace, group, &path);
+        if (r < 0) {
+                fprintf(stderr, "cannot name the shim socket: %s\n", strerror(-r));
+                return r;
+        }
+        if (asprintf(&address, "unix://%s", path) < 0)
+                return -ENOMEM;
+        bool existing = false;
+        _cleanup_close_ int fd = -1;
+        r = launch_listen(path, &existing, &fd);
+        if (r < 0) {
+                fprintf(stderr, "cannot listen on %s: %s\n", path, strerror(-r));
+                return r;
+        }
+        r = write_address_file(bundle, address);
+        if (r < 0) {
+                fprintf(stderr, "cannot write %s/address: %s\n", bundle, strerror(-r));
+                if (!existing)
+                        unlink(path);
+                return r;
+        }
+        if (!existing) {
+                r = spawn_daemon(a, bundle, path, fd);
+                if (r < 0) {
+                        fprintf(stderr, "cannot start the shim daemon: %s\n", strerror(-r));
+                        unlink(path);
+                        return r;
+                }
+        }
+        fputs(address, stdout);
+        fflush(stdout);
+        return 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* delete                                                                               */
+
+struct delete_state {
+        bool done;
+};
+
+static void on_force_deleted(const struct runtime_result *res, void *userdata) {
+        struct delete_state *d = userdata;
+        if (res->exit_status != 0 && res->error && !strstr(res->error, "does not exist") &&
+            !strstr(res->error, "not exist"))
+                fprintf(stderr, "runtime delete: %s\n", res->error);
+        d->done = true;
+        ev_break(EV_DEFAULT, EVBREAK_ALL);
+}
+
+/* The runtime binary and root the daemon used, from the options it saved. */
+static void load_runtime_choice(const char *bundle, char **binary, char **root) {
+        _cleanup_free_ char *path = NULL, *buf = NULL;
+        if (asprintf(&path, "%s/options.json", bundle) < 0)
+                return;
+        size_t len;
+        if (read_file_at(AT_FDCWD, path, 64 * 1024, &buf, &len) < 0)
+                return;
+        json_t *j = json_loadb(buf, len, 0, NULL);
+        if (!json_is_object(j)) {
+                json_decref(j);
+                return;
+        }
+        const char *b = json_string_value(json_object_get(j, "binary_name"));
+        const char *r = json_string_value(json_object_get(j, "root"));
+        if (b && *b) {
+                free(*binary);
+                *binary = strdup(b);
+        }
+        if (r && *r) {
+                free(*root);
+                *root = strdup(r);
+        }
+        json_decref(j);
+}
+
+int launch_delete(const struct shim_args *a) {
+        char cwd[PATH_MAX];
+        const char *bundle = a->bundle;
+        if (!bundle) {
+                if (!getcwd(cwd, sizeof cwd))
+                        return -errno;
+                bundle = cwd;
+        }
+        if (!identifier_is_valid(a->id) || !identifier_is_valid(a->namespace)) {
+                fprintf(stderr, "invalid container id or namespace\n");
+                return -EINVAL;
+        }
+        _cleanup_free_ char *binary = strdup(a->runtime ? a->runtime : "runc");
+        _cleanup_free_ char *root = NULL;
+        if (a->runtime_root)
+                root = strdup(a->runtime_root);
+        else if (asprintf(&root, "/run/containerd/runc/%s", a->namespace) < 0)
+                root = NULL;
+        if (!binary || !root)
+                return -ENOMEM;
+        load_runtime_choice(bundle, &binary, &root);
+        _cleanup_free_ char *log_path = NULL, *rootfs = NULL, *pidfile = NULL;
+        if (asprintf(&log_path, "%s/log.json", bundle) < 0 || asprintf(&rootfs, "%s/rootfs", bundle) < 0 ||
+            asprintf(&pidfile, "%s/init.pid", bundle) < 0)
+                return -ENOMEM;
+
+        struct ev_loop *loop = EV_DEFAULT;
+        struct reaper *reaper = NULL;
+        struct runtime *rt = NULL;
+        struct delete_state d = {0};
+        struct runtime_config cfg = {.binary = binary, .root = root, .log_path = log_path};
+        int r = reaper_new(loop, &reaper);
+        if (r == 0)
+                r = runtime_new(loop, reaper, &cfg, &rt);
+        if (r == 0)
+                r = runtime_delete(rt, a->id, true, on_force_deleted, &d, NULL);
+        if (r == 0)
+                while (!d.done)
+                        ev_run(loop, EVRUN_ONCE);
+        else
+                fprintf(stderr, "cannot run the runtime's delete: %s\n", strerror(-r));
+        runtime_free(rt);
+        reaper_free(reaper);
+
+        r = unmount_all(rootfs);
+        if (r < 0)
+                fprintf(stderr, "cannot unmount %s: %s\n", rootfs, strerror(-r));
+
+        pid_t pid = 0;
+        (void)read_pid_file_at(AT_FDCWD, pidfile, &pid);
+
+        /* The daemon is gone (that is why we run): remove its socket unless another
+         * container of the group still has a live shim on it. */
+        _cleanup_free_ char *group = NULL, *path = NULL;
+        if (group_key(bundle, a->id, &group) == 0 && launch_socket_path(a->address, a->namespace, group, &path) == 0 &&
+            socket_connectable(path) <= 0)
+                unlink(path);
+
+        Nanoshim__Task__DeleteResponse resp = NANOSHIM__TASK__DELETE_RESPONSE__INIT;
+        Nanoshim__Types__Timestamp ts;
+        struct timespec now = now_realtime();
+        timestamp_set(&ts, &now);
+        resp.pid = (uint32_t)pid;
+        resp.exit_status = 128 + SIGKILL; /* the real status is unknown: containerd's convention */
+        resp.exited_at = &ts;
+        uint8_t buf[64];
+        size_t len = nanoshim__task__delete_response__pack(&resp, buf);
+        return loop_write(STDOUT_FILENO, buf, len);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* daemon                                                                               */
+
+int launch_daemon(const struct shim_args *a) {
+        /* containerd's log FIFO in the bundle becomes our stderr. Opened non-blocking:
+         * a reader that goes away costs log lines, never the shim. */
+        int logfd = open("log", O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+        if (logfd >= 0) {
+                struct stat st;
+                if (fstat(logfd, &st) == 0 && S_ISFIFO(st.st_mode) && dup2(logfd, STDERR_FILENO) >= 0) {
+                        /* dup2 clears FD_CLOEXEC on fd 2: runtimes we spawn get their own stdio. */
+                }
+                close(logfd);
+        }
+        fd_set_nonblock(STDERR_FILENO, true);
+        log_setup(STDERR_FILENO, a->debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, a->id ? a->id : "nanoshim");
+
+        if (!identifier_is_valid(a->namespace))
+                return log_error_errno(-EINVAL, "invalid namespace \"%s\"", a->namespace);
+
+        int listen_fd = a->listen_fd;
+        if (listen_fd < 0) {
+                if (!a->socket)
+                        return log_error_errno(-EINVAL, "no socket to serve: give -socket PATH");
+                bool existing = false;
+                int r = launch_listen(a->socket, &existing, &listen_fd);
+                if (r < 0)
+                        return log_error_errno(r, "cannot listen on %s: %m", a->socket);
+                if (existing)
+                        return log_error_errno(-EADDRINUSE, "a shim already serves %s", a->socket);
+        } else {
+                fd_set_cloexec(listen_fd, true);
+        }
+        int keep[] = {listen_fd};
+        close_all_fds_except(keep, 1);
+
+        const char *events = a->events_address ? a->events_address : getenv("TTRPC_ADDRESS");
+        struct shim_config cfg = {
+                .namespace = a->namespace,
+                .events_address = events,
+                .socket_path = a->socket,
+                .listen_fd = listen_fd,
+                .runtime_binary = a->runtime,
+                .runtime_root = a->runtime_root,
+                .debug = a->debug,
+        };
+        struct shim *s = NULL;
+        int r = shim_new(EV_DEFAULT, &cfg, &s);
+        if (r < 0)
+                return log_error_errno(r, "cannot start the shim: %m");
+        log_info("serving %s (namespace %s, events to %s)", a->socket ? a->socket : "inherited socket", a->namespace,
+                 events && *events ? events : "nowhere");
+        ev_run(EV_DEFAULT, 0);
+        return shim_finish(s);
+}

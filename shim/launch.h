@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <stdbool.h>
+
+#include "cli.h"
+
+/* containerd's `start`: bind (or find) the socket, write ./address, spawn the daemon,
+ * print the address. */
+int launch_start(const struct shim_args *a);
+/* containerd's `delete`: clean up after a daemon that is gone, print a DeleteResponse. */
+int launch_delete(const struct shim_args *a);
+/* The daemon itself; returns when it has shut down. */
+int launch_daemon(const struct shim_args *a);
+
+/* /run/containerd/s/<sha256(address/ns/group)>, as containerd-shim-runc-v2 names it. */
+int launch_socket_path(const char *address, const char *ns, const char *group, char **ret);
+/* Bind+listen a unix socket at path (parent dir 0700, socket 0600). If a live shim
+ * already listens there, *ret_existing = true and no fd. */
+int launch_listen(const char *path, bool *ret_existing, int *ret_fd);

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "process.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "stdio-relay.h"
+#include "ttrpc.h"
+
+static const char *const state_names[_PROCESS_STATE_MAX] = {
+        [PROCESS_CREATED] = "created", [PROCESS_RUNNING] = "running", [PROCESS_PAUSED] = "paused",
+        [PROCESS_STOPPED] = "stopped", [PROCESS_DELETED] = "deleted",
+};
+
+/* The whole lifecycle in one table (containerd's init_state.go, as a table). A created
+ * process may stop without running (it died during create, or was deleted). */
+static const bool transitions[_PROCESS_STATE_MAX][_PROCESS_STATE_MAX] = {
+        [PROCESS_CREATED] = {[PROCESS_RUNNING] = true, [PROCESS_STOPPED] = true, [PROCESS_DELETED] = true},
+        [PROCESS_RUNNING] = {[PROCESS_PAUSED] = true, [PROCESS_STOPPED] = true},
+        [PROCESS_PAUSED] = {[PROCESS_RUNNING] = true, [PROCESS_STOPPED] = true},
+        [PROCESS_STOPPED] = {[PROCESS_DELETED] = true},
+};
+
+const char *process_state_to_string(enum process_state s) {
+        return s < _PROCESS_STATE_MAX ? state_names[s] : "invalid";
+}
+
+bool process_can_transition(enum process_state from, enum process_state to) {
+        return from < _PROCESS_STATE_MAX && to < _PROCESS_STATE_MAX && transitions[from][to];
+}
+
+int process_transition(struct process *p, enum process_state to) {
+        if (!process_can_transition(p->state, to))
+                return log_debug_errno(-EINVAL, "%s: refusing %s -> %s", p->id, process_state_to_string(p->state),
+                                       process_state_to_string(to));
+        log_debug("%s: %s -> %s", p->id, process_state_to_string(p->state), process_state_to_string(to));
+        p->state = to;
+        return 0;
+}
+
+struct process *process_new(struct container *c, const char *id, bool is_init) {
+        struct process *p = calloc(1, sizeof *p);
+        if (!p)
+                return NULL;
+        p->id = strdup(id);
+        if (!p->id) {
+                free(p);
+                return NULL;
+        }
+        p->container = c;
+        p->is_init = is_init;
+        p->state = PROCESS_CREATED;
+        return p;
+}
+
+struct process *process_free(struct process *p) {
+        if (!p)
+                return NULL;
+        while (p->waiters) {
+                struct waiter *w = p->waiters;
+                p->waiters = w->next;
+                ttrpc_call_reply_error(w->call, TTRPC_NOT_FOUND, "process %s was deleted", p->id);
+                free(w);
+        }
+        if (p->delete_call)
+                ttrpc_call_reply_error(p->delete_call, TTRPC_NOT_FOUND, "process %s was deleted", p->id);
+        stdio_free(p->io);
+        free(p->id);
+        free(p->stdin_path);
+        free(p->stdout_path);
+        free(p->stderr_path);
+        free(p->spec_json);
+        free(p);
+        return NULL;
+}

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* One process of a container (its init, or an exec) and its state machine. */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+#include <time.h>
+
+struct container;
+struct stdio;
+struct ttrpc_call;
+
+enum process_state {
+        PROCESS_CREATED,
+        PROCESS_RUNNING,
+        PROCESS_PAUSED,
+        PROCESS_STOPPED,
+        PROCESS_DELETED,
+        _PROCESS_STATE_MAX,
+};
+const char *process_state_to_string(enum process_state s);
+bool process_can_transition(enum process_state from, enum process_state to);
+
+struct waiter {
+        struct waiter *next;
+        struct ttrpc_call *call;
+};
+
+struct process {
+        struct process *next;  /* in the container's exec list */
+        struct container *container;
+        char *id;              /* container id for the init, exec id for an exec */
+        bool is_init;
+        enum process_state state;
+        pid_t pid;
+        char *stdin_path, *stdout_path, *stderr_path;
+        bool terminal;
+        struct stdio *io;
+        char *spec_json;       /* exec: the OCI process JSON to hand to the runtime */
+
+        /* Exit bookkeeping: reaped -> drained -> reported (event queued, waiters answered). */
+        bool exit_reaped;
+        bool exit_drained;
+        bool exit_reported;
+        int exit_status;
+        struct timespec exited_at;
+        bool starting;         /* a start is in flight: its event must precede the exit's */
+        bool busy;             /* a runtime call for this process is in flight */
+        struct waiter *waiters;
+        struct ttrpc_call *delete_call; /* init: a Delete waiting for the exit to be reported */
+};
+
+/* Move to a new state; -EINVAL (and no change) if the table forbids it. */
+int process_transition(struct process *p, enum process_state to);
+struct process *process_new(struct container *c, const char *id, bool is_init);
+struct process *process_free(struct process *p);

@@ -1,0 +1,1458 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* containerd.task.v2.Task: decode a request, act on a container/process, encode the
+ * reply. Runtime calls are asynchronous; a handler keeps its ttrpc call and answers
+ * from the runtime's completion, so a slow call (or a Wait) never holds up others. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cgroup.h"
+#include "events.h"
+#include "events.pb-c.h"
+#include "file-util.h"
+#include "ids.h"
+#include "log.h"
+#include "macro.h"
+#include "mount.h"
+#include "reaper.h"
+#include "runc-options.pb-c.h"
+#include "runtime.h"
+#include "shim.h"
+#include "spec.h"
+#include "stdio-relay.h"
+#include "task.pb-c.h"
+#include "timeutil.h"
+#include "ttrpc.h"
+
+#define TASK_SERVICE "containerd.task.v2.Task"
+#define EXIT_DRAIN_DEADLINE_S 2.0
+#define EXEC_GRACE_S 2.0
+#define RUNC_OPTIONS_TYPE "containerd.runc.v1.Options"
+#define PROCESS_SPEC_TYPE "types.containerd.io/opencontainers/runtime-spec/1/Process"
+
+/* ------------------------------------------------------------------------------------ */
+/* containers                                                                           */
+
+static struct container *container_ref(struct container *c) {
+        c->refs++;
+        return c;
+}
+
+static void container_unref(struct container *c) {
+        if (!c || --c->refs > 0)
+                return;
+        ev_timer_stop(c->shim->loop, &c->exec_grace);
+        while (c->execs) {
+                struct process *p = c->execs;
+                c->execs = p->next;
+                reaper_unwatch(c->shim->reaper, p->pid);
+                process_free(p);
+        }
+        if (c->init)
+                reaper_unwatch(c->shim->reaper, c->init->pid);
+        process_free(c->init);
+        cgroup_oom_watch_free(c->oom);
+        runtime_free(c->rt);
+        free(c->id);
+        free(c->bundle);
+        free(c->rt_binary);
+        free(c->rt_root);
+        free(c->rt_log);
+        free(c->rootfs_target);
+        free(c);
+}
+
+static void container_remove(struct container *c) {
+        if (c->removed)
+                return;
+        struct container **pp = &c->shim->containers;
+        while (*pp && *pp != c)
+                pp = &(*pp)->next;
+        if (*pp)
+                *pp = c->next;
+        c->removed = true;
+        container_unref(c);
+}
+
+static struct container *container_find(struct shim *s, const char *id) {
+        for (struct container *c = s->containers; c; c = c->next)
+                if (strcmp(c->id, id) == 0)
+                        return c;
+        return NULL;
+}
+
+static struct process *exec_find(struct container *c, const char *exec_id) {
+        for (struct process *p = c->execs; p; p = p->next)
+                if (strcmp(p->id, exec_id) == 0)
+                        return p;
+        return NULL;
+}
+
+static void exec_unlink(struct container *c, struct process *p) {
+        struct process **pp = &c->execs;
+        while (*pp && *pp != p)
+                pp = &(*pp)->next;
+        if (*pp)
+                *pp = p->next;
+}
+
+size_t shim_n_containers(const struct shim *s) {
+        size_t n = 0;
+        for (struct container *c = s->containers; c; c = c->next)
+                n++;
+        return n;
+}
+
+/* Look up the container (created) and the process a request names. Answers the call
+ * with the error and returns -1 when there is none. */
+static int resolve(struct shim *s, struct ttrpc_call *call, const char *id, const char *exec_id,
+                   struct container **ret_c, struct process **ret_p) {
+        if (!identifier_is_valid(id)) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "invalid container id \"%.80s\"", id ? id : "");
+                return -1;
+        }
+        struct container *c = container_find(s, id);
+        if (!c || !c->created) {
+                ttrpc_call_reply_error(call, TTRPC_NOT_FOUND, "container %s not created", id);
+                return -1;
+        }
+        struct process *p = c->init;
+        if (exec_id && *exec_id) {
+                if (!identifier_is_valid(exec_id)) {
+                        ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "invalid exec id \"%.80s\"", exec_id);
+                        return -1;
+                }
+                p = exec_find(c, exec_id);
+                if (!p) {
+                        ttrpc_call_reply_error(call, TTRPC_NOT_FOUND, "process does not exist %s", exec_id);
+                        return -1;
+                }
+        }
+        *ret_c = c;
+        if (ret_p)
+                *ret_p = p;
+        return 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* exits                                                                                */
+
+static void publish(struct shim *s, const char *topic, const char *type_url, const ProtobufCMessage *msg) {
+        int r = events_publish(s->events, topic, type_url, msg);
+        if (r < 0)
+                log_error_errno(r, "cannot queue %s event: %m", topic);
+}
+
+static void reply_wait(struct ttrpc_call *call, const struct process *p) {
+        Nanoshim__Task__WaitResponse resp = NANOSHIM__TASK__WAIT_RESPONSE__INIT;
+        Nanoshim__Types__Timestamp ts;
+        timestamp_set(&ts, &p->exited_at);
+        resp.exit_status = (uint32_t)p->exit_status;
+        resp.exited_at = &ts;
+        ttrpc_call_reply(call, &resp.base);
+}
+
+static bool execs_all_reported(const struct container *c) {
+        for (const struct process *e = c->execs; e; e = e->next)
+                if (e->pid > 0 && !e->exit_reported)
+                        return false;
+        return true;
+}
+
+static void delete_continue(struct process *p);
+static void process_maybe_report_exit(struct process *p);
+
+static void on_exec_grace(struct ev_loop *loop, ev_timer *w, int revents) {
+        struct container *c = w->data;
+        log_warn("%s: exec processes still running after the init exited, reporting the init's exit", c->id);
+        c->exec_grace_expired = true;
+        if (c->init)
+                process_maybe_report_exit(c->init);
+}
+
+/* The one place an exit becomes visible: state, event, waiters. It happens once the
+ * process was reaped, its output drained, its start event queued, and (init) every
+ * exec's exit reported first. */
+static void process_maybe_report_exit(struct process *p) {
+        struct container *c = p->container;
+        struct shim *s = c->shim;
+        if (p->exit_reported || !p->exit_reaped || !p->exit_drained || p->starting)
+                return;
+        if (p->is_init && !execs_all_reported(c) && !c->exec_grace_expired) {
+                if (!ev_is_active(&c->exec_grace)) {
+                        ev_timer_set(&c->exec_grace, EXEC_GRACE_S, 0);
+                        ev_timer_start(s->loop, &c->exec_grace);
+                }
+                return;
+        }
+        ev_timer_stop(s->loop, &c->exec_grace);
+        p->exit_reported = true;
+        if (p->state != PROCESS_STOPPED)
+                (void)process_transition(p, PROCESS_STOPPED);
+        log_info("%s: process %s (pid %d) exited with status %d", c->id, p->id, (int)p->pid, p->exit_status);
+
+        Nanoshim__Events__TaskExit ev = NANOSHIM__EVENTS__TASK_EXIT__INIT;
+        Nanoshim__Types__Timestamp ts;
+        timestamp_set(&ts, &p->exited_at);
+        ev.container_id = c->id;
+        ev.id = p->id;
+        ev.pid = (uint32_t)p->pid;
+        ev.exit_status = (uint32_t)p->exit_status;
+        ev.exited_at = &ts;
+        publish(s, "/tasks/exit", "containerd.events.TaskExit", &ev.base);
+
+        while (p->waiters) {
+                struct waiter *w = p->waiters;
+                p->waiters = w->next;
+                reply_wait(w->call, p);
+                free(w);
+        }
+        if (!p->is_init && c->init)
+                process_maybe_report_exit(c->init);
+        delete_continue(p);
+}
+
+static void on_drained(struct stdio *io, void *userdata) {
+        struct process *p = userdata;
+        p->exit_drained = true;
+        process_maybe_report_exit(p);
+}
+
+static void on_kill_all_done(const struct runtime_result *res, void *userdata) {
+        struct container *c = userdata;
+        if (res->exit_status != 0)
+                log_debug("%s: kill --all after the init's exit: %s", c->id, res->error ? res->error : "failed");
+        container_unref(c);
+}
+
+static void on_process_exit(pid_t pid, int wait_status, void *userdata) {
+        struct process *p = userdata;
+        struct container *c = p->container;
+        p->exit_reaped = true;
+        p->exit_status = exit_status_from_wait(wait_status);
+        p->exited_at = now_realtime();
+        log_debug("%s: pid %d of %s reaped, status %d", c->id, (int)pid, p->id, p->exit_status);
+        /* Without a private pid namespace the init's death does not take the rest of the
+         * container with it: do what the kernel would have done. */
+        if (p->is_init && !c->private_pidns && c->rt) {
+                container_ref(c);
+                if (runtime_kill(c->rt, c->id, SIGKILL, true, on_kill_all_done, c, NULL) < 0)
+                        container_unref(c);
+        }
+        if (p->io)
+                stdio_drain(p->io, EXIT_DRAIN_DEADLINE_S, on_drained, p);
+        else
+                on_drained(NULL, p);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* operation contexts                                                                   */
+
+struct op {
+        struct container *c;
+        struct process *p;
+        struct ttrpc_call *call;
+        int signal;
+        char *tmp_path;
+        void *req; /* unpacked request kept for the completion (Create) */
+};
+
+static struct op *op_new(struct container *c, struct process *p, struct ttrpc_call *call) {
+        struct op *o = calloc(1, sizeof *o);
+        if (!o)
+                return NULL;
+        o->c = c ? container_ref(c) : NULL;
+        o->p = p;
+        o->call = call;
+        return o;
+}
+
+static void op_free(struct op *o) {
+        if (!o)
+                return;
+        if (o->tmp_path) {
+                unlink(o->tmp_path);
+                free(o->tmp_path);
+        }
+        if (o->req)
+                nanoshim__task__create_task_request__free_unpacked(o->req, NULL);
+        container_unref(o->c);
+        free(o);
+}
+
+static const char *runtime_error_text(const struct runtime_result *res) {
+        return res->error && *res->error ? res->error : "unknown error";
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Create                                                                               */
+
+static int apply_options(struct container *c, const Nanoshim__Types__Any *opts, char **ret_error) {
+        if (!opts || !opts->type_url || !*opts->type_url)
+                return 0;
+        if (strcmp(opts->type_url, RUNC_OPTIONS_TYPE) == 0) {
+                Nanoshim__Runcopts__Options *o =
+                        nanoshim__runcopts__options__unpack(NULL, opts->value.len, opts->value.data);
+                if (!o) {
+                        *ret_error = strdup("cannot decode " RUNC_OPTIONS_TYPE);
+                        return -EINVAL;
+                }
+                c->no_pivot = o->no_pivot_root;
+                c->no_new_keyring = o->no_new_keyring;
+                c->systemd_cgroup = o->systemd_cgroup;
+                c->io_uid = o->io_uid;
+                c->io_gid = o->io_gid;
+                if (o->binary_name && *o->binary_name) {
+                        free(c->rt_binary);
+                        c->rt_binary = strdup(o->binary_name);
+                }
+                if (o->root && *o->root) {
+                        free(c->rt_root);
+                        c->rt_root = strdup(o->root);
+                }
+                nanoshim__runcopts__options__free_unpacked(o, NULL);
+                return 0;
+        }
+        if (asprintf(ret_error, "unsupported runtime options type \"%.200s\" (nanoshim understands %s)",
+                     opts->type_url, RUNC_OPTIONS_TYPE) < 0)
+                *ret_error = NULL;
+        return -EINVAL;
+}
+
+static void create_fail(struct op *o, int code, const char *fmt, ...) _printf_(3, 4);
+static void create_fail(struct op *o, int code, const char *fmt, ...) {
+        char msg[4096];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        struct container *c = o->c;
+        log_warn("%s: create failed: %s", c->id, msg);
+        if (c->init) {
+                c->init->io = stdio_free(c->init->io);
+                if (c->init->pid > 0)
+                        reaper_unwatch(c->shim->reaper, c->init->pid);
+        }
+        if (c->rootfs_target)
+                unmount_all(c->rootfs_target);
+        container_remove(c);
+        ttrpc_call_reply_error(o->call, code, "%s", msg);
+        op_free(o);
+}
+
+static void on_oom(void *userdata) {
+        struct container *c = userdata;
+        log_warn("%s: OOM kill in the container", c->id);
+        Nanoshim__Events__TaskOOM ev = NANOSHIM__EVENTS__TASK_OOM__INIT;
+        ev.container_id = c->id;
+        publish(c->shim, "/tasks/oom", "containerd.events.TaskOOM", &ev.base);
+}
+
+static void on_create_done(const struct runtime_result *res, void *userdata) {
+        struct op *o = userdata;
+        struct container *c = o->c;
+        struct process *p = c->init;
+        Nanoshim__Task__CreateTaskRequest *req = o->req;
+        if (res->exit_status != 0) {
+                create_fail(o, TTRPC_UNKNOWN, "OCI runtime create failed: %s", runtime_error_text(res));
+                return;
+        }
+        int r;
+        if (p->terminal && (r = stdio_console_receive(p->io)) < 0) {
+                create_fail(o, TTRPC_UNKNOWN, "failed to receive the console from the runtime: %s", strerror(-r));
+                return;
+        }
+        _cleanup_free_ char *pidfile = NULL;
+        if (asprintf(&pidfile, "%s/init.pid", c->bundle) < 0) {
+                create_fail(o, TTRPC_INTERNAL, "out of memory");
+                return;
+        }
+        r = read_pid_file_at(AT_FDCWD, pidfile, &p->pid);
+        if (r < 0) {
+                create_fail(o, TTRPC_UNKNOWN, "failed to read the init's pid file %s: %s", pidfile, strerror(-r));
+                return;
+        }
+        /* Inside the completion: an exit that already happened is in the reaper's stash. */
+        r = reaper_watch(c->shim->reaper, p->pid, on_process_exit, p);
+        if (r < 0) {
+                create_fail(o, TTRPC_INTERNAL, "cannot watch pid %d: %s", (int)p->pid, strerror(-r));
+                return;
+        }
+        if (p->io && (r = stdio_start(p->io)) < 0)
+                log_warn_errno(r, "%s: stdio relay failed to start: %m", c->id);
+        c->created = true;
+        if (cgroup_oom_watch_new(c->shim->loop, p->pid, on_oom, c, &c->oom) < 0)
+                c->oom = NULL;
+        log_info("%s: created, init pid %d", c->id, (int)p->pid);
+
+        Nanoshim__Events__TaskIO tio = NANOSHIM__EVENTS__TASK_IO__INIT;
+        tio.stdin = req->stdin;
+        tio.stdout = req->stdout;
+        tio.stderr = req->stderr;
+        tio.terminal = req->terminal;
+        Nanoshim__Events__TaskCreate ev = NANOSHIM__EVENTS__TASK_CREATE__INIT;
+        ev.container_id = c->id;
+        ev.bundle = c->bundle;
+        ev.n_rootfs = req->n_rootfs;
+        ev.rootfs = req->rootfs;
+        ev.io = &tio;
+        ev.checkpoint = req->checkpoint;
+        ev.pid = (uint32_t)p->pid;
+        publish(c->shim, "/tasks/create", "containerd.events.TaskCreate", &ev.base);
+
+        Nanoshim__Task__CreateTaskResponse resp = NANOSHIM__TASK__CREATE_TASK_RESPONSE__INIT;
+        resp.pid = (uint32_t)p->pid;
+        ttrpc_call_reply(o->call, &resp.base);
+        op_free(o);
+}
+
+static char *join_path(const char *dir, const char *name) {
+        char *p = NULL;
+        if (asprintf(&p, "%s/%s", dir, name) < 0)
+                return NULL;
+        return p;
+}
+
+static int setup_stdio(struct container *c, struct process *p, char **ret_error) {
+        struct stdio_config cfg = {
+                .stdin_uri = p->stdin_path,
+                .stdout_uri = p->stdout_path,
+                .stderr_uri = p->stderr_path,
+                .terminal = p->terminal,
+                .io_uid = c->io_uid,
+                .io_gid = c->io_gid,
+                .container_id = c->id,
+                .namespace = c->shim->namespace,
+                .reaper = c->shim->reaper,
+        };
+        return stdio_new(c->shim->loop, &cfg, &p->io, ret_error);
+}
+
+static int container_runtime_new(struct container *c) {
+        struct runtime_config cfg = {
+                .binary = c->rt_binary,
+                .root = c->rt_root,
+                .log_path = c->rt_log,
+                .systemd_cgroup = c->systemd_cgroup,
+        };
+        return runtime_new(c->shim->loop, c->shim->reaper, &cfg, &c->rt);
+}
+
+static bool dup_or_null(char **dst, const char *src) {
+        *dst = strdup(src ? src : "");
+        return *dst != NULL;
+}
+
+static void handle_create(struct shim *s, struct ttrpc_call *call) {
+        Nanoshim__Task__CreateTaskRequest *req =
+                nanoshim__task__create_task_request__unpack(NULL, call->payload_len, call->payload);
+        if (!req) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode Create request");
+                return;
+        }
+        if (!identifier_is_valid(req->id)) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "invalid container id \"%.80s\"", req->id);
+                nanoshim__task__create_task_request__free_unpacked(req, NULL);
+                return;
+        }
+        if (container_find(s, req->id)) {
+                ttrpc_call_reply_error(call, TTRPC_ALREADY_EXISTS, "container %s: already exists", req->id);
+                nanoshim__task__create_task_request__free_unpacked(req, NULL);
+                return;
+        }
+        if (!req->bundle || req->bundle[0] != '/' || strstr(req->bundle, "/../") ||
+            strlen(req->bundle) > 4000) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "bundle must be an absolute path, got \"%.200s\"",
+                                       req->bundle ? req->bundle : "");
+                nanoshim__task__create_task_request__free_unpacked(req, NULL);
+                return;
+        }
+        if (req->checkpoint && *req->checkpoint) {
+                ttrpc_call_reply_error(call, TTRPC_UNIMPLEMENTED, "restore from a checkpoint is not supported by nanoshim");
+                nanoshim__task__create_task_request__free_unpacked(req, NULL);
+                return;
+        }
+
+        struct container *c = calloc(1, sizeof *c);
+        if (!c) {
+                ttrpc_call_reply_error(call, TTRPC_INTERNAL, "out of memory");
+                nanoshim__task__create_task_request__free_unpacked(req, NULL);
+                return;
+        }
+        c->shim = s;
+        c->refs = 1;
+        ev_timer_init(&c->exec_grace, on_exec_grace, 0, 0);
+        c->exec_grace.data = c;
+        c->id = strdup(req->id);
+        c->bundle = strdup(req->bundle);
+        c->rt_binary = strdup(s->runtime_binary);
+        c->rt_root = strdup(s->runtime_root);
+        c->rt_log = join_path(req->bundle, "log.json");
+        c->init = process_new(c, req->id, true);
+        c->next = s->containers;
+        s->containers = c; /* reserved: a second Create of the id is refused */
+        struct op *o = op_new(c, c->init, call);
+        if (!o || !c->id || !c->bundle || !c->rt_binary || !c->rt_root || !c->rt_log || !c->init) {
+                if (o)
+                        o->req = req;
+                else
+                        nanoshim__task__create_task_request__free_unpacked(req, NULL);
+                if (o)
+                        create_fail(o, TTRPC_INTERNAL, "out of memory");
+                else {
+                        container_remove(c);
+                        ttrpc_call_reply_error(call, TTRPC_INTERNAL, "out of memory");
+                }
+                return;
+        }
+        o->req = req;
+        struct process *p = c->init;
+        p->terminal = req->terminal;
+        if (!dup_or_null(&p->stdin_path, req->stdin) || !dup_or_null(&p->stdout_path, req->stdout) ||
+            !dup_or_null(&p->stderr_path, req->stderr)) {
+                create_fail(o, TTRPC_INTERNAL, "out of memory");
+                return;
+        }
+
+        _cleanup_free_ char *err = NULL;
+        int r;
+        if (apply_options(c, req->options, &err) < 0) {
+                create_fail(o, TTRPC_INVALID_ARGUMENT, "%s", err ? err : "bad options");
+                return;
+        }
+
+        /* The `delete` action runs without us: leave it the runtime we used. */
+        json_t *saved = json_pack("{s:s, s:s}", "binary_name", c->rt_binary, "root", c->rt_root);
+        _cleanup_free_ char *saved_text = saved ? json_dumps(saved, JSON_COMPACT) : NULL;
+        json_decref(saved);
+        _cleanup_free_ char *saved_path = join_path(c->bundle, "options.json");
+        if (!saved_text || !saved_path ||
+            (r = write_file_atomic_at(AT_FDCWD, saved_path, saved_text, strlen(saved_text), 0600)) < 0)
+                log_warn("%s: cannot write options.json, the delete action will use defaults", c->id);
+
+        /* What the runtime will be asked to do decides how exits are cleaned up. */
+        struct oci_config cfg;
+        _cleanup_free_ char *cfg_path = join_path(c->bundle, "config.json");
+        r = cfg_path ? oci_config_load(AT_FDCWD, cfg_path, &cfg, &err) : -ENOMEM;
+        if (r < 0) {
+                create_fail(o, TTRPC_INVALID_ARGUMENT, "%s: %s", cfg_path ? cfg_path : "config.json",
+                            err ? err : strerror(-r));
+                return;
+        }
+        c->private_pidns = cfg.private_pid_namespace;
+        oci_config_done(&cfg);
+
+        if (req->n_rootfs > 0) {
+                c->rootfs_target = join_path(c->bundle, "rootfs");
+                if (!c->rootfs_target) {
+                        create_fail(o, TTRPC_INTERNAL, "out of memory");
+                        return;
+                }
+                if (mkdir(c->rootfs_target, 0711) < 0 && errno != EEXIST) {
+                        create_fail(o, TTRPC_UNKNOWN, "cannot create %s: %s", c->rootfs_target, strerror(errno));
+                        return;
+                }
+                struct mount_spec *ms = calloc(req->n_rootfs, sizeof *ms);
+                if (!ms) {
+                        create_fail(o, TTRPC_INTERNAL, "out of memory");
+                        return;
+                }
+                for (size_t i = 0; i < req->n_rootfs; i++)
+                        ms[i] = (struct mount_spec){req->rootfs[i]->type, req->rootfs[i]->source,
+                                                    req->rootfs[i]->options, req->rootfs[i]->n_options};
+                free(err);
+                err = NULL;
+                r = mount_all(ms, req->n_rootfs, c->rootfs_target, &err);
+                free(ms);
+                if (r < 0) {
+                        free(c->rootfs_target);
+                        c->rootfs_target = NULL; /* nothing of ours is mounted */
+                        create_fail(o, TTRPC_UNKNOWN, "%s", err ? err : strerror(-r));
+                        return;
+                }
+        }
+
+        free(err);
+        err = NULL;
+        r = setup_stdio(c, p, &err);
+        if (r < 0) {
+                create_fail(o, TTRPC_INVALID_ARGUMENT, "stdio: %s", err ? err : strerror(-r));
+                return;
+        }
+        const char *console = NULL;
+        if (p->terminal && (r = stdio_console_socket(p->io, &console)) < 0) {
+                create_fail(o, TTRPC_INTERNAL, "cannot create the console socket: %s", strerror(-r));
+                return;
+        }
+        r = container_runtime_new(c);
+        if (r < 0) {
+                create_fail(o, TTRPC_INTERNAL, "cannot set up the runtime: %s", strerror(-r));
+                return;
+        }
+        _cleanup_free_ char *pidfile = join_path(c->bundle, "init.pid");
+        struct runtime_create_opts co = {
+                .id = c->id,
+                .bundle = c->bundle,
+                .pid_file = pidfile,
+                .console_socket = console,
+                .no_pivot = c->no_pivot,
+                .no_new_keyring = c->no_new_keyring,
+                .stdio = {-1, -1, -1},
+        };
+        if (p->io && !p->terminal)
+                stdio_child_fds(p->io, co.stdio);
+        r = pidfile ? runtime_create(c->rt, &co, on_create_done, o, NULL) : -ENOMEM;
+        if (r < 0)
+                create_fail(o, TTRPC_UNKNOWN, "OCI runtime create failed: %s", strerror(-r));
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Start                                                                                */
+
+static void start_succeeded(struct op *o) {
+        struct process *p = o->p;
+        struct container *c = o->c;
+        if (p->state == PROCESS_CREATED)
+                (void)process_transition(p, PROCESS_RUNNING);
+        if (p->is_init) {
+                Nanoshim__Events__TaskStart ev = NANOSHIM__EVENTS__TASK_START__INIT;
+                ev.container_id = c->id;
+                ev.pid = (uint32_t)p->pid;
+                publish(c->shim, "/tasks/start", "containerd.events.TaskStart", &ev.base);
+        } else {
+                Nanoshim__Events__TaskExecStarted ev = NANOSHIM__EVENTS__TASK_EXEC_STARTED__INIT;
+                ev.container_id = c->id;
+                ev.exec_id = p->id;
+                ev.pid = (uint32_t)p->pid;
+                publish(c->shim, "/tasks/exec-started", "containerd.events.TaskExecStarted", &ev.base);
+        }
+        Nanoshim__Task__StartResponse resp = NANOSHIM__TASK__START_RESPONSE__INIT;
+        resp.pid = (uint32_t)p->pid;
+        ttrpc_call_reply(o->call, &resp.base);
+        p->starting = false;
+        p->busy = false;
+        process_maybe_report_exit(p); /* an exit that came during the start goes out now, after it */
+}
+
+static void on_start_done(const struct runtime_result *res, void *userdata) {
+        struct op *o = userdata;
+        struct process *p = o->p;
+        if (res->exit_status != 0) {
+                p->starting = false;
+                p->busy = false;
+                ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "OCI runtime start failed: %s", runtime_error_text(res));
+                process_maybe_report_exit(p);
+                op_free(o);
+                return;
+        }
+        start_succeeded(o);
+        op_free(o);
+}
+
+/* An exec that never started: it ends here, so that a Wait already outstanding returns. */
+static void exec_failed(struct process *p) {
+        p->pid = 0;
+        p->exit_status = 255;
+        p->exited_at = now_realtime();
+        p->exit_reaped = p->exit_drained = true;
+        p->starting = false;
+        p->busy = false;
+        p->io = stdio_free(p->io);
+        process_maybe_report_exit(p);
+}
+
+static void on_exec_done(const struct runtime_result *res, void *userdata) {
+        struct op *o = userdata;
+        struct process *p = o->p;
+        struct container *c = o->c;
+        if (res->exit_status != 0) {
+                ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "OCI runtime exec failed: %s", runtime_error_text(res));
+                exec_failed(p);
+                op_free(o);
+                return;
+        }
+        int r;
+        if (p->terminal && (r = stdio_console_receive(p->io)) < 0) {
+                ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "failed to receive the exec console: %s", strerror(-r));
+                exec_failed(p);
+                op_free(o);
+                return;
+        }
+        _cleanup_free_ char *name = NULL;
+        if (asprintf(&name, "%s/%s.pid", c->bundle, p->id) < 0 || (r = read_pid_file_at(AT_FDCWD, name, &p->pid)) < 0 ||
+            (r = reaper_watch(c->shim->reaper, p->pid, on_process_exit, p)) < 0) {
+                ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "cannot learn the exec's pid from %s", name ? name : "?");
+                exec_failed(p);
+                op_free(o);
+                return;
+        }
+        if (p->io && (r = stdio_start(p->io)) < 0)
+                log_warn_errno(r, "%s: exec %s stdio relay failed to start: %m", c->id, p->id);
+        start_succeeded(o);
+        op_free(o);
+}
+
+static void start_exec(struct shim *s, struct ttrpc_call *call, struct container *c, struct process *p) {
+        if (c->init->state != PROCESS_RUNNING && c->init->state != PROCESS_CREATED) {
+                ttrpc_call_reply_error(call, TTRPC_FAILED_PRECONDITION, "cannot exec in a %s container",
+                                       process_state_to_string(c->init->state));
+                return;
+        }
+        struct op *o = op_new(c, p, call);
+        if (!o) {
+                ttrpc_call_reply_error(call, TTRPC_INTERNAL, "out of memory");
+                return;
+        }
+        _cleanup_free_ char *err = NULL;
+        int r = setup_stdio(c, p, &err);
+        if (r < 0) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "stdio: %s", err ? err : strerror(-r));
+                op_free(o);
+                return;
+        }
+        const char *console = NULL;
+        if (p->terminal && (r = stdio_console_socket(p->io, &console)) < 0) {
+                ttrpc_call_reply_error(call, TTRPC_INTERNAL, "cannot create the console socket: %s", strerror(-r));
+                p->io = stdio_free(p->io);
+                op_free(o);
+                return;
+        }
+        /* The exec id is a checked identifier, so these names stay inside the bundle. */
+        _cleanup_free_ char *pidfile = NULL;
+        if (asprintf(&o->tmp_path, "%s/.%s-process.json", c->bundle, p->id) < 0)
+                o->tmp_path = NULL;
+        if (asprintf(&pidfile, "%s/%s.pid", c->bundle, p->id) < 0)
+                pidfile = NULL;
+        if (!o->tmp_path || !pidfile ||
+            (r = write_file_atomic_at(AT_FDCWD, o->tmp_path, p->spec_json, strlen(p->spec_json), 0600)) < 0) {
+                ttrpc_call_reply_error(call, TTRPC_INTERNAL, "cannot write the exec's process spec");
+                p->io = stdio_free(p->io);
+                op_free(o);
+                return;
+        }
+        struct runtime_exec_opts eo = {
+                .id = c->id,
+                .process_file = o->tmp_path,
+                .pid_file = pidfile,
+                .console_socket = console,
+                .detach = true,
+                .stdio = {-1, -1, -1},
+        };
+        if (p->io && !p->terminal)
+                stdio_child_fds(p->io, eo.stdio);
+        p->starting = p->busy = true;
+        r = runtime_exec(c->rt, &eo, on_exec_done, o, NULL);
+        if (r < 0) {
+                ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "OCI runtime exec failed: %s", strerror(-r));
+                exec_failed(p);
+                op_free(o);
+        }
+}
+
+static void handle_start(struct shim *s, struct ttrpc_call *call) {
+        Nanoshim__Task__StartRequest *req = nanoshim__task__start_request__unpack(NULL, call->payload_len, call->payload);
+        if (!req) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode Start request");
+                return;
+        }
+        struct container *c;
+        struct process *p;
+        if (resolve(s, call, req->id, req->exec_id, &c, &p) == 0) {
+                if (p->state != PROCESS_CREATED || p->busy || p->exit_reported)
+                        ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "cannot start a %s process",
+                                               p->exit_reported ? "stopped" : process_state_to_string(p->state));
+                else if (!p->is_init)
+                        start_exec(s, call, c, p);
+                else {
+                        struct op *o = op_new(c, p, call);
+                        p->starting = p->busy = true;
+                        int r = o ? runtime_start(c->rt, c->id, on_start_done, o, NULL) : -ENOMEM;
+                        if (r < 0) {
+                                p->starting = p->busy = false;
+                                ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "OCI runtime start failed: %s", strerror(-r));
+                                op_free(o);
+                        }
+                }
+        }
+        nanoshim__task__start_request__free_unpacked(req, NULL);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* State, Wait, Connect, Pids                                                           */
+
+static Nanoshim__Types__Status process_status(const struct process *p) {
+        struct container *c = p->container;
+        if (p->exit_reported || p->state == PROCESS_STOPPED || p->state == PROCESS_DELETED)
+                return NANOSHIM__TYPES__STATUS__STOPPED;
+        if (p->state == PROCESS_CREATED)
+                return NANOSHIM__TYPES__STATUS__CREATED;
+        if (c->pausing)
+                return NANOSHIM__TYPES__STATUS__PAUSING;
+        if (c->init->state == PROCESS_PAUSED)
+                return NANOSHIM__TYPES__STATUS__PAUSED;
+        return NANOSHIM__TYPES__STATUS__RUNNING;
+}
+
+static void handle_state(struct shim *s, struct ttrpc_call *call) {
+        Nanoshim__Task__StateRequest *req = nanoshim__task__state_request__unpack(NULL, call->payload_len, call->payload);
+        if (!req) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode State request");
+                return;
+        }
+        struct container *c;
+        struct process *p;
+        if (resolve(s, call, req->id, req->exec_id, &c, &p) == 0) {
+                Nanoshim__Task__StateResponse resp = NANOSHIM__TASK__STATE_RESPONSE__INIT;
+                Nanoshim__Types__Timestamp ts;
+                struct timespec none = {0};
+                timestamp_set(&ts, p->exit_reported ? &p->exited_at : &none);
+                resp.id = p->id;
+                resp.bundle = c->bundle;
+                resp.pid = (uint32_t)p->pid;
+                resp.status = process_status(p);
+                resp.stdin = p->stdin_path;
+                resp.stdout = p->stdout_path;
+                resp.stderr = p->stderr_path;
+                resp.terminal = p->terminal;
+                resp.exit_status = p->exit_reported ? (uint32_t)p->exit_status : 0;
+                resp.exited_at = &ts;
+                ttrpc_call_reply(call, &resp.base);
+        }
+        nanoshim__task__state_request__free_unpacked(req, NULL);
+}
+
+static void handle_wait(struct shim *s, struct ttrpc_call *call) {
+        Nanoshim__Task__WaitRequest *req = nanoshim__task__wait_request__unpack(NULL, call->payload_len, call->payload);
+        if (!req) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode Wait request");
+                return;
+        }
+        struct container *c;
+        struct process *p;
+        if (resolve(s, call, req->id, req->exec_id, &c, &p) == 0) {
+                if (p->exit_reported)
+                        reply_wait(call, p);
+                else {
+                        struct waiter *w = calloc(1, sizeof *w);
+                        if (!w)
+                                ttrpc_call_reply_error(call, TTRPC_INTERNAL, "out of memory");
+                        else {
+                                w->call = call;
+                                w->next = p->waiters;
+                                p->waiters = w;
+                        }
+                }
+        }
+        nanoshim__task__wait_request__free_unpacked(req, NULL);
+}
+
+static void handle_connect(struct shim *s, struct ttrpc_call *call) {
+        Nanoshim__Task__ConnectRequest *req =
+                nanoshim__task__connect_request__unpack(NULL, call->payload_len, call->payload);
+        if (!req) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode Connect request");
+                return;
+        }
+        Nanoshim__Task__ConnectResponse resp = NANOSHIM__TASK__CONNECT_RESPONSE__INIT;
+        resp.shim_pid = (uint32_t)getpid();
+        struct container *c = req->id ? container_find(s, req->id) : NULL;
+        if (c && c->created)
+                resp.task_pid = (uint32_t)c->init->pid;
+        ttrpc_call_reply(call, &resp.base);
+        nanoshim__task__connect_request__free_unpacked(req, NULL);
+}
+
+static void on_ps_done(const struct runtime_result *res, void *userdata) {
+        struct op *o = userdata;
+        pid_t *pids = NULL;
+        size_t n = 0;
+        if (res->exit_status != 0) {
+                ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "failed to list processes: %s", runtime_error_text(res));
+                op_free(o);
+                return;
+        }
+        int r = runtime_parse_ps(res->out, res->out_len, &pids, &n);
+        if (r < 0) {
+                ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "cannot parse the runtime's process list");
+                op_free(o);
+                return;
+        }
+        Nanoshim__Types__ProcessInfo *infos = calloc(n ? n : 1, sizeof *infos);
+        Nanoshim__Types__ProcessInfo **ptrs = calloc(n ? n : 1, sizeof *ptrs);
+        Nanoshim__Types__Any *anys = calloc(n ? n : 1, sizeof *anys);
+        Nanoshim__Runcopts__ProcessDetails *details = calloc(n ? n : 1, sizeof *details);
+        uint8_t **bufs = calloc(n ? n : 1, sizeof *bufs);
+        if (!infos || !ptrs || !anys || !details || !bufs) {
+                ttrpc_call_reply_error(o->call, TTRPC_INTERNAL, "out of memory");
+                n = 0;
+        } else {
+                for (size_t i = 0; i < n; i++) {
+                        nanoshim__types__process_info__init(&infos[i]);
+                        infos[i].pid = (uint32_t)pids[i];
+                        ptrs[i] = &infos[i];
+                        for (struct process *e = o->c->execs; e; e = e->next) {
+                                if (e->pid != pids[i] || e->pid <= 0)
+                                        continue;
+                                nanoshim__runcopts__process_details__init(&details[i]);
+                                details[i].exec_id = e->id;
+                                size_t len = nanoshim__runcopts__process_details__get_packed_size(&details[i]);
+                                bufs[i] = malloc(len ? len : 1);
+                                if (!bufs[i])
+                                        break;
+                                nanoshim__runcopts__process_details__pack(&details[i], bufs[i]);
+                                nanoshim__types__any__init(&anys[i]);
+                                anys[i].type_url = (char *)"containerd.runc.v1.ProcessDetails";
+                                anys[i].value.data = bufs[i];
+                                anys[i].value.len = len;
+                                infos[i].info = &anys[i];
+                                break;
+                        }
+                }
+                Nanoshim__Task__PidsResponse resp = NANOSHIM__TASK__PIDS_RESPONSE__INIT;
+                resp.n_processes = n;
+                resp.processes = ptrs;
+                ttrpc_call_reply(o->call, &resp.base);
+        }
+        for (size_t i = 0; bufs && i < n; i++)
+                free(bufs[i]);
+        free(bufs);
+        free(details);
+        free(anys);
+        free(ptrs);
+        free(infos);
+        free(pids);
+        op_free(o);
+}
+
+static void handle_pids(struct shim *s, struct ttrpc_call *call) {
+        Nanoshim__Task__PidsRequest *req = nanoshim__task__pids_request__unpack(NULL, call->payload_len, call->payload);
+        if (!req) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode Pids request");
+                return;
+        }
+        struct container *c;
+        if (resolve(s, call, req->id, NULL, &c, NULL) == 0) {
+                struct op *o = op_new(c, c->init, call);
+                int r = o ? runtime_ps(c->rt, c->id, on_ps_done, o, NULL) : -ENOMEM;
+                if (r < 0) {
+                        ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "failed to list processes: %s", strerror(-r));
+                        op_free(o);
+                }
+        }
+        nanoshim__task__pids_request__free_unpacked(req, NULL);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Kill                                                                                 */
+
+static void on_kill_done(const struct runtime_result *res, void *userdata) {
+        struct op *o = userdata;
+        if (res->exit_status == 0)
+                ttrpc_call_reply(o->call, NULL);
+        else {
+                const char *e = runtime_error_text(res);
+                if (strstr(e, "not running") || strstr(e, "no such process") || strstr(e, "process already finished") ||
+                    strstr(e, "container not running"))
+                        ttrpc_call_reply_error(o->call, TTRPC_NOT_FOUND, "process already finished");
+                else if (strstr(e, "does not exist"))
+                        ttrpc_call_reply_error(o->call, TTRPC_NOT_FOUND, "no such container: %s", e);
+                else
+                        ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "%s", e);
+        }
+        op_free(o);
+}
+
+static void handle_kill(struct shim *s, struct ttrpc_call *call) {
+        Nanoshim__Task__KillRequest *req = nanoshim__task__kill_request__unpack(NULL, call->payload_len, call->payload);
+        if (!req) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode Kill request");
+                return;
+        }
+        struct container *c;
+        struct process *p;
+        if (resolve(s, call, req->id, req->exec_id, &c, &p) < 0)
+                goto out;
+        if (req->signal == 0 || req->signal >= 65) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "invalid signal %u", req->signal);
+                goto out;
+        }
+        if (p->is_init) {
+                if (p->exit_reported && !req->all) {
+                        ttrpc_call_reply_error(call, TTRPC_NOT_FOUND, "process already finished");
+                        goto out;
+                }
+                struct op *o = op_new(c, p, call);
+                int r = o ? runtime_kill(c->rt, c->id, (int)req->signal, req->all, on_kill_done, o, NULL) : -ENOMEM;
+                if (r < 0) {
+                        ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "kill failed: %s", strerror(-r));
+                        op_free(o);
+                }
+                goto out;
+        }
+        if (p->pid <= 0 && !p->exit_reaped)
+                ttrpc_call_reply_error(call, TTRPC_FAILED_PRECONDITION, "process not created");
+        else if (p->exit_reaped)
+                ttrpc_call_reply_error(call, TTRPC_NOT_FOUND, "process already finished");
+        else if (kill(p->pid, (int)req->signal) < 0)
+                ttrpc_call_reply_error(call, errno == ESRCH ? TTRPC_NOT_FOUND : TTRPC_UNKNOWN, "%s",
+                                       errno == ESRCH ? "process already finished" : strerror(errno));
+        else
+                ttrpc_call_reply(call, NULL);
+out:
+        nanoshim__task__kill_request__free_unpacked(req, NULL);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Delete                                                                               */
+
+static void reply_delete(struct ttrpc_call *call, const struct process *p) {
+        Nanoshim__Task__DeleteResponse resp = NANOSHIM__TASK__DELETE_RESPONSE__INIT;
+        Nanoshim__Types__Timestamp ts;
+        timestamp_set(&ts, &p->exited_at);
+        resp.pid = (uint32_t)p->pid;
+        resp.exit_status = (uint32_t)p->exit_status;
+        resp.exited_at = &ts;
+        ttrpc_call_reply(call, &resp.base);
+}
+
+static void delete_finish_init(struct container *c, struct ttrpc_call *call) {
+        struct process *p = c->init;
+        (void)process_transition(p, PROCESS_DELETED);
+        p->io = stdio_free(p->io);
+        for (struct process *e = c->execs; e; e = e->next)
+                e->io = stdio_free(e->io);
+        if (c->rootfs_target) {
+                int r = unmount_all(c->rootfs_target);
+                if (r < 0)
+                        log_warn_errno(r, "%s: cannot unmount %s: %m", c->id, c->rootfs_target);
+        }
+        Nanoshim__Events__TaskDelete ev = NANOSHIM__EVENTS__TASK_DELETE__INIT;
+        Nanoshim__Types__Timestamp ts;
+        timestamp_set(&ts, &p->exited_at);
+        ev.container_id = c->id;
+        ev.pid = (uint32_t)p->pid;
+        ev.exit_status = (uint32_t)p->exit_status;
+        ev.exited_at = &ts;
+        publish(c->shim, "/tasks/delete", "containerd.events.TaskDelete", &ev.base);
+        reply_delete(call, p);
+        log_info("%s: deleted", c->id);
+        container_remove(c);
+}
+
+/* The init's Delete of a created container waits for the init's exit (runc delete
+ * killed it) so that the exit is reported before the delete. */
+static void delete_continue(struct process *p) {
+        if (!p->is_init || !p->delete_call || !p->exit_reported)
+                return;
+        struct ttrpc_call *call = TAKE_PTR(p->delete_call);
+        delete_finish_init(p->container, call);
+}
+
+static void on_delete_done(const struct runtime_result *res, void *userdata) {
+        struct op *o = userdata;
+        struct container *c = o->c;
+        struct process *p = c->init;
+        if (res->exit_status != 0 && (!res->error || !strstr(res->error, "does not exist"))) {
+                ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "failed to delete task: %s", runtime_error_text(res));
+                p->busy = false;
+                op_free(o);
+                return;
+        }
+        p->busy = false;
+        if (!p->exit_reported) {
+                /* A created container: runc delete killed its init; report that exit first. */
+                p->delete_call = o->call;
+                op_free(o);
+                if (p->pid <= 0) {
+                        /* Never had a process: nothing will exit. */
+                        p->exit_reaped = p->exit_drained = true;
+                        p->exit_status = 0;
+                        p->exited_at = now_realtime();
+                }
+                process_maybe_report_exit(p); /* otherwise: when the exit arrives */
+                return;
+        }
+        struct ttrpc_call *call = o->call;
+        op_free(o);
+        delete_finish_init(c, call);
+}
+
+static void delete_exec(struct ttrpc_call *call, struct container *c, struct process *p) {
+        if (p->busy || (p->state != PROCESS_CREATED && !p->exit_reported)) {
+                ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "cannot delete a running process");
+                return;
+        }
+        reply_delete(call, p);
+        exec_unlink(c, p);
+        if (p->pid > 0) {
+                char name[IDENTIFIER_MAX + 8];
+                snprintf(name, sizeof name, "%s.pid", p->id);
+                _cleanup_free_ char *path = join_path(c->bundle, name);
+                if (path)
+                        unlink(path);
+                reaper_unwatch(c->shim->reaper, p->pid);
+        }
+        process_free(p);
+        /* The init may have been waiting for this exec's exit to be reported. */
+        if (c->init)
+                process_maybe_report_exit(c->init);
+}
+
+static void handle_delete(struct shim *s, struct ttrpc_call *call) {
+        Nanoshim__Task__DeleteRequest *req =
+                nanoshim__task__delete_request__unpack(NULL, call->payload_len, call->payload);
+        if (!req) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode Delete request");
+                return;
+        }
+        struct container *c;
+        struct process *p;
+        if (resolve(s, call, req->id, req->exec_id, &c, &p) < 0)
+                goto out;
+        if (!p->is_init) {
+                delete_exec(call, c, p);
+                goto out;
+        }
+        if (p->busy || p->delete_call || (p->state != PROCESS_CREATED && !p->exit_reported)) {
+                ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "cannot delete a running process");
+                goto out;
+        }
+        struct op *o = op_new(c, p, call);
+        p->busy = true;
+        /* A created container's init is still waiting in runc init: force it down. */
+        int r = o ? runtime_delete(c->rt, c->id, !p->exit_reported, on_delete_done, o, NULL) : -ENOMEM;
+        if (r < 0) {
+                p->busy = false;
+                ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "failed to delete task: %s", strerror(-r));
+                op_free(o);
+        }
+out:
+        nanoshim__task__delete_request__free_unpacked(req, NULL);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Exec                                                                                 */
+
+static void handle_exec(struct shim *s, struct ttrpc_call *call) {
+        Nanoshim__Task__ExecProcessRequest *req =
+                nanoshim__task__exec_process_request__unpack(NULL, call->payload_len, call->payload);
+        if (!req) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode Exec request");
+                return;
+        }
+        struct container *c;
+        _cleanup_free_ char *err = NULL;
+        json_t *spec = NULL;
+        if (resolve(s, call, req->id, NULL, &c, NULL) < 0)
+                goto out;
+        if (!identifier_is_valid(req->exec_id)) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "invalid exec id \"%.80s\"", req->exec_id);
+                goto out;
+        }
+        if (exec_find(c, req->exec_id) || strcmp(req->exec_id, c->id) == 0) {
+                ttrpc_call_reply_error(call, TTRPC_ALREADY_EXISTS, "id %s: already exists", req->exec_id);
+                goto out;
+        }
+        if (c->init->exit_reported || c->init->state == PROCESS_STOPPED || c->init->state == PROCESS_DELETED) {
+                ttrpc_call_reply_error(call, TTRPC_FAILED_PRECONDITION, "cannot exec in a stopped state");
+                goto out;
+        }
+        if (!req->spec || !req->spec->value.data) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "exec %s: no process spec", req->exec_id);
+                goto out;
+        }
+        struct oci_process op;
+        int r = oci_process_parse((const char *)req->spec->value.data, req->spec->value.len, &op, &err);
+        if (r < 0) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "exec %s: invalid process spec: %s", req->exec_id,
+                                       err ? err : strerror(-r));
+                goto out;
+        }
+        oci_process_done(&op);
+        /* The runtime gets the spec as sent, with `terminal` as the request says. */
+        spec = json_loadb((const char *)req->spec->value.data, req->spec->value.len, 0, NULL);
+        if (!spec || json_object_set_new(spec, "terminal", json_boolean(req->terminal)) < 0) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "exec %s: invalid process spec", req->exec_id);
+                goto out;
+        }
+        struct process *p = process_new(c, req->exec_id, false);
+        if (!p || !(p->spec_json = json_dumps(spec, JSON_COMPACT)) || !dup_or_null(&p->stdin_path, req->stdin) ||
+            !dup_or_null(&p->stdout_path, req->stdout) || !dup_or_null(&p->stderr_path, req->stderr)) {
+                process_free(p);
+                ttrpc_call_reply_error(call, TTRPC_INTERNAL, "out of memory");
+                goto out;
+        }
+        p->terminal = req->terminal;
+        p->next = c->execs;
+        c->execs = p;
+        Nanoshim__Events__TaskExecAdded ev = NANOSHIM__EVENTS__TASK_EXEC_ADDED__INIT;
+        ev.container_id = c->id;
+        ev.exec_id = p->id;
+        publish(s, "/tasks/exec-added", "containerd.events.TaskExecAdded", &ev.base);
+        ttrpc_call_reply(call, NULL);
+out:
+        json_decref(spec);
+        nanoshim__task__exec_process_request__free_unpacked(req, NULL);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Pause, Resume, Update, Stats                                                         */
+
+static void on_pause_resume_done(const struct runtime_result *res, void *userdata) {
+        struct op *o = userdata;
+        struct container *c = o->c;
+        bool pause = o->signal == 1;
+        c->pausing = false;
+        c->init->busy = false;
+        if (res->exit_status != 0) {
+                ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "%s", runtime_error_text(res));
+                op_free(o);
+                return;
+        }
+        if (!c->init->exit_reported)
+                (void)process_transition(c->init, pause ? PROCESS_PAUSED : PROCESS_RUNNING);
+        if (pause) {
+                Nanoshim__Events__TaskPaused ev = NANOSHIM__EVENTS__TASK_PAUSED__INIT;
+                ev.container_id = c->id;
+                publish(c->shim, "/tasks/paused", "containerd.events.TaskPaused", &ev.base);
+        } else {
+                Nanoshim__Events__TaskResumed ev = NANOSHIM__EVENTS__TASK_RESUMED__INIT;
+                ev.container_id = c->id;
+                publish(c->shim, "/tasks/resumed", "containerd.events.TaskResumed", &ev.base);
+        }
+        ttrpc_call_reply(o->call, NULL);
+        op_free(o);
+}
+
+static void pause_resume(struct shim *s, struct ttrpc_call *call, const char *id, bool pause) {
+        struct container *c;
+        if (resolve(s, call, id, NULL, &c, NULL) < 0)
+                return;
+        struct process *p = c->init;
+        enum process_state want = pause ? PROCESS_RUNNING : PROCESS_PAUSED;
+        if (p->busy || p->exit_reported || p->state != want) {
+                ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "cannot %s a %s container", pause ? "pause" : "resume",
+                                       p->exit_reported ? "stopped" : process_state_to_string(p->state));
+                return;
+        }
+        struct op *o = op_new(c, p, call);
+        if (!o) {
+                ttrpc_call_reply_error(call, TTRPC_INTERNAL, "out of memory");
+                return;
+        }
+        o->signal = pause ? 1 : 0;
+        p->busy = true;
+        c->pausing = pause;
+        int r = pause ? runtime_pause(c->rt, c->id, on_pause_resume_done, o, NULL)
+                      : runtime_resume(c->rt, c->id, on_pause_resume_done, o, NULL);
+        if (r < 0) {
+                p->busy = false;
+                c->pausing = false;
+                ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "%s failed: %s", pause ? "pause" : "resume", strerror(-r));
+                op_free(o);
+        }
+}
+
+static void handle_pause(struct shim *s, struct ttrpc_call *call) {
+        Nanoshim__Task__PauseRequest *req = nanoshim__task__pause_request__unpack(NULL, call->payload_len, call->payload);
+        if (!req) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode Pause request");
+                return;
+        }
+        pause_resume(s, call, req->id, true);
+        nanoshim__task__pause_request__free_unpacked(req, NULL);
+}
+
+static void handle_resume(struct shim *s, struct ttrpc_call *call) {
+        Nanoshim__Task__ResumeRequest *req =
+                nanoshim__task__resume_request__unpack(NULL, call->payload_len, call->payload);
+        if (!req) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode Resume request");
+                return;
+        }
+        pause_resume(s, call, req->id, false);
+        nanoshim__task__resume_request__free_unpacked(req, NULL);
+}
+
+static void on_update_done(const struct runtime_result *res, void *userdata) {
+        struct op *o = userdata;
+        if (res->exit_status != 0)
+                ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "failed to update resources: %s", runtime_error_text(res));
+        else
+                ttrpc_call_reply(o->call, NULL);
+        op_free(o);
+}
+
+static void handle_update(struct shim *s, struct ttrpc_call *call) {
+        Nanoshim__Task__UpdateTaskRequest *req =
+                nanoshim__task__update_task_request__unpack(NULL, call->payload_len, call->payload);
+        if (!req) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode Update request");
+                return;
+        }
+        struct container *c;
+        _cleanup_free_ char *json = NULL;
+        if (resolve(s, call, req->id, NULL, &c, NULL) < 0)
+                goto out;
+        if (c->init->exit_reported) {
+                ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "container is stopped");
+                goto out;
+        }
+        if (!req->resources || !req->resources->value.data) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "no resources given");
+                goto out;
+        }
+        /* Validate it is a JSON object before handing it to the runtime. */
+        json_t *j = json_loadb((const char *)req->resources->value.data, req->resources->value.len, 0, NULL);
+        bool ok = j && json_is_object(j);
+        json_decref(j);
+        if (!ok || !(json = strndup((const char *)req->resources->value.data, req->resources->value.len))) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "resources must be a JSON LinuxResources object");
+                goto out;
+        }
+        struct op *o = op_new(c, c->init, call);
+        int r = o ? runtime_update(c->rt, c->id, json, on_update_done, o, NULL) : -ENOMEM;
+        if (r < 0) {
+                ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "failed to update resources: %s", strerror(-r));
+                op_free(o);
+        }
+out:
+        nanoshim__task__update_task_request__free_unpacked(req, NULL);
+}
+
+static void handle_stats(struct shim *s, struct ttrpc_call *call) {
+        Nanoshim__Task__StatsRequest *req = nanoshim__task__stats_request__unpack(NULL, call->payload_len, call->payload);
+        if (!req) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode Stats request");
+                return;
+        }
+        struct container *c;
+        if (resolve(s, call, req->id, NULL, &c, NULL) == 0) {
+                uint8_t *buf = NULL;
+                size_t len = 0;
+                const char *type_url = NULL;
+                int r = c->init->exit_reaped ? -ESRCH : cgroup_stats_collect(NULL, NULL, c->init->pid, &buf, &len, &type_url);
+                if (r < 0)
+                        ttrpc_call_reply_error(call, r == -ESRCH ? TTRPC_NOT_FOUND : TTRPC_UNKNOWN,
+                                               "cannot collect metrics of %s: %s", c->id,
+                                               r == -ESRCH ? "process already finished" : strerror(-r));
+                else {
+                        Nanoshim__Types__Any any = NANOSHIM__TYPES__ANY__INIT;
+                        any.type_url = (char *)type_url;
+                        any.value.data = buf;
+                        any.value.len = len;
+                        Nanoshim__Task__StatsResponse resp = NANOSHIM__TASK__STATS_RESPONSE__INIT;
+                        resp.stats = &any;
+                        ttrpc_call_reply(call, &resp.base);
+                }
+                free(buf);
+        }
+        nanoshim__task__stats_request__free_unpacked(req, NULL);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* CloseIO, ResizePty, Shutdown                                                         */
+
+static void handle_close_io(struct shim *s, struct ttrpc_call *call) {
+        Nanoshim__Task__CloseIORequest *req =
+                nanoshim__task__close_iorequest__unpack(NULL, call->payload_len, call->payload);
+        if (!req) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode CloseIO request");
+                return;
+        }
+        struct container *c;
+        struct process *p;
+        if (resolve(s, call, req->id, req->exec_id, &c, &p) == 0) {
+                if (req->stdin && p->io)
+                        stdio_close_stdin(p->io);
+                ttrpc_call_reply(call, NULL);
+        }
+        nanoshim__task__close_iorequest__free_unpacked(req, NULL);
+}
+
+static void handle_resize_pty(struct shim *s, struct ttrpc_call *call) {
+        Nanoshim__Task__ResizePtyRequest *req =
+                nanoshim__task__resize_pty_request__unpack(NULL, call->payload_len, call->payload);
+        if (!req) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode ResizePty request");
+                return;
+        }
+        struct container *c;
+        struct process *p;
+        if (resolve(s, call, req->id, req->exec_id, &c, &p) == 0) {
+                int r = p->io ? stdio_resize(p->io, req->width, req->height) : 0;
+                if (r < 0)
+                        ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "resize failed: %s", strerror(-r));
+                else
+                        ttrpc_call_reply(call, NULL);
+        }
+        nanoshim__task__resize_pty_request__free_unpacked(req, NULL);
+}
+
+static void handle_shutdown(struct shim *s, struct ttrpc_call *call) {
+        Nanoshim__Task__ShutdownRequest *req =
+                nanoshim__task__shutdown_request__unpack(NULL, call->payload_len, call->payload);
+        if (!req) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode Shutdown request");
+                return;
+        }
+        nanoshim__task__shutdown_request__free_unpacked(req, NULL);
+        ttrpc_call_reply(call, NULL);
+        if (s->containers == NULL)
+                shim_exit(s);
+        else
+                log_debug("shutdown requested, %zu container(s) still managed: staying", shim_n_containers(s));
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* dispatch                                                                             */
+
+struct method {
+        const char *name;
+        void (*fn)(struct shim *s, struct ttrpc_call *call);
+};
+
+static const struct method methods[] = {
+        {"State", handle_state},         {"Create", handle_create},   {"Start", handle_start},
+        {"Delete", handle_delete},       {"Pids", handle_pids},       {"Pause", handle_pause},
+        {"Resume", handle_resume},       {"Kill", handle_kill},       {"Exec", handle_exec},
+        {"ResizePty", handle_resize_pty}, {"CloseIO", handle_close_io}, {"Update", handle_update},
+        {"Wait", handle_wait},           {"Stats", handle_stats},     {"Connect", handle_connect},
+        {"Shutdown", handle_shutdown},
+};
+
+void service_dispatch(struct ttrpc_call *call, void *userdata) {
+        struct shim *s = userdata;
+        if (!call->service || strcmp(call->service, TASK_SERVICE) != 0) {
+                ttrpc_call_reply_error(call, TTRPC_UNIMPLEMENTED, "service %s", call->service ? call->service : "");
+                return;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(methods); i++)
+                if (call->method && strcmp(call->method, methods[i].name) == 0) {
+                        log_debug("%s %s", TASK_SERVICE, call->method);
+                        methods[i].fn(s, call);
+                        return;
+                }
+        if (call->method && strcmp(call->method, "Checkpoint") == 0) {
+                ttrpc_call_reply_error(call, TTRPC_UNIMPLEMENTED, "checkpoint is not supported by nanoshim");
+                return;
+        }
+        ttrpc_call_reply_error(call, TTRPC_UNIMPLEMENTED, "method %s", call->method ? call->method : "");
+}
+
+void service_free_containers(struct shim *s) {
+        while (s->containers) {
+                struct container *c = s->containers;
+                s->containers = c->next;
+                c->removed = true;
+                container_unref(c);
+        }
+}
