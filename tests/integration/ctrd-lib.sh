@@ -1,0 +1,97 @@
+#!/bin/bash
+# A private containerd for tests and the quick start: own root, state and sockets under
+# a temp dir, CRI off, our shim on its PATH. Stopped by its PID, never by name.
+#   ctrd_start DIR SHIM_BINARY     (sets CTRD_PID, CTRD_SOCK, CTRD_DIR)
+#   ctr_ ARGS...                   ctr against it (namespace $CTR_NS, default "nanoshim-test")
+#   ctrd_stop [SIGNAL]             stop it (default TERM; KILL for crash tests)
+CTR_NS=${CTR_NS:-nanoshim-test}
+
+# poll_until SECONDS CMD...: run CMD until it succeeds or the deadline passes.
+poll_until() {
+        local deadline=$(( $(date +%s%N) / 1000000 + ${1} * 1000 ))
+        shift
+        while ! "$@" >/dev/null 2>&1; do
+                if [ "$(( $(date +%s%N) / 1000000 ))" -ge "$deadline" ]; then
+                        return 1
+                fi
+                sleep 0.02
+        done
+}
+
+ctrd_write_config() {
+        local dir=$1
+        cat >"$dir/config.toml" <<TOML
+version = 2
+root = "$dir/root"
+state = "$dir/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
+                    "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs",
+                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp",
+                    "io.containerd.internal.v1.tracing"]
+[grpc]
+  address = "$dir/c.sock"
+[ttrpc]
+  address = "$dir/c.sock.ttrpc"
+[debug]
+  level = "${CTRD_LOG_LEVEL:-info}"
+TOML
+}
+
+ctrd_start() {
+        CTRD_DIR=$1
+        local shim=$2
+        mkdir -p "$CTRD_DIR/bin"
+        ln -sf "$(readlink -f "$shim")" "$CTRD_DIR/bin/containerd-shim-nanoshim-v2"
+        ctrd_write_config "$CTRD_DIR"
+        CTRD_SOCK=$CTRD_DIR/c.sock
+        PATH="$CTRD_DIR/bin:$PATH" containerd --config "$CTRD_DIR/config.toml" >>"$CTRD_DIR/containerd.log" 2>&1 &
+        CTRD_PID=$!
+        if ! poll_until 30 ctr --address "$CTRD_SOCK" version; then
+                echo "containerd did not come up; its log:" >&2
+                tail -n 30 "$CTRD_DIR/containerd.log" >&2
+                return 1
+        fi
+}
+
+ctrd_stop() {
+        local sig=${1:-TERM}
+        [ -n "${CTRD_PID:-}" ] || return 0
+        kill -s "$sig" "$CTRD_PID" 2>/dev/null || true
+        wait "$CTRD_PID" 2>/dev/null || true
+        CTRD_PID=
+}
+
+ctr_() {
+        ctr --address "$CTRD_SOCK" -n "$CTR_NS" "$@"
+}
+
+# Build a small OCI image from a rootfs directory and import it as $2 (e.g.
+# localhost/busybox:test), so that Create gets real snapshot mounts.
+ctrd_import_image() {
+        local rootfs=$1 ref=$2 work
+        work=$(mktemp -d)
+        mkdir -p "$work/oci/blobs/sha256"
+        tar -C "$rootfs" --numeric-owner --owner=0 --group=0 --sort=name --mtime=@0 -cf "$work/layer.tar" .
+        local layer_digest layer_size config_digest config_size manifest_digest manifest_size
+        layer_digest=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
+        layer_size=$(stat -c %s "$work/layer.tar")
+        mv "$work/layer.tar" "$work/oci/blobs/sha256/$layer_digest"
+        printf '{"architecture":"%s","os":"linux","config":{"Env":["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+                "$(dpkg --print-architecture)" "$layer_digest" >"$work/config.json"
+        config_digest=$(sha256sum "$work/config.json" | cut -d' ' -f1)
+        config_size=$(stat -c %s "$work/config.json")
+        mv "$work/config.json" "$work/oci/blobs/sha256/$config_digest"
+        printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' \
+                "$config_digest" "$config_size" "$layer_digest" "$layer_size" >"$work/manifest.json"
+        manifest_digest=$(sha256sum "$work/manifest.json" | cut -d' ' -f1)
+        manifest_size=$(stat -c %s "$work/manifest.json")
+        mv "$work/manifest.json" "$work/oci/blobs/sha256/$manifest_digest"
+        printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"%s"}}]}' \
+                "$manifest_digest" "$manifest_size" "$ref" >"$work/oci/index.json"
+        printf '{"imageLayoutVersion":"1.0.0"}' >"$work/oci/oci-layout"
+        tar -C "$work/oci" -cf "$work/image.tar" .
+        ctr_ images import "$work/image.tar" >/dev/null
+        local rc=$?
+        rm -rf "$work"
+        return $rc
+}

@@ -1,0 +1,231 @@
+#!/bin/bash
+# nanoshim under a real, private containerd 1.6, driven by ctr, side by side with
+# containerd-shim-runc-v2: every scenario runs with both runtimes and their observable
+# results must match.
+#   test-containerd.sh SHIM_BINARY SOURCE_ROOT
+# Needs root (exit 77 = skipped otherwise).
+set -u
+SHIM=$(readlink -f "$1")
+SRC=$(readlink -f "$2")
+if [ "$(id -u)" != 0 ]; then
+        echo "SKIP: needs root"
+        exit 77
+fi
+for b in containerd ctr runc script; do
+        command -v "$b" >/dev/null || { echo "SKIP: $b not installed"; exit 77; }
+done
+# shellcheck source=tests/integration/ctrd-lib.sh
+. "$SRC/tests/integration/ctrd-lib.sh"
+
+NANO=io.containerd.nanoshim.v2
+RUNC=io.containerd.runc.v2
+IMAGE=localhost/nanoshim-busybox:test
+WORK=$(mktemp -d /tmp/nanoshim-ctrd-XXXXXX)
+passed=0
+failed=0
+
+cleanup() {
+        local ids
+        ids=$(ctr_ task ls -q 2>/dev/null)
+        for id in $ids; do ctr_ task kill -s KILL "$id" >/dev/null 2>&1; done
+        for id in $ids; do poll_until 10 task_stopped "$id"; ctr_ task delete "$id" >/dev/null 2>&1; done
+        for id in $(ctr_ containers ls -q 2>/dev/null); do ctr_ containers rm "$id" >/dev/null 2>&1; done
+        ctrd_stop
+        # Snapshot mounts of the private root, if any survived.
+        grep -o " ${WORK}[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount "$m" 2>/dev/null; done
+        rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+pass() { echo "PASS: $1"; passed=$((passed + 1)); }
+fail() { echo "FAIL: $1"; shift; for l in "$@"; do echo "    $l"; done; failed=$((failed + 1)); }
+
+task_status() { ctr_ task ls 2>/dev/null | awk -v id="$1" '$1 == id {print $3}'; }
+task_stopped() { [ "$(task_status "$1")" = STOPPED ] || [ -z "$(task_status "$1")" ]; }
+task_running() { [ "$(task_status "$1")" = RUNNING ]; }
+
+# Replace what legitimately differs between the two runs (ids, runtime names).
+normalize() { sed -e "s/$1/ID/g" -e 's/nanoshim/RT/g; s/runc\.v2/RT/g'; }
+
+# run_both NAME CMD...: CMD is run once per runtime with $RT and $ID set; its combined
+# output and exit code must match.
+run_both() {
+        local name=$1
+        shift
+        local out_n out_r rc_n rc_r
+        RT=$NANO ID=n-$name
+        out_n=$("$@" 2>&1 | normalize "$ID"; exit "${PIPESTATUS[0]}")
+        rc_n=$?
+        RT=$RUNC ID=r-$name
+        out_r=$("$@" 2>&1 | normalize "$ID"; exit "${PIPESTATUS[0]}")
+        rc_r=$?
+        if [ "$out_n" == "$out_r" ] && [ "$rc_n" == "$rc_r" ]; then
+                pass "$name (rc $rc_n)"
+        else
+                fail "$name" "nanoshim rc=$rc_n out=[$out_n]" "runc-v2  rc=$rc_r out=[$out_r]"
+        fi
+}
+
+expect() { # expect NAME CONDITION-CMD...
+        local name=$1
+        shift
+        if "$@"; then pass "$name"; else fail "$name" "condition failed: $*"; fi
+}
+
+# ---- setup ----
+"$SRC/tools/mkbundle.sh" "$WORK/bundle" >/dev/null || { echo "FAIL: cannot build the busybox rootfs"; exit 1; }
+ROOTFS=$WORK/bundle/rootfs
+ctrd_start "$WORK/ctrd" "$SHIM" || exit 1
+ctrd_import_image "$ROOTFS" "$IMAGE" || { echo "FAIL: cannot import the busybox image"; exit 1; }
+
+run_rootfs() { ctr_ run --rm --runtime "$RT" --rootfs "$ROOTFS" "$ID" "$@"; }
+run_image() { ctr_ run --rm --runtime "$RT" "$IMAGE" "$ID" "$@"; }
+
+# ---- ctr run --rm: output and exit codes ----
+run_both out-rootfs run_rootfs sh -c 'echo out; echo err >&2; exit 7'
+run_both out-image run_image sh -c 'echo out; echo err >&2; exit 7'
+for code in 0 1 42; do
+        run_both "exit-$code" run_image sh -c "exit $code"
+done
+stdin_case() { printf 'data\nmore\n' | run_image sh -c 'cat; echo done'; }
+run_both stdin stdin_case
+run_both missing-binary run_image /bin/nonexistent
+tty_case() { script -qec "ctr --address $CTRD_SOCK -n $CTR_NS run -t --rm --runtime $RT $IMAGE $ID sh -c 'echo tty-out; exit 3'" /dev/null </dev/null | tr -d '\r'; }
+run_both tty tty_case
+last_line_case() { run_image sh -c 'printf "a\nb\nlast"'; }
+run_both last-line-no-newline last_line_case
+
+# exit status of a killed init: run --rm in the background, kill it from outside.
+killed_case() { # killed_case SIGNAL CMD...
+        local sig=$1
+        shift
+        run_image "$@" &
+        local bg=$!
+        poll_until 20 task_running "$ID" || { echo "never running"; kill "$bg"; return 99; }
+        ctr_ task kill -s "$sig" "$ID"
+        wait "$bg"
+}
+run_both kill-9 killed_case KILL sleep 100
+run_both kill-term-trap killed_case TERM sh -c 'trap "exit 143" TERM; while :; do sleep 0.05; done'
+
+# ---- detached lifecycle ----
+detached_case() {
+        ctr_ run -d --runtime "$RT" "$IMAGE" "$ID" sleep 1000 >/dev/null || return 1
+        poll_until 20 task_running "$ID" || return 2
+        echo "status: $(task_status "$ID")"
+        echo "ps lines: $(ctr_ task ps "$ID" | tail -n +2 | wc -l)"
+        ctr_ task exec --exec-id e1 "$ID" sh -c 'echo in-exec; exit 5'
+        echo "exec rc: $?"
+        script -qec "ctr --address $CTRD_SOCK -n $CTR_NS task exec -t --exec-id e2 $ID sh -c 'echo exec-tty; exit 6'" /dev/null </dev/null | tr -d '\r'
+        ctr_ task exec --exec-id e3 "$ID" /bin/nonexistent
+        echo "missing exec rc: $?"
+        ctr_ task pause "$ID" && echo "paused: $(task_status "$ID")"
+        ctr_ task resume "$ID" && echo "resumed: $(task_status "$ID")"
+        ctr_ task metrics "$ID" >/dev/null && echo "metrics ok"
+        ctr_ task kill -s TERM "$ID" # sleep as PID 1 has no handler: ignored
+        sleep 0.3 # give a (wrong) exit time to happen; the status must still be RUNNING
+        echo "after TERM: $(task_status "$ID")"
+        ctr_ task delete "$ID" 2>&1 | head -1
+        ctr_ task kill -s KILL "$ID"
+        poll_until 20 task_stopped "$ID" || return 3
+        echo "after KILL: $(task_status "$ID")"
+        ctr_ task delete "$ID" | sed 's/^.*status/status/'
+        ctr_ containers rm "$ID"
+        echo "containers left: $(ctr_ containers ls -q | grep -c "^$ID$")"
+}
+run_both detached detached_case
+
+kill_all_case() {
+        ctr_ run -d --runtime "$RT" "$IMAGE" "$ID" sh -c 'sleep 1000 & sleep 1000 & wait' >/dev/null || return 1
+        poll_until 20 task_running "$ID" || return 2
+        poll_until 20 sh -c "[ \$(ctr --address $CTRD_SOCK -n $CTR_NS task ps $ID | tail -n +2 | wc -l) -ge 3 ]"
+        ctr_ task kill --all -s KILL "$ID"
+        poll_until 20 task_stopped "$ID" || return 3
+        ctr_ task delete "$ID" >/dev/null
+        ctr_ containers rm "$ID"
+        echo ok
+}
+run_both kill-all kill_all_case
+
+# ---- containerd killed and restarted ----
+restart_case() {
+        ctr_ run -d --runtime "$RT" "$IMAGE" "$ID-a" sleep 1000 >/dev/null
+        ctr_ run -d --runtime "$RT" "$IMAGE" "$ID-b" sh -c 'read x; exit 9' >/dev/null
+        poll_until 20 task_running "$ID-a" && poll_until 20 task_running "$ID-b" || return 1
+        ctrd_stop KILL
+        # While containerd is down, b exits (its stdin FIFO has no writer any more... so
+        # kill it by its host pid, as a crash would).
+        local bpid
+        bpid=$(cat "$CTRD_DIR/state/io.containerd.runtime.v2.task/$CTR_NS/$ID-b/init.pid")
+        kill -KILL "$bpid"
+        ctrd_start "$CTRD_DIR" "$SHIM" || return 2
+        echo "a after restart: $(task_status "$ID-a")"
+        poll_until 20 task_stopped "$ID-b"
+        echo "b after restart: $(task_status "$ID-b")"
+        ctr_ task kill -s KILL "$ID-a"
+        poll_until 20 task_stopped "$ID-a"
+        ctr_ task delete "$ID-a" | sed 's/^.*status/status/'
+        ctr_ task delete "$ID-b" | sed 's/^.*status/status/'
+        ctr_ containers rm "$ID-a" "$ID-b"
+}
+run_both containerd-restart restart_case
+
+# ---- the shim killed ----
+shim_pid_of() { # the shim daemon serving container $1
+        local sock
+        sock=$(cat "$CTRD_DIR/state/io.containerd.runtime.v2.task/$CTR_NS/$1/address" 2>/dev/null) || return 1
+        sock=${sock#unix://}
+        ss -xlpn 2>/dev/null | awk -v s="$sock" '$5 == s' | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2
+}
+shim_killed_case() {
+        ctr_ run -d --runtime "$RT" "$IMAGE" "$ID" sleep 1000 >/dev/null
+        poll_until 20 task_running "$ID" || return 1
+        local spid cpid sock
+        spid=$(shim_pid_of "$ID")
+        cpid=$(cat "$CTRD_DIR/state/io.containerd.runtime.v2.task/$CTR_NS/$ID/init.pid")
+        sock=$(cat "$CTRD_DIR/state/io.containerd.runtime.v2.task/$CTR_NS/$ID/address")
+        sock=${sock#unix://}
+        [ -n "$spid" ] || { echo "no shim pid"; return 2; }
+        kill -KILL "$spid"
+        poll_until 20 sh -c "! ctr --address $CTRD_SOCK -n $CTR_NS task ls -q | grep -qx $ID"
+        echo "task gone: $?"
+        poll_until 10 sh -c "! kill -0 $cpid"
+        echo "container process gone: $?"
+        echo "socket left: $([ -e "$sock" ] && echo yes || echo no)"
+        echo "mounts left: $(grep -c "/$ID/rootfs" /proc/self/mounts)"
+        ctr_ containers rm "$ID"
+}
+run_both shim-killed shim_killed_case
+
+# ---- pods: 20 containers of one group share one shim (nanoshim only) ----
+group_case() {
+        local i pids=""
+        for i in $(seq 1 20); do
+                ctr_ run -d --runtime "$NANO" --annotation io.containerd.runc.v2.group=pod1 "$IMAGE" "pod-$i" sleep 1000 >/dev/null || return 1
+        done
+        for i in $(seq 1 20); do
+                pids="$pids $(shim_pid_of "pod-$i")"
+        done
+        local distinct
+        distinct=$(echo "$pids" | tr ' ' '\n' | grep -v '^$' | sort -u | wc -l)
+        for i in $(seq 1 20); do ctr_ task kill -s KILL "pod-$i"; done
+        for i in $(seq 1 20); do
+                poll_until 20 task_stopped "pod-$i"
+                ctr_ task delete "pod-$i" >/dev/null
+                ctr_ containers rm "pod-$i"
+        done
+        [ "$distinct" = 1 ]
+}
+expect "pod-group-20-share-one-shim" group_case
+
+# ---- nothing left behind ----
+leftovers() {
+        local n
+        n=$(ps -eo args | grep -c '^[^ ]*containerd-shim-nanoshim-v2')
+        [ "$n" = 0 ] || { echo "shims left: $n"; return 1; }
+        ! grep -q "$CTRD_DIR" /proc/self/mounts || { echo "mounts left"; grep "$CTRD_DIR" /proc/self/mounts; return 1; }
+}
+expect "no-shim-or-mount-left" poll_until 20 leftovers
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
