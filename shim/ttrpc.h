@@ -111,6 +111,10 @@ void ttrpc_call_reply(struct ttrpc_call *call, const ProtobufCMessage *msg);
 void ttrpc_call_reply_bytes(struct ttrpc_call *call, const uint8_t *payload, size_t len);
 void ttrpc_call_reply_error(struct ttrpc_call *call, int code, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+/* One-line answers for dispatchers: UNIMPLEMENTED "service <service>" / "method <method>",
+ * as the Go ttrpc server words them. */
+void ttrpc_call_reply_unknown_service(struct ttrpc_call *call);
+void ttrpc_call_reply_unknown_method(struct ttrpc_call *call);
 /* True if the connection the call came on has closed (the answer would be dropped). */
 bool ttrpc_call_is_orphaned(const struct ttrpc_call *call);
 
