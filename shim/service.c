@@ -24,6 +24,7 @@
 #include "mount.h"
 #include "reaper.h"
 #include "runc-options.pb-c.h"
+#include "runtime-options.h"
 #include "runtime.h"
 #include "shim.h"
 #include "spec.h"
@@ -35,7 +36,6 @@
 #define TASK_SERVICE "containerd.task.v2.Task"
 #define EXIT_DRAIN_DEADLINE_S 2.0
 #define EXEC_GRACE_S 2.0
-#define RUNC_OPTIONS_TYPE "containerd.runc.v1.Options"
 #define PROCESS_SPEC_TYPE "types.containerd.io/opencontainers/runtime-spec/1/Process"
 
 /* ------------------------------------------------------------------------------------ */
@@ -296,35 +296,27 @@ static const char *runtime_error_text(const struct runtime_result *res) {
 /* Create                                                                               */
 
 static int apply_options(struct container *c, const Nanoshim__Types__Any *opts, char **ret_error) {
-        if (!opts || !opts->type_url || !*opts->type_url)
+        if (!opts)
                 return 0;
-        if (strcmp(opts->type_url, RUNC_OPTIONS_TYPE) == 0) {
-                Nanoshim__Runcopts__Options *o =
-                        nanoshim__runcopts__options__unpack(NULL, opts->value.len, opts->value.data);
-                if (!o) {
-                        *ret_error = strdup("cannot decode " RUNC_OPTIONS_TYPE);
-                        return -EINVAL;
-                }
-                c->no_pivot = o->no_pivot_root;
-                c->no_new_keyring = o->no_new_keyring;
-                c->systemd_cgroup = o->systemd_cgroup;
-                c->io_uid = o->io_uid;
-                c->io_gid = o->io_gid;
-                if (o->binary_name && *o->binary_name) {
-                        free(c->rt_binary);
-                        c->rt_binary = strdup(o->binary_name);
-                }
-                if (o->root && *o->root) {
-                        free(c->rt_root);
-                        c->rt_root = strdup(o->root);
-                }
-                nanoshim__runcopts__options__free_unpacked(o, NULL);
-                return 0;
+        struct runtime_options o;
+        int r = runtime_options_decode(opts->type_url, opts->value.data, opts->value.len, &o, ret_error);
+        if (r < 0)
+                return r;
+        c->no_pivot = o.no_pivot_root;
+        c->no_new_keyring = o.no_new_keyring;
+        c->systemd_cgroup = o.systemd_cgroup;
+        c->io_uid = o.io_uid;
+        c->io_gid = o.io_gid;
+        if (o.binary_name) {
+                free(c->rt_binary);
+                c->rt_binary = TAKE_PTR(o.binary_name);
         }
-        if (asprintf(ret_error, "unsupported runtime options type \"%.200s\" (nanoshim understands %s)",
-                     opts->type_url, RUNC_OPTIONS_TYPE) < 0)
-                *ret_error = NULL;
-        return -EINVAL;
+        if (o.root) {
+                free(c->rt_root);
+                c->rt_root = TAKE_PTR(o.root);
+        }
+        runtime_options_done(&o);
+        return 0;
 }
 
 static void create_fail(struct op *o, int code, const char *fmt, ...) _printf_(3, 4);
