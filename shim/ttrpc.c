@@ -446,6 +446,17 @@ void ttrpc_call_reply_unknown_method(struct ttrpc_call *call) {
         ttrpc_call_reply_error(call, TTRPC_UNIMPLEMENTED, "method %s", call->method);
 }
 
+/* A status the ttrpc layer itself answers with. A peer that keeps sending bad frames but
+ * reads none of our answers is cut off here, as in call_send_and_free(). */
+static void server_send_status(struct ttrpc_conn *conn, uint32_t stream_id, int code, const char *message) {
+        int r = conn_send_status(conn, stream_id, code, message);
+        if (r == -ENOBUFS) {
+                log_debug("ttrpc: peer does not read its answers, closing connection");
+                conn_close(conn);
+        } else if (r < 0)
+                log_debug_errno(r, "ttrpc: cannot answer stream %u: %m", stream_id);
+}
+
 static void server_handle_frame(struct ttrpc_conn *conn, enum ttrpc_frame_kind kind,
                                 const struct ttrpc_header *h, uint8_t *data) {
         _cleanup_free_ uint8_t *owned = data;
@@ -455,7 +466,7 @@ static void server_handle_frame(struct ttrpc_conn *conn, enum ttrpc_frame_kind k
         if (kind == TTRPC_FRAME_OVERSIZE) {
                 snprintf(msg, sizeof msg, "message length %u exceed maximum message size of %u", h->length,
                          TTRPC_MAX_MESSAGE);
-                (void)conn_send_status(conn, h->stream_id, TTRPC_RESOURCE_EXHAUSTED, msg);
+                server_send_status(conn, h->stream_id, TTRPC_RESOURCE_EXHAUSTED, msg);
                 return;
         }
         if (h->type != TTRPC_TYPE_REQUEST)
@@ -463,19 +474,19 @@ static void server_handle_frame(struct ttrpc_conn *conn, enum ttrpc_frame_kind k
 
         Nanoshim__Ttrpc__Request *req = nanoshim__ttrpc__request__unpack(NULL, h->length, data);
         if (!req) {
-                (void)conn_send_status(conn, h->stream_id, TTRPC_INVALID_ARGUMENT,
+                server_send_status(conn, h->stream_id, TTRPC_INVALID_ARGUMENT,
                                        "unmarshal request error: cannot decode ttrpc.Request");
                 return;
         }
         if (h->stream_id % 2 != 1) {
                 nanoshim__ttrpc__request__free_unpacked(req, NULL);
-                (void)conn_send_status(conn, h->stream_id, TTRPC_INVALID_ARGUMENT,
+                server_send_status(conn, h->stream_id, TTRPC_INVALID_ARGUMENT,
                                        "StreamID must be odd for client initiated streams");
                 return;
         }
         if (conn->n_calls >= TTRPC_MAX_CALLS) {
                 nanoshim__ttrpc__request__free_unpacked(req, NULL);
-                (void)conn_send_status(conn, h->stream_id, TTRPC_RESOURCE_EXHAUSTED,
+                server_send_status(conn, h->stream_id, TTRPC_RESOURCE_EXHAUSTED,
                                        "too many requests in flight on this connection");
                 return;
         }
@@ -486,7 +497,7 @@ static void server_handle_frame(struct ttrpc_conn *conn, enum ttrpc_frame_kind k
                 free(sc);
                 free(md);
                 nanoshim__ttrpc__request__free_unpacked(req, NULL);
-                (void)conn_send_status(conn, h->stream_id, TTRPC_RESOURCE_EXHAUSTED, "out of memory");
+                server_send_status(conn, h->stream_id, TTRPC_RESOURCE_EXHAUSTED, "out of memory");
                 return;
         }
         for (size_t i = 0; i < req->n_metadata; i++)
