@@ -168,6 +168,14 @@ static bool execs_all_reported(const struct container *c) {
 }
 
 static void delete_continue(struct process *p);
+static void on_oom(void *userdata) {
+        struct container *c = userdata;
+        log_warn("%s: OOM kill in the container", c->id);
+        Nanoshim__Events__TaskOOM ev = NANOSHIM__EVENTS__TASK_OOM__INIT;
+        ev.container_id = c->id;
+        publish(c->shim, "/tasks/oom", "containerd.events.TaskOOM", &ev.base);
+}
+
 static void process_maybe_report_exit(struct process *p);
 
 static void on_exec_grace(struct ev_loop *loop, ev_timer *w, int revents) {
@@ -194,6 +202,10 @@ static void process_maybe_report_exit(struct process *p) {
                 return;
         }
         ev_timer_stop(s->loop, &c->exec_grace);
+        /* An OOM kill that caused this exit is announced before it (the eventfd may lag). */
+        bool oom = false;
+        if (p->is_init && c->oom && cgroup_oom_check_final(c->oom, &oom) == 0 && oom)
+                on_oom(c);
         p->exit_reported = true;
         if (p->state != PROCESS_STOPPED)
                 (void)process_transition(p, PROCESS_STOPPED);
@@ -338,14 +350,6 @@ static void create_fail(struct op *o, int code, const char *fmt, ...) {
         container_remove(c);
         ttrpc_call_reply_error(o->call, code, "%s", msg);
         op_free(o);
-}
-
-static void on_oom(void *userdata) {
-        struct container *c = userdata;
-        log_warn("%s: OOM kill in the container", c->id);
-        Nanoshim__Events__TaskOOM ev = NANOSHIM__EVENTS__TASK_OOM__INIT;
-        ev.container_id = c->id;
-        publish(c->shim, "/tasks/oom", "containerd.events.TaskOOM", &ev.base);
 }
 
 static void on_create_done(const struct runtime_result *res, void *userdata) {

@@ -25,6 +25,7 @@ if [ $# -eq 0 ]; then
 fi
 echo "+ ctr run --rm --runtime io.containerd.nanoshim.v2 --rootfs $WORK/bundle/rootfs demo $*"
 status=0
-ctr_ run --rm --runtime io.containerd.nanoshim.v2 --rootfs "$WORK/bundle/rootfs" demo "$@" || status=$?
+ctr_ run --rm --runtime io.containerd.nanoshim.v2 --env PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+        --rootfs "$WORK/bundle/rootfs" demo "$@" || status=$?
 echo "+ container exited with status $status"
 exit "$status"

@@ -78,7 +78,7 @@ ROOTFS=$WORK/bundle/rootfs
 ctrd_start "$WORK/ctrd" "$SHIM" || exit 1
 ctrd_import_image "$ROOTFS" "$IMAGE" || { echo "FAIL: cannot import the busybox image"; exit 1; }
 
-run_rootfs() { ctr_ run --rm --runtime "$RT" --rootfs "$ROOTFS" "$ID" "$@"; }
+run_rootfs() { ctr_ run --rm --runtime "$RT" --env PATH=/bin --rootfs "$ROOTFS" "$ID" "$@"; }
 run_image() { ctr_ run --rm --runtime "$RT" "$IMAGE" "$ID" "$@"; }
 
 # ---- ctr run --rm: output and exit codes ----

@@ -1,0 +1,668 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Spawning the OCI runtime and completing its calls from the event loop. */
+#include "runtime.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fd-util.h"
+#include "log.h"
+#include "macro.h"
+#include "reaper.h"
+
+#define CAPTURE_OUT_MAX (4u << 20) /* state / ps output */
+#define CAPTURE_ERR_MAX (64u << 10) /* the runtime's own stderr, a fallback error text */
+#define LOG_TAIL_MAX (256u << 10)   /* what is read of the JSON log after a failure */
+
+struct runtime {
+        struct ev_loop *loop;
+        struct reaper *reaper;
+        char *binary;
+        char *root;
+        char *log_path;
+        bool systemd_cgroup;
+        struct runtime_op *ops; /* in flight */
+};
+
+struct capture {
+        ev_io w;
+        int fd;
+        char *buf;
+        size_t len, max;
+        bool eof;
+};
+
+struct runtime_op {
+        struct runtime_op *next;
+        struct runtime *rt; /* NULL once detached (runtime freed) */
+        char *name;         /* subcommand, for messages */
+        pid_t pid;
+        bool exited;
+        int exit_status;
+        bool cancelled;
+        off_t log_offset;   /* size of the JSON log before the call */
+        struct capture out, err;
+        bool missing;       /* the binary was not found: completes from this timer */
+        ev_timer deferred;
+        runtime_done_fn done;
+        void *userdata;
+};
+
+/* ---- argv ---------------------------------------------------------------------- */
+
+void runtime_argv_free(char **argv) {
+        if (!argv)
+                return;
+        for (char **a = argv; *a; a++)
+                free(*a);
+        free(argv);
+}
+
+int runtime_build_argv(const struct runtime_config *cfg, const char *const *cmd_args, char ***ret_argv) {
+        size_t n_cmd = 0;
+        while (cmd_args[n_cmd])
+                n_cmd++;
+        char **argv = calloc(n_cmd + 10, sizeof *argv);
+        if (!argv)
+                return -ENOMEM;
+        size_t k = 0;
+        argv[k++] = strdup(cfg->binary && *cfg->binary ? cfg->binary : "runc");
+        if (cfg->root && *cfg->root) {
+                argv[k++] = strdup("--root");
+                argv[k++] = strdup(cfg->root);
+        }
+        if (cfg->log_path && *cfg->log_path) {
+                argv[k++] = strdup("--log");
+                argv[k++] = strdup(cfg->log_path);
+                argv[k++] = strdup("--log-format");
+                argv[k++] = strdup("json");
+        }
+        if (cfg->systemd_cgroup)
+                argv[k++] = strdup("--systemd-cgroup");
+        for (size_t i = 0; i < n_cmd; i++)
+                argv[k++] = strdup(cmd_args[i]);
+        argv[k] = NULL;
+        for (size_t i = 0; i < k; i++)
+                if (!argv[i]) {
+                        /* free what was allocated; argv[i] NULL ends the walk, so free the rest by index */
+                        for (size_t j = 0; j < k; j++)
+                                free(argv[j]);
+                        free(argv);
+                        return -ENOMEM;
+                }
+        *ret_argv = argv;
+        return 0;
+}
+
+/* ---- the runtime's JSON log ------------------------------------------------------- */
+
+/* Minimal extraction of "level" and "msg" from one JSON log line; jansson would do,
+ * but a line may be cut off at the tail boundary and must then be skipped. */
+#include <jansson.h>
+
+char *runtime_log_last_error(const char *log, size_t len) {
+        char *last = NULL;
+        size_t start = 0;
+        for (size_t i = 0; i <= len; i++) {
+                if (i < len && log[i] != '\n')
+                        continue;
+                size_t l = i - start;
+                if (l > 0 && log[start] == '{') {
+                        json_t *j = json_loadb(log + start, l, 0, NULL);
+                        const char *level = json_string_value(json_object_get(j, "level"));
+                        const char *msg = json_string_value(json_object_get(j, "msg"));
+                        if (level && msg && strcmp(level, "error") == 0) {
+                                char *m = strdup(msg);
+                                if (m) {
+                                        free(last);
+                                        last = m;
+                                }
+                        }
+                        json_decref(j);
+                }
+                start = i + 1;
+        }
+        return last;
+}
+
+static off_t file_size(const char *path) {
+        struct stat st;
+        if (!path || stat(path, &st) < 0)
+                return 0;
+        return st.st_size;
+}
+
+/* The error lines this call appended to the log. */
+static char *read_log_error(const char *path, off_t from) {
+        if (!path)
+                return NULL;
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        if (fd < 0)
+                return NULL;
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= from)
+                return NULL;
+        off_t start = st.st_size - from > (off_t)LOG_TAIL_MAX ? st.st_size - (off_t)LOG_TAIL_MAX : from;
+        size_t want = (size_t)(st.st_size - start);
+        _cleanup_free_ char *buf = malloc(want + 1);
+        if (!buf)
+                return NULL;
+        ssize_t n = pread(fd, buf, want, start);
+        if (n <= 0)
+                return NULL;
+        return runtime_log_last_error(buf, (size_t)n);
+}
+
+/* ---- parsing state / ps ------------------------------------------------------------ */
+
+void runtime_state_done(struct runtime_state *s) {
+        free(s->id);
+        free(s->status);
+        free(s->bundle);
+        *s = (struct runtime_state){0};
+}
+
+int runtime_parse_state(const char *json, size_t len, struct runtime_state *ret) {
+        json_t *j = json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL);
+        if (!json_is_object(j)) {
+                json_decref(j);
+                return -EINVAL;
+        }
+        json_t *id = json_object_get(j, "id"), *pid = json_object_get(j, "pid"),
+               *status = json_object_get(j, "status"), *bundle = json_object_get(j, "bundle");
+        int r = -EINVAL;
+        if (json_is_string(id) && json_is_integer(pid) && json_is_string(status) &&
+            json_integer_value(pid) >= 0 && json_integer_value(pid) <= INT32_MAX &&
+            (!bundle || json_is_string(bundle))) {
+                struct runtime_state s = {
+                        .id = strdup(json_string_value(id)),
+                        .pid = (pid_t)json_integer_value(pid),
+                        .status = strdup(json_string_value(status)),
+                        .bundle = strdup(bundle ? json_string_value(bundle) : ""),
+                };
+                if (!s.id || !s.status || !s.bundle) {
+                        runtime_state_done(&s);
+                        r = -ENOMEM;
+                } else {
+                        *ret = s;
+                        r = 0;
+                }
+        }
+        json_decref(j);
+        return r;
+}
+
+int runtime_parse_ps(const char *json, size_t len, pid_t **ret_pids, size_t *ret_n) {
+        json_t *j = json_loadb(json, len, 0, NULL);
+        if (json_is_null(j) || (j && json_is_array(j) && json_array_size(j) == 0)) {
+                json_decref(j);
+                *ret_pids = NULL;
+                *ret_n = 0;
+                return 0;
+        }
+        if (!json_is_array(j) || json_array_size(j) > 1u << 20) {
+                json_decref(j);
+                return -EINVAL;
+        }
+        size_t n = json_array_size(j);
+        pid_t *pids = calloc(n, sizeof *pids);
+        if (!pids) {
+                json_decref(j);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                json_t *v = json_array_get(j, i);
+                if (!json_is_integer(v) || json_integer_value(v) <= 0 || json_integer_value(v) > INT32_MAX) {
+                        free(pids);
+                        json_decref(j);
+                        return -EINVAL;
+                }
+                pids[i] = (pid_t)json_integer_value(v);
+        }
+        json_decref(j);
+        *ret_pids = pids;
+        *ret_n = n;
+        return 0;
+}
+
+/* ---- operations ---------------------------------------------------------------- */
+
+static void capture_stop(struct ev_loop *loop, struct capture *c) {
+        if (c->fd >= 0) {
+                ev_io_stop(loop, &c->w);
+                c->fd = safe_close(c->fd);
+        }
+        c->eof = true;
+}
+
+static void op_unlink(struct runtime_op *op) {
+        if (!op->rt)
+                return;
+        struct runtime_op **pp = &op->rt->ops;
+        while (*pp && *pp != op)
+                pp = &(*pp)->next;
+        if (*pp)
+                *pp = op->next;
+}
+
+static void op_free(struct ev_loop *loop, struct runtime_op *op) {
+        if (op->missing)
+                ev_timer_stop(loop, &op->deferred);
+        capture_stop(loop, &op->out);
+        capture_stop(loop, &op->err);
+        free(op->out.buf);
+        free(op->err.buf);
+        free(op->name);
+        free(op);
+}
+
+static void op_maybe_complete(struct ev_loop *loop, struct runtime_op *op) {
+        if (!op->exited || !op->out.eof || !op->err.eof)
+                return;
+        struct runtime *rt = op->rt;
+        op_unlink(op);
+        if (op->cancelled || !rt) {
+                if (rt && !op->missing)
+                        reaper_release(rt->reaper);
+                op_free(loop, op);
+                return;
+        }
+        _cleanup_free_ char *log_error = NULL, *fallback = NULL;
+        struct runtime_result res = {
+                .exit_status = op->exit_status,
+                .out = op->out.buf ? op->out.buf : "",
+                .out_len = op->out.len,
+        };
+        if (op->exit_status != 0) {
+                log_error = read_log_error(rt->log_path, op->log_offset);
+                if (log_error)
+                        res.error = log_error;
+                else if (op->err.len > 0) {
+                        /* the runtime's stderr, without its trailing newline */
+                        while (op->err.len > 0 && (op->err.buf[op->err.len - 1] == '\n'))
+                                op->err.buf[--op->err.len] = 0;
+                        res.error = op->err.buf;
+                } else if (op->missing) {
+                        if (asprintf(&fallback, "runtime binary \"%s\" not found", rt->binary) > 0)
+                                res.error = fallback;
+                } else if (op->exit_status == 127) {
+                        if (asprintf(&fallback, "runtime binary \"%s\" could not be executed", rt->binary) > 0)
+                                res.error = fallback;
+                } else if (asprintf(&fallback, "%s %s exited with status %d", rt->binary, op->name,
+                                    op->exit_status) > 0)
+                        res.error = fallback;
+        }
+        if (!op->missing)
+                reaper_release(rt->reaper);
+        op->done(&res, op->userdata);
+        op_free(loop, op);
+}
+
+static void on_capture(struct ev_loop *loop, ev_io *w, int revents) {
+        struct runtime_op *op = w->data;
+        struct capture *c = w == &op->out.w ? &op->out : &op->err;
+        for (;;) {
+                char tmp[16384];
+                ssize_t n = read(c->fd, tmp, sizeof tmp);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return;
+                if (n <= 0) {
+                        capture_stop(loop, c);
+                        op_maybe_complete(loop, op);
+                        return;
+                }
+                size_t keep = MIN((size_t)n, c->max - c->len);
+                if (keep > 0) {
+                        char *nb = realloc(c->buf, c->len + keep + 1);
+                        if (!nb)
+                                keep = 0;
+                        else {
+                                c->buf = nb;
+                                memcpy(c->buf + c->len, tmp, keep);
+                                c->len += keep;
+                                c->buf[c->len] = 0;
+                        }
+                }
+                /* beyond the cap: keep draining, so the runtime never blocks on us */
+        }
+}
+
+static void on_runtime_exit(pid_t pid, int wait_status, void *userdata) {
+        struct runtime_op *op = userdata;
+        op->exited = true;
+        op->exit_status = exit_status_from_wait(wait_status);
+        struct ev_loop *loop = op->rt ? op->rt->loop : EV_DEFAULT;
+        op_maybe_complete(loop, op);
+}
+
+static void capture_init(struct runtime_op *op, struct capture *c, int fd, size_t max) {
+        c->fd = fd;
+        c->max = max;
+        c->eof = fd < 0;
+        if (fd >= 0) {
+                ev_io_init(&c->w, on_capture, fd, EV_READ);
+                c->w.data = op;
+                ev_io_start(op->rt->loop, &c->w);
+        }
+}
+
+static bool binary_exists(const char *bin) {
+        if (strchr(bin, '/'))
+                return access(bin, X_OK) == 0;
+        const char *path = getenv("PATH");
+        if (!path)
+                path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+        for (const char *p = path; *p;) {
+                const char *e = strchr(p, ':');
+                size_t l = e ? (size_t)(e - p) : strlen(p);
+                char buf[4096];
+                if (l > 0 && l + strlen(bin) + 2 < sizeof buf) {
+                        memcpy(buf, p, l);
+                        buf[l] = '/';
+                        strcpy(buf + l + 1, bin);
+                        if (access(buf, X_OK) == 0)
+                                return true;
+                }
+                if (!e)
+                        break;
+                p = e + 1;
+        }
+        return false;
+}
+
+/* Spawn `argv` with stdio[3] (-1: /dev/null; -2: capture into the op) and an optional
+ * stdin fd. Completion goes through the reaper. */
+static void on_deferred(struct ev_loop *loop, ev_timer *w, int revents) {
+        op_maybe_complete(loop, w->data);
+}
+
+/* A missing binary is an answer like any other (status 127, a clear message), given
+ * from the loop so that callers have one completion path. */
+static int spawn_missing(struct runtime *rt, const char *name, runtime_done_fn done, void *ud,
+                         struct runtime_op **ret_op) {
+        struct runtime_op *op = calloc(1, sizeof *op);
+        if (!op || !(op->name = strdup(name))) {
+                free(op);
+                return -ENOMEM;
+        }
+        op->rt = rt;
+        op->done = done;
+        op->userdata = ud;
+        op->missing = op->exited = op->out.eof = op->err.eof = true;
+        op->out.fd = op->err.fd = -1;
+        op->exit_status = 127;
+        ev_timer_init(&op->deferred, on_deferred, 0, 0);
+        op->deferred.data = op;
+        ev_timer_start(rt->loop, &op->deferred);
+        op->next = rt->ops;
+        rt->ops = op;
+        if (ret_op)
+                *ret_op = op;
+        return 0;
+}
+
+static int spawn(struct runtime *rt, const char *name, const char *const *cmd, const int stdio_in[3],
+                 runtime_done_fn done, void *ud, struct runtime_op **ret_op) {
+        if (!binary_exists(rt->binary))
+                return spawn_missing(rt, name, done, ud, ret_op);
+        struct runtime_config cfg = {rt->binary, rt->root, rt->log_path, rt->systemd_cgroup};
+        char **argv = NULL;
+        int r = runtime_build_argv(&cfg, cmd, &argv);
+        if (r < 0)
+                return r;
+        struct runtime_op *op = calloc(1, sizeof *op);
+        int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+        int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
+        int child_fds[3];
+        if (!op || devnull < 0 || !(op->name = strdup(name))) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        op->out.fd = op->err.fd = -1;
+        for (int i = 0; i < 3; i++) {
+                if (stdio_in[i] >= 0)
+                        child_fds[i] = stdio_in[i];
+                else if (stdio_in[i] == -2) {
+                        int *p = i == 1 ? out_pipe : err_pipe;
+                        if (pipe2(p, O_CLOEXEC) < 0) {
+                                r = -errno;
+                                goto fail;
+                        }
+                        child_fds[i] = p[1];
+                } else
+                        child_fds[i] = devnull;
+        }
+        op->rt = rt;
+        op->done = done;
+        op->userdata = ud;
+        op->log_offset = file_size(rt->log_path);
+
+        reaper_hold(rt->reaper);
+        pid_t pid = fork();
+        if (pid < 0) {
+                r = -errno;
+                reaper_release(rt->reaper);
+                goto fail;
+        }
+        if (pid == 0) {
+                /* async-signal-safe only from here */
+                sigset_t none;
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                for (int s = 1; s < NSIG; s++)
+                        if (s != SIGKILL && s != SIGSTOP)
+                                signal(s, SIG_DFL);
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                /* Move the wanted fds above 2 first so that dup2 order cannot clobber them. */
+                int tmp[3];
+                for (int i = 0; i < 3; i++) {
+                        tmp[i] = fcntl(child_fds[i], F_DUPFD_CLOEXEC, 3);
+                        if (tmp[i] < 0)
+                                _exit(127);
+                }
+                for (int i = 0; i < 3; i++)
+                        if (dup2(tmp[i], i) < 0)
+                                _exit(127);
+                close_all_fds_except(NULL, 0);
+                execvp(argv[0], argv);
+                _exit(127);
+        }
+        op->pid = pid;
+        runtime_argv_free(argv);
+        argv = NULL;
+        close(devnull);
+        if (out_pipe[1] >= 0)
+                close(out_pipe[1]);
+        if (err_pipe[1] >= 0)
+                close(err_pipe[1]);
+        if (out_pipe[0] >= 0)
+                fd_set_nonblock(out_pipe[0], true);
+        if (err_pipe[0] >= 0)
+                fd_set_nonblock(err_pipe[0], true);
+        capture_init(op, &op->out, out_pipe[0], CAPTURE_OUT_MAX);
+        capture_init(op, &op->err, err_pipe[0], CAPTURE_ERR_MAX);
+        op->next = rt->ops;
+        rt->ops = op;
+        r = reaper_watch(rt->reaper, pid, on_runtime_exit, op);
+        if (r < 0)
+                log_error_errno(r, "cannot watch runtime pid %d: %m", (int)pid); /* cannot happen: fresh pid */
+        log_debug("runtime: %s %s (pid %d)", rt->binary, name, (int)pid);
+        if (ret_op)
+                *ret_op = op;
+        return 0;
+fail:
+        runtime_argv_free(argv);
+        safe_close(devnull);
+        for (int i = 0; i < 2; i++) {
+                safe_close(out_pipe[i]);
+                safe_close(err_pipe[i]);
+        }
+        if (op) {
+                free(op->name);
+                free(op);
+        }
+        return r;
+}
+
+void runtime_op_cancel(struct runtime_op *op) {
+        if (op)
+                op->cancelled = true;
+}
+
+int runtime_new(struct ev_loop *loop, struct reaper *reaper, const struct runtime_config *cfg, struct runtime **ret) {
+        struct runtime *rt = calloc(1, sizeof *rt);
+        if (!rt)
+                return -ENOMEM;
+        rt->loop = loop;
+        rt->reaper = reaper;
+        rt->binary = strdup(cfg->binary && *cfg->binary ? cfg->binary : "runc");
+        rt->root = cfg->root ? strdup(cfg->root) : NULL;
+        rt->log_path = cfg->log_path ? strdup(cfg->log_path) : NULL;
+        rt->systemd_cgroup = cfg->systemd_cgroup;
+        if (!rt->binary || (cfg->root && !rt->root) || (cfg->log_path && !rt->log_path)) {
+                runtime_free(rt);
+                return -ENOMEM;
+        }
+        *ret = rt;
+        return 0;
+}
+
+struct runtime *runtime_free(struct runtime *rt) {
+        if (!rt)
+                return NULL;
+        /* Calls still running are detached: their children are reaped, callbacks never run. */
+        while (rt->ops) {
+                struct runtime_op *op = rt->ops;
+                rt->ops = op->next;
+                op->cancelled = true;
+                if (op->missing)
+                        op_free(rt->loop, op);
+                else {
+                        reaper_release(rt->reaper);
+                        op->rt = NULL;
+                }
+        }
+        free(rt->binary);
+        free(rt->root);
+        free(rt->log_path);
+        free(rt);
+        return NULL;
+}
+
+/* ---- the calls ------------------------------------------------------------------ */
+
+static const int CAPTURE_ERR[3] = {-1, -1, -2};
+static const int CAPTURE_BOTH[3] = {-1, -2, -2};
+
+static int simple(struct runtime *rt, const char *name, const char *const *cmd, runtime_done_fn done, void *ud,
+                  struct runtime_op **ret_op) {
+        return spawn(rt, name, cmd, CAPTURE_ERR, done, ud, ret_op);
+}
+
+int runtime_create(struct runtime *rt, const struct runtime_create_opts *o, runtime_done_fn done, void *ud,
+                   struct runtime_op **ret_op) {
+        const char *cmd[16];
+        size_t k = 0;
+        cmd[k++] = "create";
+        cmd[k++] = "--bundle";
+        cmd[k++] = o->bundle;
+        cmd[k++] = "--pid-file";
+        cmd[k++] = o->pid_file;
+        if (o->console_socket) {
+                cmd[k++] = "--console-socket";
+                cmd[k++] = o->console_socket;
+        }
+        if (o->no_pivot)
+                cmd[k++] = "--no-pivot";
+        if (o->no_new_keyring)
+                cmd[k++] = "--no-new-keyring";
+        cmd[k++] = o->id;
+        cmd[k] = NULL;
+        return spawn(rt, "create", cmd, o->stdio, done, ud, ret_op);
+}
+
+int runtime_start(struct runtime *rt, const char *id, runtime_done_fn done, void *ud, struct runtime_op **ret_op) {
+        const char *cmd[] = {"start", id, NULL};
+        return simple(rt, "start", cmd, done, ud, ret_op);
+}
+
+int runtime_kill(struct runtime *rt, const char *id, int sig, bool all, runtime_done_fn done, void *ud,
+                 struct runtime_op **ret_op) {
+        char signum[16];
+        snprintf(signum, sizeof signum, "%d", sig);
+        const char *cmd[] = {"kill", all ? "--all" : id, all ? id : signum, all ? signum : NULL, NULL};
+        return simple(rt, "kill", cmd, done, ud, ret_op);
+}
+
+int runtime_delete(struct runtime *rt, const char *id, bool force, runtime_done_fn done, void *ud,
+                   struct runtime_op **ret_op) {
+        const char *cmd[] = {"delete", force ? "--force" : id, force ? id : NULL, NULL};
+        return simple(rt, "delete", cmd, done, ud, ret_op);
+}
+
+int runtime_state(struct runtime *rt, const char *id, runtime_done_fn done, void *ud, struct runtime_op **ret_op) {
+        const char *cmd[] = {"state", id, NULL};
+        return spawn(rt, "state", cmd, CAPTURE_BOTH, done, ud, ret_op);
+}
+
+int runtime_ps(struct runtime *rt, const char *id, runtime_done_fn done, void *ud, struct runtime_op **ret_op) {
+        const char *cmd[] = {"ps", "--format", "json", id, NULL};
+        return spawn(rt, "ps", cmd, CAPTURE_BOTH, done, ud, ret_op);
+}
+
+int runtime_exec(struct runtime *rt, const struct runtime_exec_opts *o, runtime_done_fn done, void *ud,
+                 struct runtime_op **ret_op) {
+        const char *cmd[16];
+        size_t k = 0;
+        cmd[k++] = "exec";
+        cmd[k++] = "--process";
+        cmd[k++] = o->process_file;
+        if (o->detach)
+                cmd[k++] = "--detach";
+        cmd[k++] = "--pid-file";
+        cmd[k++] = o->pid_file;
+        if (o->console_socket) {
+                cmd[k++] = "--console-socket";
+                cmd[k++] = o->console_socket;
+        }
+        cmd[k++] = o->id;
+        cmd[k] = NULL;
+        return spawn(rt, "exec", cmd, o->stdio, done, ud, ret_op);
+}
+
+int runtime_pause(struct runtime *rt, const char *id, runtime_done_fn done, void *ud, struct runtime_op **ret_op) {
+        const char *cmd[] = {"pause", id, NULL};
+        return simple(rt, "pause", cmd, done, ud, ret_op);
+}
+
+int runtime_resume(struct runtime *rt, const char *id, runtime_done_fn done, void *ud, struct runtime_op **ret_op) {
+        const char *cmd[] = {"resume", id, NULL};
+        return simple(rt, "resume", cmd, done, ud, ret_op);
+}
+
+int runtime_update(struct runtime *rt, const char *id, const char *resources_json, runtime_done_fn done, void *ud,
+                   struct runtime_op **ret_op) {
+        /* A memfd as stdin: written up front, so nothing can block. */
+        _cleanup_close_ int fd = memfd_create("nanoshim-resources", MFD_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        int r = loop_write(fd, resources_json, strlen(resources_json));
+        if (r < 0)
+                return r;
+        if (lseek(fd, 0, SEEK_SET) < 0)
+                return -errno;
+        const char *cmd[] = {"update", "--resources", "-", id, NULL};
+        int in[3] = {fd, -1, -2};
+        return spawn(rt, "update", cmd, in, done, ud, ret_op);
+}
