@@ -598,6 +598,8 @@ struct cgroup_oom_watch {
         int fd;              /* v1: eventfd; v2: inotify */
         int oom_control_fd;  /* v1: the file the eventfd is registered for */
         ev_io io;
+        ev_timer recheck;    /* v1: the counter rises only after the eventfd signals */
+        unsigned rechecks_left;
         bool has_counter;    /* the kernel exposes oom_kill */
         uint64_t reported;   /* oom_kill value already reported */
         cgroup_oom_fn on_oom;
@@ -626,6 +628,23 @@ static bool oom_counter_advanced(struct cgroup_oom_watch *w, int *ret_error) {
 
 static void oom_stop(struct cgroup_oom_watch *w) {
         ev_io_stop(w->loop, &w->io);
+        ev_timer_stop(w->loop, &w->recheck);
+}
+
+/* The v1 eventfd signals when the cgroup goes under OOM, before the kernel picks and
+ * kills a victim (and counts it in oom_kill); with oom_kill_disable set no kill comes at
+ * all. So after a signal without a new kill, look at the counter again for a while. */
+#define OOM_RECHECK_INTERVAL_S 0.02
+#define OOM_RECHECKS 100 /* 2 s */
+
+static void on_oom_recheck(struct ev_loop *loop, ev_timer *t, int revents) {
+        struct cgroup_oom_watch *w = t->data;
+        int r;
+        bool fire = oom_counter_advanced(w, &r);
+        if (fire || r < 0 || --w->rechecks_left == 0)
+                ev_timer_stop(loop, t);
+        if (fire)
+                w->on_oom(w->userdata);
 }
 
 static void on_oom_eventfd(struct ev_loop *loop, ev_io *io, int revents) {
@@ -641,9 +660,13 @@ static void on_oom_eventfd(struct ev_loop *loop, ev_io *io, int revents) {
         }
         bool fire;
         int r;
-        if (w->has_counter)
+        if (w->has_counter) {
                 fire = oom_counter_advanced(w, &r);
-        else {
+                if (!fire && r == 0) {
+                        w->rechecks_left = OOM_RECHECKS;
+                        ev_timer_again(loop, &w->recheck);
+                }
+        } else {
                 /* Old kernel: an event while the cgroup exists is an OOM; removal also signals. */
                 r = faccessat(w->dirfd, "memory.oom_control", F_OK, 0) < 0 ? -errno : 0;
                 fire = r == 0;
@@ -767,6 +790,9 @@ int cgroup_oom_watch_new_at(struct ev_loop *loop, const char *sysfs_root, const 
                 return r;
         }
         w->io.data = w;
+        ev_init(&w->recheck, on_oom_recheck);
+        w->recheck.repeat = OOM_RECHECK_INTERVAL_S;
+        w->recheck.data = w;
         ev_io_start(loop, &w->io);
         *ret = w;
         return 0;
@@ -801,7 +827,7 @@ struct cgroup_oom_watch *cgroup_oom_watch_free(struct cgroup_oom_watch *w) {
         if (!w)
                 return NULL;
         if (w->fd >= 0)
-                ev_io_stop(w->loop, &w->io);
+                oom_stop(w);
         safe_close(w->fd);
         safe_close(w->oom_control_fd);
         safe_close(w->dirfd);
