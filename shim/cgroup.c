@@ -30,20 +30,22 @@ static const char *proc_or_default(const char *proc_root) {
 
 int cgroup_detect(const char *sysfs_root) {
         const char *root = sysfs_or_default(sysfs_root);
-        _cleanup_free_ char *p = NULL;
-        /* Hybrid hosts also have a v2 tree (at <root>/unified), but the memory controller,
-         * the one OOM detection needs, is v1 there. */
-        if (asprintf(&p, "%s/memory", root) < 0)
-                return -ENOMEM;
-        if (access(p, F_OK) == 0)
-                return CGROUP_V1;
-        free(p);
-        if (asprintf(&p, "%s/cgroup.controllers", root) < 0) {
-                p = NULL;
+        _cleanup_free_ char *unified = NULL, *memory = NULL;
+        if (asprintf(&unified, "%s/cgroup.controllers", root) < 0) {
+                unified = NULL; /* undefined after a failure */
                 return -ENOMEM;
         }
-        if (access(p, F_OK) == 0)
+        if (asprintf(&memory, "%s/memory", root) < 0) {
+                memory = NULL;
+                return -ENOMEM;
+        }
+        /* Unified: cgroupfs v2 is mounted at the root itself. Hybrid hosts have their v2
+         * tree below (<root>/unified) and the memory controller, the one OOM detection
+         * needs, as v1: that is V1. */
+        if (access(unified, F_OK) == 0)
                 return CGROUP_V2;
+        if (access(memory, F_OK) == 0)
+                return CGROUP_V1;
         return -ENOENT;
 }
 

@@ -185,9 +185,15 @@ START_TEST(test_detect) {
         ck_assert_int_eq(cgroup_detect(v1), CGROUP_V1);
         ck_assert_int_eq(cgroup_detect(v2), CGROUP_V2);
         ck_assert_int_eq(cgroup_detect(none), -ENOENT);
-        /* Hybrid: a unified tree exists, but memory is v1. */
-        write_text(v1, "cgroup.controllers", "");
+        /* Hybrid: a unified tree below the root, memory as v1. */
+        _cleanup_free_ char *v1unified = path_join(v1, "unified");
+        mkdir_p(v1unified);
+        write_text(v1unified, "cgroup.controllers", "");
         ck_assert_int_eq(cgroup_detect(v1), CGROUP_V1);
+        /* A v2 child cgroup that happens to be called "memory" does not make it v1. */
+        _cleanup_free_ char *v2mem = path_join(v2, "memory");
+        mkdir_p(v2mem);
+        ck_assert_int_eq(cgroup_detect(v2), CGROUP_V2);
         rm_rf(root);
 }
 END_TEST
