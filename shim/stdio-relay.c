@@ -92,7 +92,8 @@ static int hexval(char c) {
         return -1;
 }
 
-static char *percent_decode(const char *s, size_t n) {
+/* URL unescaping: "%XX"; '+' means a space only in a query (as Go's QueryUnescape). */
+static char *percent_decode(const char *s, size_t n, bool plus_is_space) {
         char *out = malloc(n + 1);
         if (!out)
                 return NULL;
@@ -101,7 +102,7 @@ static char *percent_decode(const char *s, size_t n) {
                 if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
                         out[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
                         i += 2;
-                } else if (s[i] == '+')
+                } else if (s[i] == '+' && plus_is_space)
                         out[o++] = ' ';
                 else
                         out[o++] = s[i];
@@ -144,15 +145,20 @@ int stdio_uri_parse(const char *uri, struct stdio_uri *ret, char **ret_error) {
         } else if (strncmp(uri, "binary://", 9) == 0) {
                 u.scheme = STDIO_BINARY;
                 rest = uri + 9;
-        } else if (strstr(uri, "://"))
-                return uri_error(ret_error, "unknown STDIO scheme in \"%.200s\"", uri);
+        } else if (strstr(uri, "://")) {
+                if (ret_error && asprintf(ret_error, "unknown STDIO scheme %.*s", (int)MIN(strstr(uri, "://") - uri, 64),
+                                          uri) < 0)
+                        *ret_error = NULL;
+                return -EINVAL;
+        }
         else
                 return uri_error(ret_error, "stdio path must be absolute: \"%.200s\"", uri);
         const char *q = u.scheme == STDIO_BINARY ? strchr(rest, '?') : NULL;
         size_t plen = q ? (size_t)(q - rest) : strlen(rest);
         if (plen == 0 || rest[0] != '/')
                 return uri_error(ret_error, "stdio URI needs an absolute path: \"%.200s\"", uri);
-        u.path = percent_decode(rest, plen);
+        /* A bare path is taken as it is (runc-v2 uses the raw string for FIFOs). */
+        u.path = uri[0] == '/' ? strndup(rest, plen) : percent_decode(rest, plen, false);
         if (!u.path)
                 return uri_error(ret_error, "bad escape in stdio URI \"%.200s\"", uri);
         if (strstr(u.path, "/../") || (strlen(u.path) >= 3 && strcmp(u.path + strlen(u.path) - 3, "/..") == 0)) {
@@ -177,14 +183,15 @@ int stdio_uri_parse(const char *uri, struct stdio_uri *ret, char **ret_error) {
                         const char *eq = memchr(p, '=', l);
                         size_t kl = eq ? (size_t)(eq - p) : l;
                         if (kl > 0) {
-                                u.args[u.n_args] = percent_decode(p, kl);
-                                u.args[u.n_args + 1] = eq ? percent_decode(eq + 1, l - kl - 1) : strdup("");
-                                if (!u.args[u.n_args] || !u.args[u.n_args + 1]) {
-                                        u.n_args += 2;
+                                /* An empty value adds no argument (runc-v2: "?--debug" -> "--debug"). */
+                                bool has_value = eq && l - kl - 1 > 0;
+                                u.args[u.n_args++] = percent_decode(p, kl, true);
+                                if (has_value)
+                                        u.args[u.n_args++] = percent_decode(eq + 1, l - kl - 1, true);
+                                if (!u.args[u.n_args - 1] || (has_value && !u.args[u.n_args - 2])) {
                                         stdio_uri_done(&u);
                                         return uri_error(ret_error, "bad query in stdio URI \"%.200s\"", uri);
                                 }
-                                u.n_args += 2;
                         }
                         p += l;
                         if (*p == '&')
@@ -325,8 +332,14 @@ static void on_stream_write(struct ev_loop *loop, ev_io *w, int revents) {
 static void stream_add(struct stdio *s, const char *name, int src, bool own_src, int dst, bool own_dst,
                        int keepalive, bool is_output) {
         struct stream *st = &s->streams[s->n_streams++];
+        /* splice between two pipes (FIFOs are pipes) needs no buffer; anything else (a pty
+         * master, whose EIO would be ambiguous, an O_APPEND file splice refuses) copies
+         * through the fixed buffer. */
+        struct stat sst, dst_st;
+        bool both_pipes = fstat(src, &sst) == 0 && fstat(dst, &dst_st) == 0 && S_ISFIFO(sst.st_mode) &&
+                          S_ISFIFO(dst_st.st_mode);
         *st = (struct stream){.s = s, .name = name, .src = src, .dst = dst, .own_src = own_src,
-                              .own_dst = own_dst, .keepalive = keepalive, .splice_ok = true,
+                              .own_dst = own_dst, .keepalive = keepalive, .splice_ok = both_pipes,
                               .is_output = is_output, .active = true};
         fd_set_nonblock(src, true);
         fd_set_nonblock(dst, true);
@@ -545,7 +558,7 @@ static int spawn_logger(struct stdio *s, const struct stdio_uri *u, const struct
         s->logger_pid = pid;
         s->logger_ready = ready[0];
         if (cfg->reaper) {
-                if (reaper_watch(cfg->reaper, pid, on_logger_exit, NULL) < 0)
+                if (reaper_watch(cfg->reaper, pid, on_logger_exit, s) < 0)
                         log_warn("stdio: cannot watch logger %d", (int)pid);
                 reaper_release(cfg->reaper);
         }
@@ -654,10 +667,19 @@ int stdio_new(struct ev_loop *loop, const struct stdio_config *cfg, struct stdio
                         goto fail;
                 if (err.scheme != STDIO_NONE && !s->terminal) {
                         if (same) {
+                                /* Each stream owns its copies: the FIFO keeps its keep-alive
+                                 * reader until the later of the two reaches EOF. */
                                 s->out_w[1] = fcntl(s->out_w[0], F_DUPFD_CLOEXEC, 3);
                                 if (s->out_w[1] < 0) {
                                         r = -errno;
                                         goto fail;
+                                }
+                                if (s->out_keepalive[0] >= 0) {
+                                        s->out_keepalive[1] = fcntl(s->out_keepalive[0], F_DUPFD_CLOEXEC, 3);
+                                        if (s->out_keepalive[1] < 0) {
+                                                r = -errno;
+                                                goto fail;
+                                        }
                                 }
                         } else if ((r = open_output(&err, &s->out_w[1], &s->out_keepalive[1], ret_error)) < 0)
                                 goto fail;
@@ -778,6 +800,10 @@ int stdio_console_receive(struct stdio *s) {
                         close(fds[i]);
                 return -EBADMSG;
         }
+        if (!isatty(fds[0])) {
+                close(fds[0]);
+                return -ENOTTY;
+        }
         s->master = fds[0];
         fd_set_nonblock(s->master, true);
         return 0;
@@ -841,10 +867,13 @@ struct stdio *stdio_free(struct stdio *s) {
                 ev_io_stop(s->loop, &s->ready_w);
                 close(s->logger_ready);
         }
-        if (s->logger_pid > 0)
-                kill(s->logger_pid, SIGTERM); /* its exit is reaped by the reaper as an orphan */
-        if (s->reaper && s->logger_pid > 0)
-                reaper_unwatch(s->reaper, s->logger_pid);
+        if (s->logger_pid > 0) {
+                /* Its exit is then reaped by the reaper as an orphan's.
+                 * TODO: runc-v2 sends SIGKILL if it is still alive 12 s later. */
+                if (s->reaper)
+                        reaper_unwatch(s->reaper, s->logger_pid);
+                kill(s->logger_pid, SIGTERM);
+        }
         console_cleanup(s);
         int *fds[] = {&s->child[0], &s->child[1], &s->child[2], &s->stdin_r, &s->stdin_keepalive,
                       &s->out_w[0], &s->out_w[1], &s->out_keepalive[0], &s->out_keepalive[1],

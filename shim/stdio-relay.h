@@ -70,13 +70,15 @@ void stdio_close_stdin(struct stdio *s);
 typedef void (*stdio_drained_fn)(struct stdio *s, void *userdata);
 void stdio_drain(struct stdio *s, double deadline_s, stdio_drained_fn fn, void *userdata);
 
-/* Parse a stdio URI. scheme: "fifo" (also bare paths), "file", "binary". For binary,
- * args = path then key,value pairs (NULL-terminated). */
+/* Parse a stdio URI. scheme: "fifo" (also bare paths, taken verbatim), "file", "binary"
+ * (path and query percent-decoded). For binary, args = the query's keys and values in
+ * order, NULL-terminated; an empty value adds no argument (runc-v2: "?--debug" gives
+ * "--debug"). Errors: "unknown STDIO scheme X", relative paths. */
 enum stdio_scheme { STDIO_NONE, STDIO_FIFO, STDIO_FILE, STDIO_BINARY };
 struct stdio_uri {
         enum stdio_scheme scheme;
         char *path;
-        char **args; /* binary only: query keys and values in order */
+        char **args; /* binary only: query keys and (non-empty) values in order */
         size_t n_args;
 };
 int stdio_uri_parse(const char *uri, struct stdio_uri *ret, char **ret_error);
