@@ -410,6 +410,14 @@ static void on_create_done(const struct runtime_result *res, void *userdata) {
         op_free(o);
 }
 
+/* Write a file of the bundle atomically; name is a single path component. */
+static int write_bundle_file(struct container *c, const char *name, const char *data) {
+        _cleanup_close_ int dfd = open(c->bundle, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+        if (dfd < 0)
+                return -errno;
+        return write_file_atomic_at(dfd, name, data, strlen(data), 0600);
+}
+
 static char *join_path(const char *dir, const char *name) {
         char *p = NULL;
         if (asprintf(&p, "%s/%s", dir, name) < 0)
@@ -529,9 +537,7 @@ static void handle_create(struct shim *s, struct ttrpc_call *call) {
         json_t *saved = json_pack("{s:s, s:s}", "binary_name", c->rt_binary, "root", c->rt_root);
         _cleanup_free_ char *saved_text = saved ? json_dumps(saved, JSON_COMPACT) : NULL;
         json_decref(saved);
-        _cleanup_free_ char *saved_path = join_path(c->bundle, "options.json");
-        if (!saved_text || !saved_path ||
-            (r = write_file_atomic_at(AT_FDCWD, saved_path, saved_text, strlen(saved_text), 0600)) < 0)
+        if (!saved_text || (r = write_bundle_file(c, "options.json", saved_text)) < 0)
                 log_warn("%s: cannot write options.json, the delete action will use defaults", c->id);
 
         /* What the runtime will be asked to do decides how exits are cleaned up. */
@@ -723,12 +729,13 @@ static void start_exec(struct shim *s, struct ttrpc_call *call, struct container
         }
         /* The exec id is a checked identifier, so these names stay inside the bundle. */
         _cleanup_free_ char *pidfile = NULL;
-        if (asprintf(&o->tmp_path, "%s/.%s-process.json", c->bundle, p->id) < 0)
+        char spec_name[IDENTIFIER_MAX + 32];
+        snprintf(spec_name, sizeof spec_name, ".%s-process.json", p->id);
+        if (asprintf(&o->tmp_path, "%s/%s", c->bundle, spec_name) < 0)
                 o->tmp_path = NULL;
         if (asprintf(&pidfile, "%s/%s.pid", c->bundle, p->id) < 0)
                 pidfile = NULL;
-        if (!o->tmp_path || !pidfile ||
-            (r = write_file_atomic_at(AT_FDCWD, o->tmp_path, p->spec_json, strlen(p->spec_json), 0600)) < 0) {
+        if (!o->tmp_path || !pidfile || (r = write_bundle_file(c, spec_name, p->spec_json)) < 0) {
                 ttrpc_call_reply_error(call, TTRPC_INTERNAL, "cannot write the exec's process spec");
                 p->io = stdio_free(p->io);
                 op_free(o);
