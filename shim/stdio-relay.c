@@ -524,7 +524,14 @@ static int spawn_logger(struct stdio *s, const struct stdio_uri *u, const struct
                 argv[i + 1] = u->args[i];
         if (cfg->reaper)
                 reaper_hold(cfg->reaper);
+        /* Signals stay blocked across fork until the child has reset every handler: a
+         * signal arriving in between would otherwise run the shim's handler in the child. */
+        sigset_t all, saved;
+        sigfillset(&all);
+        sigprocmask(SIG_SETMASK, &all, &saved);
         pid_t pid = fork();
+        if (pid != 0)
+                sigprocmask(SIG_SETMASK, &saved, NULL);
         if (pid < 0) {
                 int e = errno;
                 if (cfg->reaper)
@@ -535,12 +542,12 @@ static int spawn_logger(struct stdio *s, const struct stdio_uri *u, const struct
                 return -e;
         }
         if (pid == 0) {
-                sigset_t none;
-                sigemptyset(&none);
-                sigprocmask(SIG_SETMASK, &none, NULL);
                 for (int sig = 1; sig < NSIG; sig++)
                         if (sig != SIGKILL && sig != SIGSTOP)
                                 signal(sig, SIG_DFL);
+                sigset_t none;
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
                 int devnull = open("/dev/null", O_RDWR);
                 int o = fcntl(out_r >= 0 ? out_r : devnull, F_DUPFD, 10);
                 int e = fcntl(err_r >= 0 ? err_r : devnull, F_DUPFD, 10);
