@@ -1391,8 +1391,10 @@ static void handle_resize_pty(struct shim *s, struct ttrpc_call *call) {
         struct container *c;
         struct process *p;
         if (resolve(s, call, req->id, req->exec_id, &c, &p) == 0) {
-                int r = p->io ? stdio_resize(p->io, req->width, req->height) : 0;
-                if (r < 0)
+                int r = p->exit_reported ? -ESRCH : p->io ? stdio_resize(p->io, req->width, req->height) : 0;
+                if (r == -ESRCH)
+                        ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "cannot resize a stopped container");
+                else if (r < 0)
                         ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "resize failed: %s", strerror(-r));
                 else
                         ttrpc_call_reply(call, NULL);
