@@ -796,6 +796,8 @@ START_TEST(test_binary_logger) {
         ck_assert(!rs.called);
         ck_assert(run_until(loop, ready_called, &rs, 10));
         ck_assert_int_eq(rs.r, 0);
+        /* the script writes this before its ready byte: "ready" really waited for it */
+        ck_assert_int_eq(access(envfile, F_OK), 0);
         int fds[3];
         stdio_child_fds(s, fds);
         ck_assert_int_ge(fds[1], 0);
