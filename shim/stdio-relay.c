@@ -646,23 +646,25 @@ int stdio_new(struct ev_loop *loop, const struct stdio_config *cfg, struct stdio
         if (in.scheme != STDIO_NONE && (r = open_stdin(&in, &s->stdin_r, &s->stdin_keepalive, ret_error)) < 0)
                 goto fail;
         if (out.scheme == STDIO_BINARY || err.scheme == STDIO_BINARY) {
-                if (cfg->terminal) {
-                        r = uri_error(ret_error, "binary:// logging with a terminal is not supported (%s)", out.path);
-                        goto fail;
-                }
                 const struct stdio_uri *bu = out.scheme == STDIO_BINARY ? &out : &err;
                 int op[2] = {-1, -1}, ep[2] = {-1, -1};
-                if (pipe2(op, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0) {
+                /* With a terminal the relay feeds the pty master into the logger's fd 3
+                 * (stderr is merged into the pty; its fd 4 reads /dev/null). */
+                if (pipe2(op, O_CLOEXEC) < 0 || (!cfg->terminal && pipe2(ep, O_CLOEXEC) < 0)) {
                         r = -errno;
                         safe_close(op[0]);
                         safe_close(op[1]);
                         goto fail;
                 }
-                s->child[1] = op[1];
-                s->child[2] = ep[1];
+                if (cfg->terminal)
+                        s->out_w[0] = op[1];
+                else {
+                        s->child[1] = op[1];
+                        s->child[2] = ep[1];
+                }
                 r = spawn_logger(s, bu, cfg, op[0], ep[0], ret_error);
                 close(op[0]);
-                close(ep[0]);
+                safe_close(ep[0]);
                 if (r < 0) {
                         uri_error(ret_error, "cannot start logger %s", bu->path);
                         goto fail;

@@ -983,6 +983,62 @@ START_TEST(test_terminal) {
 }
 END_TEST
 
+/* Play the runtime: make a pty, send its master over the console socket, keep the raw slave. */
+static int attach_pty(struct stdio *s) {
+        const char *sock = NULL;
+        ck_assert_int_eq(stdio_console_socket(s, &sock), 0);
+        int master, slave;
+        ck_assert_int_eq(openpty(&master, &slave, NULL, NULL, NULL), 0);
+        fd_set_cloexec(master, true);
+        fd_set_cloexec(slave, true);
+        struct termios tio;
+        ck_assert_int_eq(tcgetattr(slave, &tio), 0);
+        cfmakeraw(&tio);
+        ck_assert_int_eq(tcsetattr(slave, TCSANOW, &tio), 0);
+        pid_t pid = fork_child();
+        if (pid == 0)
+                send_fds(sock, &master, 1);
+        ck_assert_int_eq(wait_child(pid), 0);
+        close(master);
+        ck_assert_int_eq(stdio_console_receive(s), 0);
+        return slave;
+}
+
+/* binary:// with a terminal: the logger's fd 3 carries the pty output. */
+START_TEST(test_terminal_binary_logger) {
+        struct ev_loop *loop = EV_DEFAULT;
+        _cleanup_free_ char *dir = test_dir("tty-binary");
+        _cleanup_free_ char *script = NULL, *outfile = NULL, *uri = NULL;
+        ck_assert_int_ge(asprintf(&script, "%s/logger.sh", dir), 0);
+        ck_assert_int_ge(asprintf(&outfile, "%s/out.txt", dir), 0);
+        FILE *f = fopen(script, "we");
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "#!/bin/sh\nexec 5>&-\n/bin/cat <&3 > \"$1.tmp\"\n/bin/mv \"$1.tmp\" \"$1\"\n");
+        fclose(f);
+        ck_assert_int_eq(chmod(script, 0755), 0);
+        ck_assert_int_ge(asprintf(&uri, "binary://%s?%s", script, outfile), 0);
+        struct reaper *reaper = NULL;
+        ck_assert_int_eq(reaper_new(loop, &reaper), 0);
+        struct stdio_config cfg = {.stdout_uri = uri, .terminal = true, .reaper = reaper};
+        struct stdio *s = new_stdio(loop, &cfg);
+        struct ready_state rs = {.r = -1};
+        ck_assert_int_eq(stdio_wait_ready(s, on_ready, &rs), 0);
+        ck_assert(run_until(loop, ready_called, &rs, 10));
+        int slave = attach_pty(s);
+        ck_assert_int_eq(stdio_start(s), 0);
+        ck_assert_int_eq(write(slave, "via pty\n", 8), 8);
+        close(slave);
+        struct file_wait fw = {outfile, 8};
+        ck_assert(run_until(loop, file_ready, &fw, 10));
+        _cleanup_free_ char *got = slurp(outfile);
+        ck_assert_str_eq(got, "via pty\n");
+        struct reaped rp = {reaper, 1};
+        ck_assert(run_until(loop, reaped_enough, &rp, 10));
+        stdio_free(s);
+        reaper_free(reaper);
+}
+END_TEST
+
 START_TEST(test_terminal_two_fds_refused) {
         struct ev_loop *loop = EV_DEFAULT;
         int before = count_open_fds();
@@ -1098,6 +1154,7 @@ int main(void) {
         tcase_add_unchecked_fixture(tc, tmp_root_setup, tmp_root_teardown);
         tcase_add_test(tc, test_terminal);
         tcase_add_test(tc, test_terminal_two_fds_refused);
+        tcase_add_test(tc, test_terminal_binary_logger);
         suite_add_tcase(s, tc);
 
         SRunner *sr = srunner_create(s);
