@@ -740,6 +740,8 @@ void stdio_child_fds(const struct stdio *s, int ret_fds[3]) {
 }
 
 int stdio_console_socket(struct stdio *s, const char **ret_path) {
+        if (s->console_dir || s->master >= 0)
+                return -EBUSY;
         char tmpl[] = "/tmp/nanoshim-pty-XXXXXX";
         if (!mkdtemp(tmpl))
                 return -errno;
