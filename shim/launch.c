@@ -446,12 +446,27 @@ int launch_delete(const struct shim_args *a) {
             socket_connectable(path) <= 0)
                 unlink(path);
 
+        /* The exit the daemon recorded before it died, if any; else 137 (containerd's
+         * convention for "killed, status unknown") and now. */
+        int status = 128 + SIGKILL;
+        struct timespec when = now_realtime();
+        _cleanup_free_ char *rec = NULL, *rec_path = NULL;
+        if (asprintf(&rec_path, "%s/init.exit", bundle) > 0 && read_file_at(AT_FDCWD, rec_path, 128, &rec, NULL) == 0) {
+                int st, oom;
+                long long sec;
+                long nsec;
+                if (sscanf(rec, "%d %lld %ld %d", &st, &sec, &nsec, &oom) == 4 && st >= 0 && st <= 255 && nsec >= 0 &&
+                    nsec < 1000000000L) {
+                        status = st;
+                        when.tv_sec = (time_t)sec;
+                        when.tv_nsec = nsec;
+                }
+        }
         Nanoshim__Task__DeleteResponse resp = NANOSHIM__TASK__DELETE_RESPONSE__INIT;
         Nanoshim__Types__Timestamp ts;
-        struct timespec now = now_realtime();
-        timestamp_set(&ts, &now);
+        timestamp_set(&ts, &when);
         resp.pid = (uint32_t)pid;
-        resp.exit_status = 128 + SIGKILL; /* the real status is unknown: containerd's convention */
+        resp.exit_status = (uint32_t)status;
         resp.exited_at = &ts;
         uint8_t buf[64];
         size_t len = nanoshim__task__delete_response__pack(&resp, buf);

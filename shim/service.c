@@ -168,6 +168,7 @@ static bool execs_all_reported(const struct container *c) {
 }
 
 static void delete_continue(struct process *p);
+static int write_bundle_file(struct container *c, const char *name, const char *data);
 static void on_oom(void *userdata) {
         struct container *c = userdata;
         log_warn("%s: OOM kill in the container", c->id);
@@ -210,6 +211,16 @@ static void process_maybe_report_exit(struct process *p) {
         if (p->state != PROCESS_STOPPED)
                 (void)process_transition(p, PROCESS_STOPPED);
         log_info("%s: process %s (pid %d) exited with status %d", c->id, p->id, (int)p->pid, p->exit_status);
+        /* Persist first, publish second: the delete action answers from this record if we
+         * die before containerd has seen the exit. */
+        if (p->is_init) {
+                char rec[96];
+                snprintf(rec, sizeof rec, "%d %lld %ld %d\n", p->exit_status, (long long)p->exited_at.tv_sec,
+                         (long)p->exited_at.tv_nsec, oom ? 1 : 0);
+                int wr = write_bundle_file(c, "init.exit", rec);
+                if (wr < 0)
+                        log_warn_errno(wr, "%s: cannot record the exit in the bundle: %m", c->id);
+        }
 
         Nanoshim__Events__TaskExit ev = NANOSHIM__EVENTS__TASK_EXIT__INIT;
         Nanoshim__Types__Timestamp ts;

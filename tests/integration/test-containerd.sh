@@ -45,7 +45,7 @@ task_stopped() { [ "$(task_status "$1")" = STOPPED ] || [ -z "$(task_status "$1"
 task_running() { [ "$(task_status "$1")" = RUNNING ]; }
 
 # Replace what legitimately differs between the two runs (ids, runtime names).
-normalize() { sed -e "s/$1/ID/g" -e 's/nanoshim/RT/g; s/runc\.v2/RT/g; s/time="[^"]*"/time=T/g' -e '/resize pty/d'; }
+normalize() { tr -d '\000' | sed -e "s/$1/ID/g" -e 's/nanoshim/RT/g; s/runc\.v2/RT/g; s/time="[^"]*"/time=T/g' -e '/resize pty/d'; }
 
 # Run CMD with $ID and $RT set; print its stdout and stderr apart (their relative order
 # is not defined), normalized; exit with its status.
@@ -226,6 +226,19 @@ shim_killed_case() {
         ctr_ containers rm "$ID"
 }
 run_both shim-killed shim_killed_case
+
+# ---- the delete action answers from the exit the daemon recorded ----
+delete_action_case() {
+        local d out
+        d=$(mktemp -d)
+        printf 1234 >"$d/init.pid"
+        printf '7 100 5 0\n' >"$d/init.exit"
+        # DeleteResponse{pid 1234, exit_status 7, exited_at {100 s, 5 ns}}
+        out=$("$SHIM" -namespace "$CTR_NS" -address "$CTRD_SOCK" -id gone1 -bundle "$d" delete | od -An -tx1 | tr -d ' \n')
+        rm -rf "$d"
+        [ "$out" = "08d20910071a0408641005" ]
+}
+expect "delete-action-reports-recorded-exit" delete_action_case
 
 # ---- pods: 20 containers of one group share one shim (nanoshim only) ----
 group_case() {
