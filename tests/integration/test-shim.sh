@@ -1,0 +1,361 @@
+#!/bin/bash
+# The shim daemon driven by shimctl with real runc on busybox bundles.
+#   test-shim.sh SHIM_BINARY SHIMCTL SOURCE_ROOT
+# Runs under tests/helpers/subreaper (see tests/meson.build). Needs root (exit 77
+# otherwise). Each scenario starts its own shim; the last line is "N passed, M failed".
+set -u
+[ $# -eq 3 ] || { echo "usage: $0 SHIM_BINARY SHIMCTL SOURCE_ROOT" >&2; exit 2; }
+. "$(dirname "$(readlink -f "$0")")/lib.sh"
+it_setup "$1" "$2" "$3"
+
+# Runs ID from BUNDLE to its end; prints what `wait` printed, then deletes it.
+run_to_end() {
+        local id=$1 b=$2 out
+        shift 2
+        ctl create "$id" --bundle "$b" "$@" >/dev/null || return 1
+        ctl start "$id" >/dev/null || return 1
+        out=$(ctl wait "$id")
+        ctl delete "$id" >/dev/null || return 1
+        echo "$out"
+}
+
+t_exit_codes() {
+        shim_start exit-codes || return
+        local n b got st
+        for n in 0 1 42 255; do
+                b=$(bundle "exit$n" sh -c "exit $n")
+                ctl create "exit$n" --bundle "$b" >/dev/null && ctl start "exit$n" >/dev/null
+                got=$(ctl wait "exit$n")
+                st=$?
+                expect_eq "exit code $n: wait prints it" "$got" "$n"
+                expect_eq "exit code $n: wait exits with it" "$st" "$n"
+                got=$(ctl state "exit$n" | grep -o '"status":"[a-z]*","[^}]*"exit_status":[0-9]*' |
+                        sed -e 's/"status":"\([a-z]*\)".*"exit_status":\([0-9]*\)/\1 \2/')
+                expect_eq "exit code $n: state" "$got" "stopped $n"
+                got=$(ctl delete "exit$n" | grep -o '"exit_status":[0-9]*')
+                expect_eq "exit code $n: delete" "$got" "\"exit_status\":$n"
+        done
+        shim_stop
+}
+
+t_sigkill() {
+        shim_start sigkill || return
+        local b got
+        b=$(bundle sigkill sleep 1000)
+        ctl create k1 --bundle "$b" >/dev/null && ctl start k1 >/dev/null
+        ctl kill k1 --signal KILL
+        got=$(ctl wait k1)
+        expect_eq "SIGKILL -> 137" "$got" 137
+        ctl delete k1 >/dev/null
+        shim_stop
+}
+
+# An init that handles TERM: it says "ready" once the trap is set, so the kill cannot
+# arrive before (PID 1 without a handler ignores TERM).
+t_sigterm_trap() {
+        shim_start sigterm-trap || return
+        local b got
+        b=$(bundle sigterm-trap sh -c 'trap "exit 143" TERM; echo ready; while :; do sleep 0.05; done')
+        fifo_reader "$SHIM_DIR/out" "$SHIM_DIR/out.txt"
+        ctl create t1 --bundle "$b" --stdout "$SHIM_DIR/out" >/dev/null && ctl start t1 >/dev/null
+        poll_until 10 grep -q ready "$SHIM_DIR/out.txt" || fail "SIGTERM trap: init never said ready"
+        ctl kill t1 --signal TERM
+        got=$(ctl --timeout 20 wait t1)
+        expect_eq "SIGTERM with a trap -> 143" "$got" 143
+        ctl delete t1 >/dev/null
+        wait_pid "$READER_PID"
+        shim_stop
+}
+
+t_sigterm_ignored() {
+        shim_start sigterm-ignored || return
+        local b got
+        b=$(bundle sigterm-ignored sleep 1000)
+        ctl create t2 --bundle "$b" >/dev/null && ctl start t2 >/dev/null
+        if ctl kill t2 --signal TERM; then pass "SIGTERM to sleep as PID 1: kill returned"; else fail "kill TERM failed"; fi
+        # A negative: give a wrongly delivered TERM a moment to show, then look.
+        if poll_until 1 sh -c "'$SHIMCTL' -a '$SOCK' state t2 | grep -q '\"status\":\"stopped\"'"; then
+                fail "SIGTERM to sleep as PID 1: it stopped"
+        else
+                ctl state t2 | grep -q '"status":"running"' && pass "SIGTERM to sleep as PID 1: still running" ||
+                        fail "SIGTERM to sleep as PID 1: state is not running"
+        fi
+        ctl kill t2 --signal SIGKILL
+        got=$(ctl wait t2)
+        expect_eq "then SIGKILL -> 137" "$got" 137
+        ctl delete t2 >/dev/null
+        shim_stop
+}
+
+t_kill_all() {
+        shim_start kill-all || return
+        local b got pids p alive=0
+        b=$(bundle kill-all sh -c 'sleep 1000 & sleep 1000 & echo ready; wait')
+        fifo_reader "$SHIM_DIR/out" "$SHIM_DIR/out.txt"
+        ctl create ka --bundle "$b" --stdout "$SHIM_DIR/out" >/dev/null && ctl start ka >/dev/null
+        poll_until 10 grep -q ready "$SHIM_DIR/out.txt"
+        pids=$(ctl pids ka | grep -o '"pid":[0-9]*' | cut -d: -f2)
+        expect_eq "kill --all: 3 processes before" "$(echo "$pids" | wc -w)" 3
+        ctl kill ka --all --signal KILL
+        got=$(ctl wait ka)
+        expect_eq "kill --all: init status" "$got" 137
+        for p in $pids; do
+                poll_until 10 pid_done "$p" || alive=$((alive + 1))
+        done
+        expect_eq "kill --all: processes left" "$alive" 0
+        ctl delete ka >/dev/null
+        wait_pid "$READER_PID"
+        shim_stop
+}
+
+t_exec() {
+        shim_start exec || return
+        local b got
+        b=$(bundle exec-init sleep 1000)
+        ctl create ex --bundle "$b" >/dev/null && ctl start ex >/dev/null
+        ctl exec ex e5 -- sh -c 'exit 5' && ctl start ex --exec e5 >/dev/null
+        got=$(ctl wait ex --exec e5)
+        expect_eq "exec: wait prints its own status" "$got" 5
+        got=$(ctl delete ex --exec e5 | grep -o '"exit_status":[0-9]*')
+        expect_eq "exec: delete" "$got" '"exit_status":5'
+        ctl state ex | grep -q '"status":"running"' && pass "exec: the init still runs" || fail "exec: init not running"
+        ctl kill ex --signal KILL
+        got=$(ctl wait ex)
+        expect_eq "exec: init status after" "$got" 137
+        ctl delete ex >/dev/null
+        shim_stop
+}
+
+t_concurrent_wait() {
+        shim_start concurrent-wait || return
+        local b i pids=() ok=0
+        b=$(bundle cwait sleep 1000)
+        ctl create cw --bundle "$b" >/dev/null && ctl start cw >/dev/null
+        for i in 1 2 3 4 5 6; do
+                ctl wait cw >"$SHIM_DIR/wait$i" 2>&1 &
+                pids+=($!)
+                it_track "$!"
+        done
+        ctl kill cw --signal KILL
+        for i in 1 2 3 4 5 6; do
+                wait_pid "${pids[$((i - 1))]}"
+                [ "$WAITED" = 137 ] && [ "$(cat "$SHIM_DIR/wait$i")" = 137 ] && ok=$((ok + 1))
+        done
+        expect_eq "6 concurrent waits all get 137" "$ok" 6
+        ctl delete cw >/dev/null
+        shim_stop
+}
+
+# topics of the events printed by the receiver, one line: "create start ..."
+topics_of() {
+        grep -o '"topic":"/tasks/[a-z-]*"' "$1" | sed -e 's|"topic":"/tasks/||' -e 's/"$//' | tr '\n' ' ' | sed 's/ $//'
+}
+
+t_events_order() {
+        local ev=$IT_TMP/ev-order/ev.sock got b
+        "$SHIMCTL" events --listen "$ev" --count 7 >"$IT_TMP/ev-order.out" 2>"$IT_TMP/ev-order.err" &
+        local rpid=$!
+        it_track "$rpid"
+        poll_until 10 test -S "$ev"
+        shim_start events-order "$ev" || return
+        b=$(bundle ev-order sleep 1000)
+        ctl create eo --bundle "$b" >/dev/null && ctl start eo >/dev/null
+        ctl exec eo ee -- sh -c 'exit 3' && ctl start eo --exec ee >/dev/null && ctl wait eo --exec ee >/dev/null
+        ctl kill eo --signal KILL
+        ctl wait eo >/dev/null
+        ctl delete eo >/dev/null
+        wait_pid "$rpid" 20 || fail "events receiver did not get 7 events"
+        expect_eq "event order" "$(topics_of "$IT_TMP/ev-order.out")" \
+                "create start exec-added exec-started exit exit delete"
+        got=$(grep '/tasks/exit' "$IT_TMP/ev-order.out" | grep -o '"id":"[a-z]*","pid":[0-9]*,"exit_status":[0-9]*' |
+                sed -e 's/"id":"\([a-z]*\)".*"exit_status":\([0-9]*\)/\1=\2/' | tr '\n' ' ')
+        expect_eq "exec's exit before the init's" "$got" "ee=3 eo=137 "
+        grep -q '"namespace":"nanoshim-it"' "$IT_TMP/ev-order.out" && pass "events carry the namespace" ||
+                fail "events: no namespace"
+        shim_stop
+}
+
+# The receiver is down while the events happen, then comes up: all of them, in order.
+t_events_late() {
+        local ev=$IT_TMP/ev-late/ev.sock got
+        mkdir -p "$IT_TMP/ev-late" && chmod 700 "$IT_TMP/ev-late"
+        shim_start events-late "$ev" || return
+        got=$(run_to_end late "$(bundle ev-late sh -c 'exit 9')")
+        expect_eq "late receiver: run" "$got" 9
+        "$SHIMCTL" events --listen "$ev" --count 4 >"$IT_TMP/ev-late.out" 2>&1 &
+        local rpid=$!
+        it_track "$rpid"
+        wait_pid "$rpid" 30 || fail "late receiver: not all events arrived"
+        expect_eq "late receiver: all events, in order" "$(topics_of "$IT_TMP/ev-late.out")" "create start exit delete"
+        shim_stop
+}
+
+t_events_fail_first() {
+        local ev=$IT_TMP/ev-fail/ev.sock got
+        "$SHIMCTL" events --listen "$ev" --count 4 --fail-first 3 >"$IT_TMP/ev-fail.out" 2>&1 &
+        local rpid=$!
+        it_track "$rpid"
+        poll_until 10 test -S "$ev"
+        shim_start events-fail "$ev" || return
+        got=$(run_to_end failing "$(bundle ev-fail sh -c 'exit 4')")
+        expect_eq "receiver failing 3 Forwards: run" "$got" 4
+        wait_pid "$rpid" 30 || fail "receiver failing 3 Forwards: not all events arrived"
+        expect_eq "receiver failing 3 Forwards: all events once, in order" "$(topics_of "$IT_TMP/ev-fail.out")" \
+                "create start exit delete"
+        shim_stop
+}
+
+# 200 fast-exiting containers, each one's whole output through a FIFO read by a
+# reader started before create; the last line has no newline.
+t_stdout_fifo() {
+        shim_start stdout-fifo || return
+        local b i ok=0 bad=
+        b=$(bundle fifo printf 'a\nb\nlast')
+        printf 'a\nb\nlast' >"$SHIM_DIR/want"
+        for i in $(seq 200); do
+                fifo_reader "$SHIM_DIR/f$i" "$SHIM_DIR/o$i"
+                run_to_end "f$i" "$b" --stdout "$SHIM_DIR/f$i" >/dev/null
+                wait_pid "$READER_PID" 10
+                if cmp -s "$SHIM_DIR/want" "$SHIM_DIR/o$i"; then
+                        ok=$((ok + 1))
+                else
+                        [ -n "$bad" ] || bad=$i
+                fi
+                rm -f "$SHIM_DIR/f$i" "$SHIM_DIR/o$i"
+        done
+        expect_eq "stdout through a FIFO: full output in 200 runs${bad:+ (first bad: run $bad)}" "$ok" 200
+        shim_stop
+}
+
+t_stdin() {
+        shim_start stdin || return
+        local b got w
+        b=$(bundle stdin cat)
+        mkfifo "$SHIM_DIR/in"
+        printf 'hello\nstdin\nno newline' >"$SHIM_DIR/want"
+        cat "$SHIM_DIR/want" >"$SHIM_DIR/in" &
+        w=$!
+        it_track "$w"
+        fifo_reader "$SHIM_DIR/out" "$SHIM_DIR/out.txt"
+        ctl create si --bundle "$b" --stdin "$SHIM_DIR/in" --stdout "$SHIM_DIR/out" >/dev/null &&
+                ctl start si >/dev/null
+        wait_pid "$w" 10 || fail "stdin: the writer never finished"
+        # All of it is in the container once its output shows it; then say EOF.
+        poll_until 10 cmp -s "$SHIM_DIR/want" "$SHIM_DIR/out.txt"
+        ctl close-io si
+        got=$(ctl --timeout 20 wait si)
+        expect_eq "stdin: cat exits 0 after close-io" "$got" 0
+        ctl delete si >/dev/null
+        wait_pid "$READER_PID" 10
+        cmp -s "$SHIM_DIR/want" "$SHIM_DIR/out.txt" && pass "stdin: round trip" ||
+                fail "stdin: round trip: got '$(cat "$SHIM_DIR/out.txt")'"
+        shim_stop
+}
+
+t_tty() {
+        shim_start tty || return
+        local b got
+        b=$(bundle tty sh -c 'echo ready; while [ ! -e /tmp/go ]; do sleep 0.05; done; stty size; exit 7')
+        bundle_edit "$b" 's/"terminal": false/"terminal": true/'
+        fifo_reader "$SHIM_DIR/out" "$SHIM_DIR/out.txt"
+        ctl create tt --bundle "$b" --terminal --stdout "$SHIM_DIR/out" >/dev/null && ctl start tt >/dev/null
+        poll_until 10 grep -q ready "$SHIM_DIR/out.txt" || fail "tty: no output"
+        ctl resize tt 100 40
+        ctl exec tt go -- touch /tmp/go && ctl start tt --exec go >/dev/null && ctl wait tt --exec go >/dev/null
+        ctl delete tt --exec go >/dev/null
+        got=$(ctl --timeout 20 wait tt)
+        expect_eq "tty: exit status" "$got" 7
+        ctl delete tt >/dev/null
+        wait_pid "$READER_PID" 10
+        got=$(tr -d '\r' <"$SHIM_DIR/out.txt" | tr '\n' ' ')
+        expect_eq "tty: output and stty size after resize" "$got" "ready 40 100 "
+        shim_stop
+}
+
+t_init_fds() {
+        shim_start init-fds || return
+        local b pid got
+        b=$(bundle fds sleep 1000)
+        fifo_reader "$SHIM_DIR/out" "$SHIM_DIR/out.txt"
+        pid=$(ctl create fd --bundle "$b" --stdout "$SHIM_DIR/out" --stderr "$SHIM_DIR/out") && ctl start fd >/dev/null
+        got=$(ls "/proc/$pid/fd" | sort -n | tr '\n' ' ')
+        expect_eq "the container's init holds exactly fds 0 1 2" "$got" "0 1 2 "
+        ctl kill fd --signal KILL
+        ctl wait fd >/dev/null # exits with the status (137)
+        ctl delete fd >/dev/null
+        wait_pid "$READER_PID" 10
+        shim_stop
+}
+
+# 1000 orphans; NAME, extra sed on the config (e.g. drop the pid namespace so the
+# orphans come straight to the shim).
+orphan_storm() {
+        local name=$1 edit=$2 b got n
+        shim_start "$name" || return
+        b=$(bundle "$name" sh -c 'for i in $(seq 1000); do (sleep 0.01 &) ; done; sleep 2')
+        [ -z "$edit" ] || bundle_edit "$b" "$edit"
+        got=$(run_to_end storm "$b")
+        expect_eq "$name: exit status" "$got" 0
+        if poll_until 20 test "$(count_zombies_of "$SHIM_PID")" -eq 0; then
+                pass "$name: no zombie left under the shim"
+        else
+                fail "$name: $(count_zombies_of "$SHIM_PID") zombies under the shim"
+        fi
+        shim_stop
+}
+
+t_orphan_storm() {
+        orphan_storm orphans-pidns ""
+        orphan_storm orphans-hostpid 's/{"type": "pid"}, //'
+}
+
+t_errors() {
+        shim_start errors || return
+        local b err st
+        err=$(ctl state nosuch 2>&1)
+        st=$?
+        [ $st -eq 1 ] && echo "$err" | grep -q 'NOT_FOUND' && pass "unknown id: NOT_FOUND" ||
+                fail "unknown id: status $st, '$err'"
+        err=$(ctl state ../x 2>&1)
+        st=$?
+        [ $st -eq 2 ] && echo "$err" | grep -q 'invalid container id' && pass "invalid id: refused by shimctl" ||
+                fail "invalid id (shimctl): status $st, '$err'"
+        b=$(bundle badid sleep 1)
+        err=$("$SHIMCTL" --no-id-check -a "$SOCK" create ../x --bundle "$b" 2>&1)
+        st=$?
+        [ $st -eq 1 ] && echo "$err" | grep -q 'INVALID_ARGUMENT' && pass "invalid id: refused by the shim" ||
+                fail "invalid id (shim): status $st, '$err'"
+        b=$(bundle nonexistent nonexistent)
+        err=$(ctl create ne --bundle "$b" 2>&1)
+        st=$?
+        [ $st -eq 1 ] && echo "$err" | grep -q 'exec: "nonexistent"' && pass "runc's error reaches shimctl" ||
+                fail "nonexistent command: status $st, '$err'"
+        err=$(ctl state ne 2>&1)
+        echo "$err" | grep -q NOT_FOUND && pass "a failed create leaves nothing" || fail "failed create left: $err"
+        err=$("$SHIMCTL" -a "$IT_TMP/nowhere.sock" state x 2>&1)
+        st=$?
+        [ $st -eq 3 ] && echo "$err" | grep -q "$IT_TMP/nowhere.sock" && pass "no shim: exit 3 naming the socket" ||
+                fail "no shim: status $st, '$err'"
+        shim_stop
+}
+
+t_shutdown() {
+        shim_start shutdown || return
+        local pid=$SHIM_PID
+        ctl shutdown sd
+        if poll_until 10 pid_done "$pid"; then pass "shutdown: the shim exits"; else fail "shutdown: still running"; fi
+        [ ! -e "$SOCK" ] && pass "shutdown: socket removed" || fail "shutdown: socket left"
+        wait "$pid" 2>/dev/null
+        SHIM_PID=
+}
+
+for t in t_exit_codes t_sigkill t_sigterm_trap t_sigterm_ignored t_kill_all t_exec t_concurrent_wait \
+        t_events_order t_events_late t_events_fail_first t_stdout_fifo t_stdin t_tty t_init_fds t_orphan_storm \
+        t_errors t_shutdown; do
+        if [ -n "${IT_ONLY:-}" ] && ! echo " $IT_ONLY " | grep -q " $t "; then
+                continue
+        fi
+        echo "# $t"
+        "$t"
+done
+it_summary
