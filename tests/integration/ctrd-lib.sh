@@ -46,6 +46,9 @@ ctrd_start() {
         CTRD_SOCK=$CTRD_DIR/c.sock
         PATH="$CTRD_DIR/bin:$PATH" containerd --config "$CTRD_DIR/config.toml" >>"$CTRD_DIR/containerd.log" 2>&1 &
         CTRD_PID=$!
+        # Also in a file: a restart done in a subshell (a test's $(...)) must still be
+        # stoppable by the parent.
+        echo "$CTRD_PID" >"$CTRD_DIR/containerd.pid"
         if ! poll_until 30 ctr --address "$CTRD_SOCK" version; then
                 echo "containerd did not come up; its log:" >&2
                 tail -n 30 "$CTRD_DIR/containerd.log" >&2
@@ -54,11 +57,26 @@ ctrd_start() {
 }
 
 ctrd_stop() {
-        local sig=${1:-TERM}
-        [ -n "${CTRD_PID:-}" ] || return 0
-        kill -s "$sig" "$CTRD_PID" 2>/dev/null || true
-        wait "$CTRD_PID" 2>/dev/null || true
+        local sig=${1:-TERM} pid
+        pid=$(cat "$CTRD_DIR/containerd.pid" 2>/dev/null) || pid=${CTRD_PID:-}
+        [ -n "$pid" ] || return 0
+        kill -s "$sig" "$pid" 2>/dev/null || true
+        # Not always our child (see ctrd_start): wait for it to be gone, with a deadline.
+        if ! poll_until 30 ctrd_gone "$pid"; then
+                echo "containerd $pid did not stop on SIG$sig; killing it" >&2
+                kill -KILL "$pid" 2>/dev/null
+        fi
+        wait "$pid" 2>/dev/null || true
+        rm -f "$CTRD_DIR/containerd.pid"
         CTRD_PID=
+}
+
+# A process is gone once it is no longer running (a zombie awaiting its reaper counts
+# as gone).
+ctrd_gone() {
+        local st
+        st=$(awk '/^State:/ {print $2}' "/proc/$1/status" 2>/dev/null)
+        [ -z "$st" ] || [ "$st" = Z ]
 }
 
 ctr_() {

@@ -45,7 +45,7 @@ task_stopped() { [ "$(task_status "$1")" = STOPPED ] || [ -z "$(task_status "$1"
 task_running() { [ "$(task_status "$1")" = RUNNING ]; }
 
 # Replace what legitimately differs between the two runs (ids, runtime names).
-normalize() { tr -d '\000' | sed -e "s/$1/ID/g" -e 's/nanoshim/RT/g; s/runc\.v2/RT/g; s/time="[^"]*"/time=T/g' -e '/resize pty/d'; }
+normalize() { tr -d '\000' | sed -e 's/\^@//g' -e "s/$1/ID/g" -e 's/nanoshim/RT/g; s/runc\.v2/RT/g; s/time="[^"]*"/time=T/g' -e '/resize pty/d'; }
 
 # Run CMD with $ID and $RT set; print its stdout and stderr apart (their relative order
 # is not defined), normalized; exit with its status.
@@ -266,6 +266,9 @@ leftovers() {
         local n
         n=$(ps -eo args | grep -c '^[^ ]*containerd-shim-nanoshim-v2')
         [ "$n" = 0 ] || { echo "shims left: $n"; return 1; }
+        # Exactly the one containerd we are running now (restarts must not leak any).
+        n=$(ps -eo args | grep -c "^containerd --config $CTRD_DIR/config.toml")
+        [ "$n" = 1 ] || { echo "containerd processes of this test: $n"; return 1; }
         ! grep -q "$CTRD_DIR" /proc/self/mounts || { echo "mounts left"; grep "$CTRD_DIR" /proc/self/mounts; return 1; }
 }
 expect "no-shim-or-mount-left" poll_until 20 leftovers

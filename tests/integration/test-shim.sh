@@ -14,7 +14,7 @@ run_to_end() {
         shift 2
         ctl create "$id" --bundle "$b" "$@" >/dev/null || return 1
         ctl start "$id" >/dev/null || return 1
-        out=$(ctl wait "$id")
+        out=$(ctl --timeout 30 wait "$id")
         ctl delete "$id" >/dev/null || return 1
         echo "$out"
 }
@@ -25,7 +25,7 @@ t_exit_codes() {
         for n in 0 1 42 255; do
                 b=$(bundle "exit$n" sh -c "exit $n")
                 ctl create "exit$n" --bundle "$b" >/dev/null && ctl start "exit$n" >/dev/null
-                got=$(ctl wait "exit$n")
+                got=$(ctl --timeout 30 wait "exit$n")
                 st=$?
                 expect_eq "exit code $n: wait prints it" "$got" "$n"
                 expect_eq "exit code $n: wait exits with it" "$st" "$n"
@@ -44,7 +44,7 @@ t_sigkill() {
         b=$(bundle sigkill sleep 1000)
         ctl create k1 --bundle "$b" >/dev/null && ctl start k1 >/dev/null
         ctl kill k1 --signal KILL
-        got=$(ctl wait k1)
+        got=$(ctl --timeout 30 wait k1)
         expect_eq "SIGKILL -> 137" "$got" 137
         ctl delete k1 >/dev/null
         shim_stop
@@ -81,7 +81,7 @@ t_sigterm_ignored() {
                         fail "SIGTERM to sleep as PID 1: state is not running"
         fi
         ctl kill t2 --signal SIGKILL
-        got=$(ctl wait t2)
+        got=$(ctl --timeout 30 wait t2)
         expect_eq "then SIGKILL -> 137" "$got" 137
         ctl delete t2 >/dev/null
         shim_stop
@@ -97,7 +97,7 @@ t_kill_all() {
         pids=$(ctl pids ka | grep -o '"pid":[0-9]*' | cut -d: -f2)
         expect_eq "kill --all: 3 processes before" "$(echo "$pids" | wc -w)" 3
         ctl kill ka --all --signal KILL
-        got=$(ctl wait ka)
+        got=$(ctl --timeout 30 wait ka)
         expect_eq "kill --all: init status" "$got" 137
         for p in $pids; do
                 poll_until 10 pid_done "$p" || alive=$((alive + 1))
@@ -114,13 +114,13 @@ t_exec() {
         b=$(bundle exec-init sleep 1000)
         ctl create ex --bundle "$b" >/dev/null && ctl start ex >/dev/null
         ctl exec ex e5 -- sh -c 'exit 5' && ctl start ex --exec e5 >/dev/null
-        got=$(ctl wait ex --exec e5)
+        got=$(ctl --timeout 30 wait ex --exec e5)
         expect_eq "exec: wait prints its own status" "$got" 5
         got=$(ctl delete ex --exec e5 | grep -o '"exit_status":[0-9]*')
         expect_eq "exec: delete" "$got" '"exit_status":5'
         ctl state ex | grep -q '"status":"running"' && pass "exec: the init still runs" || fail "exec: init not running"
         ctl kill ex --signal KILL
-        got=$(ctl wait ex)
+        got=$(ctl --timeout 30 wait ex)
         expect_eq "exec: init status after" "$got" 137
         ctl delete ex >/dev/null
         shim_stop
@@ -151,25 +151,29 @@ topics_of() {
         grep -o '"topic":"/tasks/[a-z-]*"' "$1" | sed -e 's|"topic":"/tasks/||' -e 's/"$//' | tr '\n' ' ' | sed 's/ $//'
 }
 
+# Create, start, an exec that exits (its exit comes before the init's), an exec still
+# running when the init is killed (its exit must still come first), delete.
 t_events_order() {
         local ev=$IT_TMP/ev-order/ev.sock got b
-        "$SHIMCTL" events --listen "$ev" --count 7 >"$IT_TMP/ev-order.out" 2>"$IT_TMP/ev-order.err" &
+        "$SHIMCTL" events --listen "$ev" --count 10 >"$IT_TMP/ev-order.out" 2>"$IT_TMP/ev-order.err" &
         local rpid=$!
         it_track "$rpid"
         poll_until 10 test -S "$ev"
         shim_start events-order "$ev" || return
         b=$(bundle ev-order sleep 1000)
         ctl create eo --bundle "$b" >/dev/null && ctl start eo >/dev/null
-        ctl exec eo ee -- sh -c 'exit 3' && ctl start eo --exec ee >/dev/null && ctl wait eo --exec ee >/dev/null
+        ctl exec eo ee -- sh -c 'exit 3' && ctl start eo --exec ee >/dev/null
+        ctl --timeout 20 wait eo --exec ee >/dev/null
+        ctl exec eo er -- sleep 1000 && ctl start eo --exec er >/dev/null
         ctl kill eo --signal KILL
-        ctl wait eo >/dev/null
+        ctl --timeout 20 wait eo >/dev/null
         ctl delete eo >/dev/null
-        wait_pid "$rpid" 20 || fail "events receiver did not get 7 events"
+        wait_pid "$rpid" 20 || fail "events receiver did not get 10 events"
         expect_eq "event order" "$(topics_of "$IT_TMP/ev-order.out")" \
-                "create start exec-added exec-started exit exit delete"
+                "create start exec-added exec-started exit exec-added exec-started exit exit delete"
         got=$(grep '/tasks/exit' "$IT_TMP/ev-order.out" | grep -o '"id":"[a-z]*","pid":[0-9]*,"exit_status":[0-9]*' |
                 sed -e 's/"id":"\([a-z]*\)".*"exit_status":\([0-9]*\)/\1=\2/' | tr '\n' ' ')
-        expect_eq "exec's exit before the init's" "$got" "ee=3 eo=137 "
+        expect_eq "execs' exits before the init's" "$got" "ee=3 er=137 eo=137 "
         grep -q '"namespace":"nanoshim-it"' "$IT_TMP/ev-order.out" && pass "events carry the namespace" ||
                 fail "events: no namespace"
         shim_stop
@@ -261,7 +265,7 @@ t_tty() {
         ctl create tt --bundle "$b" --terminal --stdout "$SHIM_DIR/out" >/dev/null && ctl start tt >/dev/null
         poll_until 10 grep -q ready "$SHIM_DIR/out.txt" || fail "tty: no output"
         ctl resize tt 100 40
-        ctl exec tt go -- touch /tmp/go && ctl start tt --exec go >/dev/null && ctl wait tt --exec go >/dev/null
+        ctl exec tt go -- touch /tmp/go && ctl start tt --exec go >/dev/null && ctl --timeout 20 wait tt --exec go >/dev/null
         ctl delete tt --exec go >/dev/null
         got=$(ctl --timeout 20 wait tt)
         expect_eq "tty: exit status" "$got" 7
@@ -281,7 +285,7 @@ t_init_fds() {
         got=$(ls "/proc/$pid/fd" | sort -n | tr '\n' ' ')
         expect_eq "the container's init holds exactly fds 0 1 2" "$got" "0 1 2 "
         ctl kill fd --signal KILL
-        ctl wait fd >/dev/null # exits with the status (137)
+        ctl --timeout 20 wait fd >/dev/null # exits with the status (137)
         ctl delete fd >/dev/null
         wait_pid "$READER_PID" 10
         shim_stop
