@@ -220,10 +220,13 @@ shim_killed_case() {
         echo "task gone: $?"
         poll_until 10 sh -c "! kill -0 $cpid"
         echo "container process gone: $?"
-        # runc-v2 leaves its socket behind when killed; nanoshim's delete removes it.
-        if [ "$RT" = "$NANO" ] && [ -e "$sock" ]; then echo "nanoshim socket left behind: $sock"; fi
+        # runc-v2 leaves its socket behind when killed; nanoshim's delete removes it
+        # (containerd runs the delete action in the background of its cleanup).
+        if [ "$RT" = "$NANO" ] && ! poll_until 10 test ! -e "$sock"; then echo "nanoshim socket left behind: $sock"; fi
+        poll_until 10 sh -c "! grep -q '/$ID/rootfs' /proc/self/mounts"
         echo "mounts left: $(grep -c "/$ID/rootfs" /proc/self/mounts)"
         ctr_ containers rm "$ID"
+        rm -f "$sock" # runc-v2's, not to litter /run/containerd/s
 }
 run_both shim-killed shim_killed_case
 
