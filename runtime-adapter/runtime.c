@@ -202,7 +202,8 @@ int runtime_parse_state(const char *json, size_t len, struct runtime_state *ret)
 }
 
 int runtime_parse_ps(const char *json, size_t len, pid_t **ret_pids, size_t *ret_n) {
-        json_t *j = json_loadb(json, len, 0, NULL);
+        /* runc prints a nil Go slice, "null", when there is no process */
+        json_t *j = json_loadb(json, len, JSON_DECODE_ANY, NULL);
         if (json_is_null(j) || (j && json_is_array(j) && json_array_size(j) == 0)) {
                 json_decref(j);
                 *ret_pids = NULL;
@@ -449,20 +450,26 @@ static int spawn(struct runtime *rt, const char *name, const char *const *cmd, c
         op->log_offset = file_size(rt->log_path);
 
         reaper_hold(rt->reaper);
+        /* All signals blocked across fork: until the child has reset its dispositions,
+         * a signal would run the shim's handlers (libev's) in the child. */
+        sigset_t all, saved;
+        sigfillset(&all);
+        sigprocmask(SIG_SETMASK, &all, &saved);
         pid_t pid = fork();
         if (pid < 0) {
                 r = -errno;
+                sigprocmask(SIG_SETMASK, &saved, NULL);
                 reaper_release(rt->reaper);
                 goto fail;
         }
         if (pid == 0) {
                 /* async-signal-safe only from here */
-                sigset_t none;
-                sigemptyset(&none);
-                sigprocmask(SIG_SETMASK, &none, NULL);
                 for (int s = 1; s < NSIG; s++)
                         if (s != SIGKILL && s != SIGSTOP)
                                 signal(s, SIG_DFL);
+                sigset_t none;
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
                 prctl(PR_SET_PDEATHSIG, SIGKILL);
                 /* Move the wanted fds above 2 first so that dup2 order cannot clobber them. */
                 int tmp[3];
@@ -478,6 +485,7 @@ static int spawn(struct runtime *rt, const char *name, const char *const *cmd, c
                 execvp(argv[0], argv);
                 _exit(127);
         }
+        sigprocmask(SIG_SETMASK, &saved, NULL);
         op->pid = pid;
         runtime_argv_free(argv);
         argv = NULL;

@@ -20,6 +20,7 @@
 #include "macro.h"
 #include "metrics.pb-c.h"
 #include "reaper.h"
+#include "unit.h"
 
 /* ---- helpers ------------------------------------------------------------------- */
 
@@ -759,9 +760,5 @@ int main(void) {
         tcase_add_test(tc, test_oom_v1_real);
         suite_add_tcase(s, tc);
 
-        SRunner *sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return run_suite(s);
 }

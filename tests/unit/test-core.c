@@ -14,6 +14,7 @@
 #include "ids.h"
 #include "macro.h"
 #include "reaper.h"
+#include "unit.h"
 
 START_TEST(test_identifiers) {
         ck_assert(identifier_is_valid("a"));
@@ -200,9 +201,5 @@ int main(void) {
         tcase_add_test(tc, test_reaper_orphans_counted_not_stashed);
         tcase_add_test(tc, test_close_all_fds_except);
         suite_add_tcase(s, tc);
-        SRunner *sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return run_suite(s);
 }

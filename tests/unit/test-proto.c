@@ -11,6 +11,7 @@
 #include "task.pb-c.h"
 #include "ttrpc.pb-c.h"
 #include "types.pb-c.h"
+#include "unit.h"
 
 static void assert_bytes(const uint8_t *got, size_t got_len, const uint8_t *want, size_t want_len) {
         ck_assert_uint_eq(got_len, want_len);
@@ -238,9 +239,5 @@ int main(void) {
         tcase_add_test(tc, test_delete_action_response);
         tcase_add_test(tc, test_forward_request);
         suite_add_tcase(s, tc);
-        SRunner *sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return run_suite(s);
 }

@@ -14,6 +14,7 @@
 #include "runc-options.pb-c.h"
 #include "runtime-options.h"
 #include "sha256.h"
+#include "unit.h"
 
 START_TEST(test_sha256_vectors) {
         char hex[65];
@@ -182,9 +183,5 @@ int main(void) {
         tcase_add_test(tc, test_mount_options);
         tcase_add_test(tc, test_state_machine);
         suite_add_tcase(s, tc);
-        SRunner *sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return run_suite(s);
 }

@@ -25,6 +25,7 @@
 #include "macro.h"
 #include "reaper.h"
 #include "stdio-relay.h"
+#include "unit.h"
 
 /* ---- helpers ------------------------------------------------------------------- */
 
@@ -1157,9 +1158,5 @@ int main(void) {
         tcase_add_test(tc, test_terminal_binary_logger);
         suite_add_tcase(s, tc);
 
-        SRunner *sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return run_suite(s);
 }

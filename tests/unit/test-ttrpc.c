@@ -16,6 +16,7 @@
 #include "task.pb-c.h"
 #include "ttrpc.h"
 #include "ttrpc.pb-c.h"
+#include "unit.h"
 
 /* ---- codec ---- */
 
@@ -1161,9 +1162,5 @@ int main(void) {
         tcase_add_test(tn, test_forward_request_frame);
         tcase_add_test(tn, test_connect_errors);
         suite_add_tcase(s, tn);
-        SRunner *sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return run_suite(s);
 }

@@ -1,0 +1,590 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests for the runtime adapter: argv building, the runtime's JSON log, state and
+ * ps parsing, and the asynchronous calls against a fake runtime.
+ *
+ * The fake runtime is this test binary itself, run under the name "fake-runtime" (a
+ * symlink): it records its argv, open fds, signal mask, ignored signals and stdin in
+ * $FAKE_RECORD, then behaves as the FAKE_* environment variables say (an error in the
+ * --log JSON file, text on stdout/stderr, an exit code or a signal). */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "file-util.h"
+#include "macro.h"
+#include "reaper.h"
+#include "runtime.h"
+#include "unit.h"
+
+/* ---- the fake runtime ----------------------------------------------------------- */
+
+static void fake_append(const char *path, const char *text) {
+        FILE *f = fopen(path, "ae");
+        if (!f)
+                _exit(90);
+        fputs(text, f);
+        fclose(f);
+}
+
+static int fake_runtime_main(int argc, char **argv) {
+        const char *record = getenv("FAKE_RECORD");
+        const char *log_path = NULL;
+        for (int i = 1; i + 1 < argc; i++)
+                if (strcmp(argv[i], "--log") == 0)
+                        log_path = argv[i + 1];
+        if (record) {
+                FILE *f = fopen(record, "ae");
+                if (!f)
+                        return 91;
+                fputs("argv:", f);
+                for (int i = 1; i < argc; i++)
+                        fprintf(f, " %s", argv[i]);
+                fputs("\nfds:", f);
+                DIR *d = opendir("/proc/self/fd");
+                struct dirent *e;
+                int fds[64], n = 0;
+                while (d && (e = readdir(d)))
+                        if (e->d_name[0] != '.' && atoi(e->d_name) != dirfd(d) && atoi(e->d_name) != fileno(f) && n < 64)
+                                fds[n++] = atoi(e->d_name);
+                if (d)
+                        closedir(d);
+                for (int i = 0; i < n; i++) /* readdir order is ascending for /proc fds */
+                        fprintf(f, " %d", fds[i]);
+                sigset_t cur;
+                sigprocmask(SIG_SETMASK, NULL, &cur);
+                int blocked = 0, ignored = 0;
+                for (int s = 1; s < 32; s++) {
+                        struct sigaction sa;
+                        if (sigismember(&cur, s))
+                                blocked++;
+                        if (sigaction(s, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
+                                ignored++;
+                }
+                fprintf(f, "\nblocked: %d\nignored: %d\n", blocked, ignored);
+                if (getenv("FAKE_READ_STDIN")) {
+                        char buf[256];
+                        ssize_t l = read(0, buf, sizeof buf - 1);
+                        buf[l > 0 ? l : 0] = 0;
+                        fprintf(f, "stdin: %s\n", buf);
+                }
+                fclose(f);
+        }
+        const char *v;
+        if ((v = getenv("FAKE_LOG_ERROR")) && log_path) {
+                char line[1024];
+                snprintf(line, sizeof line,
+                         "{\"level\":\"info\",\"msg\":\"noise\",\"time\":\"t\"}\n"
+                         "{\"level\":\"error\",\"msg\":\"%s\",\"time\":\"t\"}\n",
+                         v);
+                fake_append(log_path, line);
+        }
+        if ((v = getenv("FAKE_STDOUT")))
+                (void)!write(1, v, strlen(v));
+        if ((v = getenv("FAKE_STDERR")))
+                (void)!write(2, v, strlen(v));
+        if ((v = getenv("FAKE_SIGNAL"))) {
+                signal(atoi(v), SIG_DFL);
+                raise(atoi(v));
+        }
+        return (v = getenv("FAKE_EXIT")) ? atoi(v) : 0;
+}
+
+/* ---- fixtures ---------------------------------------------------------------------- */
+
+static char tmpdir[64];
+static char fake_bin[128], record_path[128], log_path[128];
+
+static void setup(void) {
+        strcpy(tmpdir, "/tmp/test-runtime-XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+        char self[512];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        ck_assert_int_gt(n, 0);
+        self[n] = 0;
+        snprintf(fake_bin, sizeof fake_bin, "%s/fake-runtime", tmpdir);
+        snprintf(record_path, sizeof record_path, "%s/record", tmpdir);
+        snprintf(log_path, sizeof log_path, "%s/log.json", tmpdir);
+        ck_assert_int_eq(symlink(self, fake_bin), 0);
+        setenv("FAKE_RECORD", record_path, 1);
+}
+
+static void teardown(void) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "/bin/rm -rf '%s'", tmpdir);
+        (void)!system(cmd);
+}
+
+struct done {
+        int calls;
+        int exit_status;
+        char error[512];
+        char out[512];
+        bool has_error;
+};
+
+static void on_done(const struct runtime_result *res, void *ud) {
+        struct done *d = ud;
+        d->calls++;
+        d->exit_status = res->exit_status;
+        d->has_error = res->error != NULL;
+        snprintf(d->error, sizeof d->error, "%s", res->error ? res->error : "");
+        snprintf(d->out, sizeof d->out, "%s", res->out);
+}
+
+static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents) {
+        ev_break(loop, EVBREAK_ALL);
+}
+
+/* Run the loop until pred(ud) or the deadline. */
+static bool run_until(bool (*pred)(void *), void *ud, double seconds) {
+        ev_timer t;
+        ev_timer_init(&t, on_deadline, seconds, 0);
+        ev_timer_start(EV_DEFAULT, &t);
+        while (!pred(ud) && ev_is_active(&t))
+                ev_run(EV_DEFAULT, EVRUN_ONCE);
+        ev_timer_stop(EV_DEFAULT, &t);
+        return pred(ud);
+}
+
+static bool done_called(void *ud) {
+        return ((struct done *)ud)->calls > 0;
+}
+
+struct env {
+        struct reaper *reaper;
+        struct runtime *rt;
+};
+
+static void env_open(struct env *e, const char *binary, const char *root, bool with_log, bool systemd) {
+        ck_assert_int_eq(reaper_new(EV_DEFAULT, &e->reaper), 0);
+        struct runtime_config cfg = {
+                .binary = binary,
+                .root = root,
+                .log_path = with_log ? log_path : NULL,
+                .systemd_cgroup = systemd,
+        };
+        ck_assert_int_eq(runtime_new(EV_DEFAULT, e->reaper, &cfg, &e->rt), 0);
+}
+
+static void env_close(struct env *e) {
+        runtime_free(e->rt);
+        reaper_free(e->reaper);
+}
+
+static char *record(void) {
+        char *buf = NULL;
+        size_t len;
+        if (read_file_at(AT_FDCWD, record_path, 1 << 20, &buf, &len) < 0)
+                return strdup("");
+        return buf;
+}
+
+/* The value after "KEY: " on the n-th (0-based) record of KEY. */
+static char *record_field(const char *key, int nth) {
+        _cleanup_free_ char *all = record();
+        char want[64];
+        snprintf(want, sizeof want, "%s:", key);
+        for (char *line = strtok(all, "\n"); line; line = strtok(NULL, "\n"))
+                if (strncmp(line, want, strlen(want)) == 0 && nth-- == 0)
+                        return strdup(line + strlen(want) + (line[strlen(want)] == ' '));
+        return strdup("(none)");
+}
+
+#define ck_assert_record(key, nth, expect)                              \
+        do {                                                            \
+                _cleanup_free_ char *_v = record_field(key, nth);       \
+                ck_assert_str_eq(_v, expect);                           \
+        } while (0)
+
+/* ---- pure helpers ---------------------------------------------------------------- */
+
+START_TEST(test_build_argv) {
+        char **argv = NULL;
+        const char *kill_cmd[] = {"kill", "--all", "c1", "9", NULL};
+        struct runtime_config cfg = {.binary = "/usr/bin/crun", .root = "/run/r", .log_path = "/b/log.json",
+                                     .systemd_cgroup = true};
+        ck_assert_int_eq(runtime_build_argv(&cfg, kill_cmd, &argv), 0);
+        const char *want[] = {"/usr/bin/crun", "--root", "/run/r", "--log", "/b/log.json", "--log-format", "json",
+                              "--systemd-cgroup", "kill", "--all", "c1", "9", NULL};
+        for (size_t i = 0; want[i]; i++)
+                ck_assert_str_eq(argv[i], want[i]);
+        ck_assert_ptr_null(argv[12]);
+        runtime_argv_free(argv);
+
+        /* Defaults: "runc", no global options. */
+        struct runtime_config plain = {0};
+        const char *start_cmd[] = {"start", "c2", NULL};
+        ck_assert_int_eq(runtime_build_argv(&plain, start_cmd, &argv), 0);
+        ck_assert_str_eq(argv[0], "runc");
+        ck_assert_str_eq(argv[1], "start");
+        ck_assert_str_eq(argv[2], "c2");
+        ck_assert_ptr_null(argv[3]);
+        runtime_argv_free(argv);
+}
+END_TEST
+
+START_TEST(test_log_last_error) {
+        const char *log = "{\"level\":\"error\",\"msg\":\"first\"}\n"
+                          "not json at all\n"
+                          "{\"level\":\"warning\",\"msg\":\"a warning\"}\n"
+                          "{\"level\":\"error\",\"msg\":\"exec: \\\"sh\\\": executable file not found in $PATH\"}\n"
+                          "{\"level\":\"info\",\"msg\":\"later info\"}\n"
+                          "{\"level\":\"error\",\"msg\":\"cut off at the ta";
+        _cleanup_free_ char *m = runtime_log_last_error(log, strlen(log));
+        ck_assert_ptr_nonnull(m);
+        ck_assert_str_eq(m, "exec: \"sh\": executable file not found in $PATH");
+        ck_assert_ptr_null(runtime_log_last_error("", 0));
+        const char *none = "{\"level\":\"info\",\"msg\":\"x\"}\n{\"level\":\"error\"}\n{\"msg\":\"no level\"}\n";
+        ck_assert_ptr_null(runtime_log_last_error(none, strlen(none)));
+        /* crun writes without a trailing newline */
+        const char *crun = "{\"msg\": \"crun says no\", \"level\": \"error\", \"time\": \"x\"}";
+        _cleanup_free_ char *c = runtime_log_last_error(crun, strlen(crun));
+        ck_assert_str_eq(c, "crun says no");
+}
+END_TEST
+
+START_TEST(test_parse_state) {
+        struct runtime_state s;
+        const char *ok = "{\"ociVersion\":\"1.0.2\",\"id\":\"c1\",\"pid\":4242,\"status\":\"running\","
+                         "\"bundle\":\"/b\",\"rootfs\":\"/b/rootfs\",\"created\":\"x\",\"owner\":\"\"}";
+        ck_assert_int_eq(runtime_parse_state(ok, strlen(ok), &s), 0);
+        ck_assert_str_eq(s.id, "c1");
+        ck_assert_int_eq(s.pid, 4242);
+        ck_assert_str_eq(s.status, "running");
+        ck_assert_str_eq(s.bundle, "/b");
+        runtime_state_done(&s);
+        const char *stopped = "{\"id\":\"c1\",\"pid\":0,\"status\":\"stopped\"}";
+        ck_assert_int_eq(runtime_parse_state(stopped, strlen(stopped), &s), 0);
+        ck_assert_int_eq(s.pid, 0);
+        ck_assert_str_eq(s.bundle, "");
+        runtime_state_done(&s);
+        const char *bad[] = {
+                "",
+                "[]",
+                "null",
+                "{\"id\":\"c1\",\"status\":\"running\"}",                         /* no pid */
+                "{\"id\":\"c1\",\"pid\":\"12\",\"status\":\"running\"}",          /* pid a string */
+                "{\"id\":\"c1\",\"pid\":-1,\"status\":\"running\"}",
+                "{\"id\":\"c1\",\"pid\":99999999999,\"status\":\"running\"}",
+                "{\"id\":1,\"pid\":1,\"status\":\"running\"}",
+                "{\"id\":\"c1\",\"pid\":1,\"status\":\"running\",\"bundle\":7}",
+                "{\"id\":\"c1\",\"id\":\"c2\",\"pid\":1,\"status\":\"running\"}", /* duplicate key */
+                "{\"id\":\"c1\",\"pid\":1,\"status\":\"running\"",                /* truncated */
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                ck_assert_msg(runtime_parse_state(bad[i], strlen(bad[i]), &s) == -EINVAL, "accepted: %s", bad[i]);
+}
+END_TEST
+
+START_TEST(test_parse_ps) {
+        pid_t *pids = NULL;
+        size_t n = 99;
+        ck_assert_int_eq(runtime_parse_ps("[12,34,56]", 10, &pids, &n), 0);
+        ck_assert_uint_eq(n, 3);
+        ck_assert_int_eq(pids[0], 12);
+        ck_assert_int_eq(pids[2], 56);
+        free(pids);
+        ck_assert_int_eq(runtime_parse_ps("null", 4, &pids, &n), 0);
+        ck_assert_uint_eq(n, 0);
+        ck_assert_ptr_null(pids);
+        ck_assert_int_eq(runtime_parse_ps("[]\n", 3, &pids, &n), 0);
+        ck_assert_uint_eq(n, 0);
+        const char *bad[] = {"", "{}", "[1,\"2\"]", "[0]", "[-3]", "[1.5]", "[4294967296]", "[1,2"};
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                ck_assert_msg(runtime_parse_ps(bad[i], strlen(bad[i]), &pids, &n) == -EINVAL, "accepted: %s", bad[i]);
+}
+END_TEST
+
+/* ---- asynchronous calls against the fake runtime ------------------------------------ */
+
+START_TEST(test_call_argv_and_status) {
+        struct env e;
+        env_open(&e, fake_bin, "/run/fake-root", true, true);
+        struct done d = {0};
+        setenv("FAKE_EXIT", "0", 1);
+        ck_assert_int_eq(runtime_kill(e.rt, "c1", 9, true, on_done, &d, NULL), 0);
+        ck_assert(run_until(done_called, &d, 10));
+        ck_assert_int_eq(d.exit_status, 0);
+        ck_assert(!d.has_error);
+        char want[256];
+        snprintf(want, sizeof want, "--root /run/fake-root --log %s --log-format json --systemd-cgroup kill --all c1 9",
+                 log_path);
+        ck_assert_record("argv", 0, want);
+
+        struct done d2 = {0};
+        ck_assert_int_eq(runtime_kill(e.rt, "c1", 15, false, on_done, &d2, NULL), 0);
+        ck_assert(run_until(done_called, &d2, 10));
+        snprintf(want, sizeof want, "--root /run/fake-root --log %s --log-format json --systemd-cgroup kill c1 15",
+                 log_path);
+        ck_assert_record("argv", 1, want);
+        env_close(&e);
+}
+END_TEST
+
+START_TEST(test_call_argv_each) {
+        struct env e;
+        env_open(&e, fake_bin, NULL, false, false);
+        struct done d[8] = {{0}};
+        struct runtime_create_opts co = {.id = "c1", .bundle = "/b", .pid_file = "/b/init.pid",
+                                         .console_socket = "/s/console.sock", .no_pivot = true, .no_new_keyring = true,
+                                         .stdio = {-1, -1, -1}};
+        struct runtime_exec_opts eo = {.id = "c1", .process_file = "/b/p.json", .pid_file = "/b/e.pid", .detach = true,
+                                       .stdio = {-1, -1, -1}};
+        /* One at a time, so that the records come in order. */
+        ck_assert_int_eq(runtime_create(e.rt, &co, on_done, &d[0], NULL), 0);
+        ck_assert(run_until(done_called, &d[0], 10));
+        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d[1], NULL), 0);
+        ck_assert(run_until(done_called, &d[1], 10));
+        ck_assert_int_eq(runtime_delete(e.rt, "c1", true, on_done, &d[2], NULL), 0);
+        ck_assert(run_until(done_called, &d[2], 10));
+        ck_assert_int_eq(runtime_exec(e.rt, &eo, on_done, &d[3], NULL), 0);
+        ck_assert(run_until(done_called, &d[3], 10));
+        ck_assert_int_eq(runtime_pause(e.rt, "c1", on_done, &d[4], NULL), 0);
+        ck_assert(run_until(done_called, &d[4], 10));
+        ck_assert_int_eq(runtime_resume(e.rt, "c1", on_done, &d[5], NULL), 0);
+        ck_assert(run_until(done_called, &d[5], 10));
+        ck_assert_int_eq(runtime_ps(e.rt, "c1", on_done, &d[6], NULL), 0);
+        ck_assert(run_until(done_called, &d[6], 10));
+        ck_assert_int_eq(runtime_delete(e.rt, "c1", false, on_done, &d[7], NULL), 0);
+        ck_assert(run_until(done_called, &d[7], 10));
+        ck_assert_record("argv", 0, "create --bundle /b --pid-file /b/init.pid --console-socket /s/console.sock "
+                                    "--no-pivot --no-new-keyring c1");
+        ck_assert_record("argv", 1, "start c1");
+        ck_assert_record("argv", 2, "delete --force c1");
+        ck_assert_record("argv", 3, "exec --process /b/p.json --detach --pid-file /b/e.pid c1");
+        ck_assert_record("argv", 4, "pause c1");
+        ck_assert_record("argv", 5, "resume c1");
+        ck_assert_record("argv", 6, "ps --format json c1");
+        ck_assert_record("argv", 7, "delete c1");
+        env_close(&e);
+}
+END_TEST
+
+/* The runtime starts clean: only fds 0,1,2, no blocked or ignored signal, whatever the
+ * shim had. */
+START_TEST(test_child_is_clean) {
+        int leaked = open("/dev/null", O_RDONLY); /* not O_CLOEXEC on purpose */
+        ck_assert_int_ge(leaked, 3);
+        signal(SIGUSR1, SIG_IGN);
+        signal(SIGHUP, SIG_IGN);
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGUSR2);
+        sigprocmask(SIG_BLOCK, &set, NULL);
+        struct env e;
+        env_open(&e, fake_bin, NULL, true, false);
+        struct done d = {0};
+        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d, NULL), 0);
+        ck_assert(run_until(done_called, &d, 10));
+        ck_assert_int_eq(d.exit_status, 0);
+        ck_assert_record("fds", 0, "0 1 2");
+        ck_assert_record("blocked", 0, "0");
+        ck_assert_record("ignored", 0, "0");
+        env_close(&e);
+        close(leaked);
+}
+END_TEST
+
+/* The runtime's error reaches the caller word for word: from the JSON log (only what this
+ * call wrote), else from its stderr, else a plain statement. */
+START_TEST(test_error_messages) {
+        struct env e;
+        env_open(&e, fake_bin, NULL, true, false);
+        struct done d = {0};
+        setenv("FAKE_EXIT", "1", 1);
+        setenv("FAKE_LOG_ERROR", "container \\\"c1\\\" does not exist", 1);
+        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d, NULL), 0);
+        ck_assert(run_until(done_called, &d, 10));
+        ck_assert_int_eq(d.exit_status, 1);
+        ck_assert_str_eq(d.error, "container \"c1\" does not exist");
+
+        /* The next failure writes nothing to the log: the old error must not be reused. */
+        unsetenv("FAKE_LOG_ERROR");
+        setenv("FAKE_STDERR", "runc: something broke\n", 1);
+        struct done d2 = {0};
+        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d2, NULL), 0);
+        ck_assert(run_until(done_called, &d2, 10));
+        ck_assert_str_eq(d2.error, "runc: something broke");
+
+        unsetenv("FAKE_STDERR");
+        setenv("FAKE_EXIT", "3", 1);
+        struct done d3 = {0};
+        ck_assert_int_eq(runtime_pause(e.rt, "c1", on_done, &d3, NULL), 0);
+        ck_assert(run_until(done_called, &d3, 10));
+        ck_assert_int_eq(d3.exit_status, 3);
+        ck_assert_ptr_nonnull(strstr(d3.error, "pause exited with status 3"));
+
+        /* Success: no error even if the log holds old ones. */
+        setenv("FAKE_EXIT", "0", 1);
+        struct done d4 = {0};
+        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d4, NULL), 0);
+        ck_assert(run_until(done_called, &d4, 10));
+        ck_assert(!d4.has_error);
+        env_close(&e);
+}
+END_TEST
+
+START_TEST(test_killed_runtime) {
+        struct env e;
+        env_open(&e, fake_bin, NULL, false, false);
+        struct done d = {0};
+        setenv("FAKE_SIGNAL", "9", 1);
+        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d, NULL), 0);
+        ck_assert(run_until(done_called, &d, 10));
+        ck_assert_int_eq(d.exit_status, 137);
+        ck_assert(d.has_error);
+        env_close(&e);
+}
+END_TEST
+
+START_TEST(test_missing_binary) {
+        struct env e;
+        env_open(&e, "/nonexistent/bin/runc", NULL, false, false);
+        struct done d = {0};
+        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d, NULL), 0);
+        ck_assert_int_eq(d.calls, 0); /* never from inside the call */
+        ck_assert(run_until(done_called, &d, 10));
+        ck_assert_int_eq(d.exit_status, 127);
+        ck_assert_str_eq(d.error, "runtime binary \"/nonexistent/bin/runc\" not found");
+        env_close(&e);
+
+        /* by name, through PATH */
+        setenv("PATH", tmpdir, 1);
+        env_open(&e, "no-such-runtime", NULL, false, false);
+        struct done d2 = {0};
+        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d2, NULL), 0);
+        ck_assert(run_until(done_called, &d2, 10));
+        ck_assert_int_eq(d2.exit_status, 127);
+        env_close(&e);
+        env_open(&e, "fake-runtime", NULL, false, false);
+        struct done d3 = {0};
+        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d3, NULL), 0);
+        ck_assert(run_until(done_called, &d3, 10));
+        ck_assert_int_eq(d3.exit_status, 0);
+        env_close(&e);
+}
+END_TEST
+
+START_TEST(test_state_output_captured) {
+        struct env e;
+        env_open(&e, fake_bin, NULL, false, false);
+        struct done d = {0};
+        setenv("FAKE_STDOUT", "{\"id\":\"c1\",\"pid\":77,\"status\":\"paused\",\"bundle\":\"/b\"}", 1);
+        ck_assert_int_eq(runtime_state(e.rt, "c1", on_done, &d, NULL), 0);
+        ck_assert(run_until(done_called, &d, 10));
+        struct runtime_state s;
+        ck_assert_int_eq(runtime_parse_state(d.out, strlen(d.out), &s), 0);
+        ck_assert_int_eq(s.pid, 77);
+        ck_assert_str_eq(s.status, "paused");
+        runtime_state_done(&s);
+        ck_assert_record("argv", 0, "state c1");
+        env_close(&e);
+}
+END_TEST
+
+/* create/exec hand the container's stdio to the runtime as its fds 0,1,2. */
+START_TEST(test_create_stdio) {
+        struct env e;
+        env_open(&e, fake_bin, NULL, false, false);
+        int p[2];
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        setenv("FAKE_STDOUT", "to-the-container-stdout", 1);
+        struct runtime_create_opts co = {.id = "c1", .bundle = "/b", .pid_file = "/b/pid", .stdio = {-1, p[1], -1}};
+        struct done d = {0};
+        ck_assert_int_eq(runtime_create(e.rt, &co, on_done, &d, NULL), 0);
+        close(p[1]);
+        ck_assert(run_until(done_called, &d, 10));
+        char buf[64] = {0};
+        ck_assert_int_eq(read(p[0], buf, sizeof buf - 1), 23);
+        ck_assert_str_eq(buf, "to-the-container-stdout");
+        close(p[0]);
+        env_close(&e);
+}
+END_TEST
+
+START_TEST(test_update_stdin) {
+        struct env e;
+        env_open(&e, fake_bin, NULL, false, false);
+        setenv("FAKE_READ_STDIN", "1", 1);
+        struct done d = {0};
+        ck_assert_int_eq(runtime_update(e.rt, "c1", "{\"memory\":{\"limit\":1048576}}", on_done, &d, NULL), 0);
+        ck_assert(run_until(done_called, &d, 10));
+        ck_assert_record("argv", 0, "update --resources - c1");
+        ck_assert_record("stdin", 0, "{\"memory\":{\"limit\":1048576}}");
+        env_close(&e);
+}
+END_TEST
+
+static bool reaped_one(void *ud) {
+        return reaper_n_reaped(ud) >= 1;
+}
+
+/* A cancelled call never calls back, and its child is still reaped. */
+START_TEST(test_cancel) {
+        struct env e;
+        env_open(&e, fake_bin, NULL, false, false);
+        struct done d = {0};
+        struct runtime_op *op = NULL;
+        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d, &op), 0);
+        runtime_op_cancel(op);
+        ck_assert(run_until(reaped_one, e.reaper, 10));
+        /* give a wrong callback every chance to run */
+        for (int i = 0; i < 10; i++)
+                ev_run(EV_DEFAULT, EVRUN_NOWAIT);
+        ck_assert_int_eq(d.calls, 0);
+        env_close(&e);
+}
+END_TEST
+
+/* Freeing the runtime with calls in flight detaches them. */
+START_TEST(test_free_detaches) {
+        struct env e;
+        env_open(&e, fake_bin, NULL, false, false);
+        struct done d = {0};
+        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d, NULL), 0);
+        runtime_free(e.rt);
+        e.rt = NULL;
+        ck_assert(run_until(reaped_one, e.reaper, 10));
+        for (int i = 0; i < 10; i++)
+                ev_run(EV_DEFAULT, EVRUN_NOWAIT);
+        ck_assert_int_eq(d.calls, 0);
+        reaper_free(e.reaper);
+}
+END_TEST
+
+int main(int argc, char **argv) {
+        const char *base = strrchr(argv[0], '/');
+        if (strcmp(base ? base + 1 : argv[0], "fake-runtime") == 0)
+                return fake_runtime_main(argc, argv);
+
+        Suite *s = suite_create("runtime");
+        TCase *pure = tcase_create("pure");
+        tcase_add_test(pure, test_build_argv);
+        tcase_add_test(pure, test_log_last_error);
+        tcase_add_test(pure, test_parse_state);
+        tcase_add_test(pure, test_parse_ps);
+        suite_add_tcase(s, pure);
+        TCase *calls = tcase_create("calls");
+        tcase_set_timeout(calls, 60);
+        tcase_add_checked_fixture(calls, setup, teardown);
+        tcase_add_test(calls, test_call_argv_and_status);
+        tcase_add_test(calls, test_call_argv_each);
+        tcase_add_test(calls, test_child_is_clean);
+        tcase_add_test(calls, test_error_messages);
+        tcase_add_test(calls, test_killed_runtime);
+        tcase_add_test(calls, test_missing_binary);
+        tcase_add_test(calls, test_state_output_captured);
+        tcase_add_test(calls, test_create_stdio);
+        tcase_add_test(calls, test_update_stdin);
+        tcase_add_test(calls, test_cancel);
+        tcase_add_test(calls, test_free_detaches);
+        suite_add_tcase(s, calls);
+        return run_suite(s);
+}
