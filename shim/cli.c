@@ -26,6 +26,8 @@ void cli_usage(const char *prog, bool to_stderr) {
                 "  -runtime BIN         OCI runtime binary (default \"runc\"; crun works too)\n"
                 "  -runtime-root DIR    runtime --root (default /run/containerd/runc/<namespace>)\n"
                 "  -events-address PATH where events are sent (default $TTRPC_ADDRESS)\n"
+                "  -launch              daemon: create and start the container of -bundle as its\n"
+                "                       process.json says (standalone managers; needs -socket)\n"
                 "  -debug               verbose log\n"
                 "  -v, -version         print the version\n"
                 "  -h, -help            this text\n",
@@ -54,6 +56,7 @@ int cli_parse(int argc, char **argv, struct shim_args *ret) {
                 {"runtime-root", &a.runtime_root, NULL},
                 {"events-address", &a.events_address, NULL},
                 {"debug", NULL, &a.debug},
+                {"launch", NULL, &a.launch},
                 {"v", NULL, &version},
                 {"version", NULL, &version},
                 {"h", NULL, &help},

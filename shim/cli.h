@@ -20,6 +20,7 @@ struct shim_args {
         const char *runtime_root;
         const char *events_address; /* default: $TTRPC_ADDRESS */
         bool debug;
+        bool launch;                /* daemon: create (and start) the bundle's container from its process.json */
 };
 
 /* 0 on success; -EINVAL with a message on stderr for bad usage. */

@@ -29,6 +29,7 @@
 #include "sha256.h"
 #include "shim.h"
 #include "spec.h"
+#include "standalone.h"
 #include "task.pb-c.h"
 #include "timeutil.h"
 
@@ -476,6 +477,35 @@ int launch_delete(const struct shim_args *a) {
 /* ------------------------------------------------------------------------------------ */
 /* daemon                                                                               */
 
+struct launch_outcome {
+        struct shim *shim;
+        const char *final_path;
+        bool failed;
+};
+
+/* A launch whose Create failed leaves nothing to supervise: the shim exits with an
+ * error (the runtime's message is in its log). Otherwise the socket takes its real
+ * name -- also after a failed Start, which leaves the container created for the
+ * manager to inspect and delete. */
+static void on_launched(int status, void *ud) {
+        struct launch_outcome *o = ud;
+        struct shim *s = o->shim;
+        if (status < 0 && shim_n_containers(s) == 0) {
+                o->failed = true;
+                shim_exit(s);
+                return;
+        }
+        char *final = strdup(o->final_path);
+        if (!final || rename(s->socket_path, final) < 0) {
+                log_error_errno(final ? -errno : -ENOMEM, "cannot move the socket to %s: %m", o->final_path);
+                free(final);
+                return;
+        }
+        free(s->socket_path);
+        s->socket_path = final;
+        log_info("launched: serving %s", final);
+}
+
 int launch_daemon(const struct shim_args *a) {
         /* containerd's log FIFO in the bundle becomes our stderr. Opened non-blocking:
          * a reader that goes away costs log lines, never the shim. */
@@ -493,27 +523,53 @@ int launch_daemon(const struct shim_args *a) {
         if (!identifier_is_valid(a->namespace))
                 return log_error_errno(-EINVAL, "invalid namespace \"%s\"", a->namespace);
 
+        struct standalone_launch sl = {0};
+        _cleanup_free_ char *bundle = NULL, *launching = NULL;
+        const char *serve_path = a->socket;
+        if (a->launch) {
+                if (!a->socket)
+                        return log_error_errno(-EINVAL, "-launch needs -socket PATH");
+                /* Served under a temporary name until the container is created (and
+                 * started): the socket's path appearing is the manager's ready signal. */
+                if (asprintf(&launching, "%s.launching", a->socket) < 0)
+                        return log_error_errno(-ENOMEM, "out of memory");
+                serve_path = launching;
+                bundle = realpath(a->bundle ? a->bundle : ".", NULL);
+                if (!bundle)
+                        return log_error_errno(-errno, "bundle %s: %m", a->bundle ? a->bundle : ".");
+                _cleanup_free_ char *err = NULL;
+                int r = standalone_load(bundle, a->id, &sl, &err);
+                if (r < 0) {
+                        log_error("%s", err ? err : strerror(-r));
+                        return r;
+                }
+        }
+
         int listen_fd = a->listen_fd;
         if (listen_fd < 0) {
                 if (!a->socket)
                         return log_error_errno(-EINVAL, "no socket to serve: give -socket PATH");
                 bool existing = false;
-                int r = launch_listen(a->socket, &existing, &listen_fd);
-                if (r < 0)
-                        return log_error_errno(r, "cannot listen on %s: %m", a->socket);
-                if (existing)
+                if (a->launch && socket_connectable(a->socket) > 0)
                         return log_error_errno(-EADDRINUSE, "a shim already serves %s", a->socket);
+                int r = launch_listen(serve_path, &existing, &listen_fd);
+                if (r < 0)
+                        return log_error_errno(r, "cannot listen on %s: %m", serve_path);
+                if (existing)
+                        return log_error_errno(-EADDRINUSE, "a shim already serves %s", serve_path);
         } else {
                 fd_set_cloexec(listen_fd, true);
         }
         int keep[] = {listen_fd};
         close_all_fds_except(keep, 1);
 
-        const char *events = a->events_address ? a->events_address : getenv("TTRPC_ADDRESS");
+        const char *events = a->events_address     ? a->events_address
+                             : sl.events_address ? sl.events_address
+                                                 : getenv("TTRPC_ADDRESS");
         struct shim_config cfg = {
                 .namespace = a->namespace,
                 .events_address = events,
-                .socket_path = a->socket,
+                .socket_path = serve_path,
                 .listen_fd = listen_fd,
                 .runtime_binary = a->runtime,
                 .runtime_root = a->runtime_root,
@@ -521,10 +577,23 @@ int launch_daemon(const struct shim_args *a) {
         };
         struct shim *s = NULL;
         int r = shim_new(EV_DEFAULT, &cfg, &s);
-        if (r < 0)
+        if (r < 0) {
+                standalone_done(&sl);
                 return log_error_errno(r, "cannot start the shim: %m");
+        }
         log_info("serving %s (namespace %s, events to %s)", a->socket ? a->socket : "inherited socket", a->namespace,
                  events && *events ? events : "nowhere");
+        struct launch_outcome outcome = {.shim = s, .final_path = a->socket};
+        if (a->launch) {
+                r = standalone_run(EV_DEFAULT, serve_path, bundle, &sl, on_launched, &outcome);
+                if (r < 0) {
+                        log_error_errno(r, "cannot launch the container: %m");
+                        outcome.failed = true;
+                        shim_exit(s);
+                }
+        }
+        standalone_done(&sl);
         ev_run(EV_DEFAULT, 0);
-        return shim_finish(s);
+        r = shim_finish(s);
+        return outcome.failed ? -EIO : r;
 }

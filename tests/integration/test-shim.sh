@@ -291,6 +291,59 @@ t_init_fds() {
         shim_stop
 }
 
+# A manager other than containerd: the shim creates and starts the container itself from
+# the bundle's process.json, then is driven over its socket.
+t_standalone_launch() {
+        local name=standalone b ev out got st
+        SHIM_DIR=$IT_TMP/$name
+        mkdir -p "$SHIM_DIR"
+        SOCK=$SHIM_DIR/s/shim.sock
+        ev=$SHIM_DIR/ev.sock
+        out=$SHIM_DIR/out
+        mkfifo "$out"
+        "$SHIMCTL" events --listen "$ev" --count 4 >"$SHIM_DIR/ev.out" 2>"$SHIM_DIR/ev.err" &
+        local rpid=$!
+        it_track "$rpid"
+        poll_until 10 test -S "$ev"
+        fifo_reader "$out" "$SHIM_DIR/out.txt"
+        b=$(bundle launched sh -c 'echo launched by the shim; exit 5')
+        printf '{"id":"la","stdout":"%s","stderr":"%s","runtime":"runc","runtime_root":"%s","events_address":"%s"}' \
+                "$out" "$out" "$IT_TMP/runc" "$ev" >"$b/process.json"
+        "$SHIM" -namespace "$IT_NS" -socket "$SOCK" -bundle "$b" -launch -debug >"$SHIM_DIR/shim.log" 2>&1 &
+        SHIM_PID=$!
+        it_track "$SHIM_PID"
+        poll_until 10 test -S "$SOCK" || fail "launch: no socket"
+        got=$(ctl --timeout 20 wait la)
+        expect_eq "launch: the container ran and its status comes through wait" "$got" 5
+        ctl delete la >/dev/null
+        wait_pid "$READER_PID" 10
+        expect_eq "launch: its output" "$(cat "$SHIM_DIR/out.txt")" "launched by the shim"
+        wait_pid "$rpid" 20 || fail "launch: events receiver did not get 4 events"
+        expect_eq "launch: events" "$(topics_of "$SHIM_DIR/ev.out")" "create start exit delete"
+        shim_stop
+
+        # A launch whose create fails: the shim exits non-zero with runc's message in its log.
+        b=$(bundle launch-bad /bin/nonexistent)
+        printf '{"id":"lb","runtime_root":"%s"}' "$IT_TMP/runc" >"$b/process.json"
+        "$SHIM" -namespace "$IT_NS" -socket "$SHIM_DIR/s/bad.sock" -bundle "$b" -launch >"$SHIM_DIR/bad.log" 2>&1 &
+        local bad=$!
+        it_track "$bad"
+        wait_pid "$bad" 20
+        st=$WAITED
+        [ "$st" != 0 ] && [ "$st" != timeout ] && pass "launch: a failed create ends the shim ($st)" ||
+                fail "launch: failed create: shim status $st"
+        grep -q 'exec: "/bin/nonexistent": stat /bin/nonexistent: no such file or directory' "$SHIM_DIR/bad.log" &&
+                pass "launch: runc's message in the shim log" || fail "launch: runc's message missing: $(tail -3 "$SHIM_DIR/bad.log")"
+        [ ! -e "$SHIM_DIR/s/bad.sock" ] && [ ! -e "$SHIM_DIR/s/bad.sock.launching" ] && pass "launch: its socket is removed" || fail "launch: socket left"
+
+        # A process.json with a typo is refused before anything starts.
+        printf '{"id":"lc","stdout":"x","termnal":true}' >"$b/process.json"
+        "$SHIM" -namespace "$IT_NS" -socket "$SHIM_DIR/s/typo.sock" -bundle "$b" -launch >"$SHIM_DIR/typo.log" 2>&1
+        st=$?
+        [ "$st" != 0 ] && grep -q 'unknown key "termnal"' "$SHIM_DIR/typo.log" && pass "launch: unknown key refused" ||
+                fail "launch: typo accepted (status $st): $(cat "$SHIM_DIR/typo.log")"
+}
+
 # 1000 orphans; NAME, extra sed on the config (e.g. drop the pid namespace so the
 # orphans come straight to the shim).
 orphan_storm() {
@@ -354,7 +407,7 @@ t_shutdown() {
 }
 
 for t in t_exit_codes t_sigkill t_sigterm_trap t_sigterm_ignored t_kill_all t_exec t_concurrent_wait \
-        t_events_order t_events_late t_events_fail_first t_stdout_fifo t_stdin t_tty t_init_fds t_orphan_storm \
+        t_events_order t_events_late t_events_fail_first t_stdout_fifo t_stdin t_tty t_init_fds t_standalone_launch t_orphan_storm \
         t_errors t_shutdown; do
         if [ -n "${IT_ONLY:-}" ] && ! echo " $IT_ONLY " | grep -q " $t "; then
                 continue

@@ -14,6 +14,8 @@
 #include "runc-options.pb-c.h"
 #include "runtime-options.h"
 #include "sha256.h"
+#include "macro.h"
+#include "standalone.h"
 #include "unit.h"
 
 START_TEST(test_sha256_vectors) {
@@ -171,6 +173,55 @@ START_TEST(test_state_machine) {
 }
 END_TEST
 
+START_TEST(test_standalone_parse) {
+        struct standalone_launch l;
+        char *err = NULL;
+        const char *full = "{\"id\":\"c1\",\"stdin\":\"/f/in\",\"stdout\":\"/f/out\",\"stderr\":\"file:///f/err\","
+                           "\"terminal\":true,\"runtime\":\"crun\",\"runtime_root\":\"/run/crun\",\"systemd_cgroup\":true,"
+                           "\"no_pivot_root\":true,\"no_new_keyring\":true,\"events_address\":\"/run/m/ev.sock\","
+                           "\"start\":false}";
+        ck_assert_int_eq(standalone_parse(full, strlen(full), "ignored", &l, &err), 0);
+        ck_assert_str_eq(l.id, "c1");
+        ck_assert_str_eq(l.stdin_path, "/f/in");
+        ck_assert_str_eq(l.stderr_path, "file:///f/err");
+        ck_assert(l.terminal && l.systemd_cgroup && l.no_pivot_root && l.no_new_keyring && !l.start);
+        ck_assert_str_eq(l.runtime, "crun");
+        ck_assert_str_eq(l.runtime_root, "/run/crun");
+        ck_assert_str_eq(l.events_address, "/run/m/ev.sock");
+        standalone_done(&l);
+        ck_assert_int_eq(standalone_parse("{}", 2, "from-flag", &l, &err), 0);
+        ck_assert_str_eq(l.id, "from-flag");
+        ck_assert(l.start); /* the default */
+        ck_assert_ptr_null(l.stdout_path);
+        standalone_done(&l);
+        struct {
+                const char *json, *message_part;
+        } bad[] = {
+                {"{}", "id \"\" is missing"},
+                {"{\"id\":\"../x\"}", "not a valid container id"},
+                {"{\"id\":\"c1\",\"termnal\":true}", "unknown key \"termnal\""},
+                {"{\"id\":\"c1\",\"terminal\":\"yes\"}", "terminal must be true or false"},
+                {"{\"id\":\"c1\",\"stdout\":3}", "stdout must be a string"},
+                {"{\"id\":\"c1\",\"id\":\"c2\"}", "invalid JSON"},
+                {"[]", "must be a JSON object"},
+                {"{\"id\":", "invalid JSON"},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                err = NULL;
+                ck_assert_int_eq(standalone_parse(bad[i].json, strlen(bad[i].json), i == 0 ? NULL : "d", &l, &err), -EINVAL);
+                ck_assert_msg(err && strstr(err, bad[i].message_part), "%s: %s", bad[i].json, err ? err : "(null)");
+                free(err);
+        }
+        char *huge = calloc(1, STANDALONE_MAX_SIZE + 2);
+        memset(huge, ' ', STANDALONE_MAX_SIZE + 1);
+        err = NULL;
+        ck_assert_int_eq(standalone_parse(huge, STANDALONE_MAX_SIZE + 1, "d", &l, &err), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(err, "larger than"));
+        free(err);
+        free(huge);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("shim");
         TCase *tc = tcase_create("shim");
@@ -182,6 +233,7 @@ int main(void) {
         tcase_add_test(tc, test_runtime_options_any);
         tcase_add_test(tc, test_mount_options);
         tcase_add_test(tc, test_state_machine);
+        tcase_add_test(tc, test_standalone_parse);
         suite_add_tcase(s, tc);
         return run_suite(s);
 }
