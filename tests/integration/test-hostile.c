@@ -963,6 +963,16 @@ static void t_bad_configs(void) {
         check(r.got == 1 && r.code != 0 && strstr(r.msg, "No such file"), "config.json missing -> clear error (%s)",
               describe(&r));
         reply_done(&r);
+        /* config.json a planted symlink to a valid config elsewhere */
+        char real[128];
+        path_of(real, sizeof real, "b/plant/config.json");
+        if (symlink(real, cfg) < 0)
+                die("symlink");
+        t_create("badlink", b, &r);
+        check(r.got == 1 && r.code != 0 && strstr(r.msg, "symbolic links"),
+              "config.json a symlink -> not followed, clear error (%s)", describe(&r));
+        reply_done(&r);
+        unlink(cfg);
         /* bundle paths */
         t_create("badb1", "relative/bundle", &r);
         check(r.got == 1 && r.code == TTRPC_INVALID_ARGUMENT, "relative bundle path -> INVALID_ARGUMENT (%s)",
