@@ -1,0 +1,166 @@
+#!/bin/bash
+# Helpers for bench/run.sh: timing, statistics, /proc sampling, process tracking and
+# cleanup. Sourced after tests/integration/ctrd-lib.sh (poll_until, ctrd_*, ctr_).
+
+BENCH_PIDS=()
+
+# Microseconds since the epoch, without a fork.
+now_us() {
+        local t=$EPOCHREALTIME
+        echo "${t/./}"
+}
+
+# A sleep without a fork (read on a FIFO nobody writes times out); see bench_setup.
+msleep() {
+        read -r -t "$1" -u "$BENCH_SLEEP_FD" _ 2>/dev/null
+        return 0
+}
+
+# poll_fast SECONDS CMD...: like poll_until, at 1 ms steps with forkless sleeps.
+poll_fast() {
+        local deadline=$(($(now_us) + ${1} * 1000000))
+        shift
+        while ! "$@" >/dev/null 2>&1; do
+                [ "$(now_us)" -lt "$deadline" ] || return 1
+                msleep 0.001
+        done
+}
+
+log() {
+        printf '[%s] %s\n' "$(date +%T)" "$*" >&2
+}
+
+# Remember a background process so that the cleanup can stop it by its PID.
+track() {
+        BENCH_PIDS+=("$1")
+}
+
+# True when PID has exited (gone, or a zombie not yet reaped).
+pid_done() {
+        local st
+        [ -e "/proc/$1/stat" ] || return 0
+        st=$(sed -e 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+        [ -z "$st" ] || [ "$st" = Z ]
+}
+
+# record NAME VALUE: append one sample to $DATA/NAME.
+record() {
+        echo "$2" >>"$DATA/$1"
+}
+
+# stats FILE: "median p90 n" of the numbers in FILE (nearest rank); "- - 0" if none.
+stats() {
+        [ -s "$1" ] || { echo "- - 0"; return; }
+        sort -g "$1" | awk '{ v[NR] = $1 }
+                END {
+                        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+                        r = int(0.9 * NR); if (r < 0.9 * NR) r++; if (r < 1) r = 1
+                        printf "%.6g %.6g %d\n", m, v[r], NR
+                }'
+}
+
+median() {
+        stats "$1" | cut -d' ' -f1
+}
+
+# ratio_file A B OUT: OUT gets A[i]/B[i] line by line (paired runs).
+ratio_file() {
+        paste "$1" "$2" | awk 'NF == 2 && $2 > 0 { printf "%.6g\n", $1 / $2 }' >"$3"
+}
+
+# fdiv A B [FORMAT]: A/B, or "-" when either is missing.
+fdiv() {
+        awk -v a="$1" -v b="$2" -v f="${3:-%.3f}" 'BEGIN {
+                if (a == "-" || b == "-" || a == "" || b == "" || b + 0 == 0) print "-"; else printf f "\n", a / b }'
+}
+
+# fmt NUMBER [FORMAT]
+fmt() {
+        awk -v a="$1" -v f="${2:-%.1f}" 'BEGIN { if (a == "-" || a == "") print "-"; else printf f "\n", a }'
+}
+
+# The parent PID of PID.
+ppid_of() {
+        awk '/^PPid:/ { print $2 }' "/proc/$1/status" 2>/dev/null
+}
+
+# proc_sample PID: "pss_kb rss_kb uss_kb threads fds cpu_ticks cpu_ns" of a live
+# process (cpu_ns: time on a CPU from /proc/PID/schedstat, finer than the ticks).
+proc_sample() {
+        local pid=$1 fds cpu ns
+        fds=$(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+        cpu=$(cpu_ticks "$pid")
+        ns=$(cpu_ns "$pid")
+        awk -v fds="$fds" -v cpu="$cpu" -v ns="$ns" '
+                FILENAME ~ /smaps_rollup$/ && $1 == "Pss:" { pss = $2 }
+                FILENAME ~ /smaps_rollup$/ && $1 == "Rss:" { rss = $2 }
+                FILENAME ~ /smaps_rollup$/ && ($1 == "Private_Clean:" || $1 == "Private_Dirty:") { uss += $2 }
+                FILENAME ~ /status$/ && $1 == "Threads:" { thr = $2 }
+                END { print pss + 0, rss + 0, uss + 0, thr + 0, fds, cpu, ns }' \
+                "/proc/$pid/smaps_rollup" "/proc/$pid/status"
+}
+
+# cpu_ticks PID: utime+stime in clock ticks.
+cpu_ticks() {
+        sed -e 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }'
+}
+
+# cpu_ns PID: nanoseconds on a CPU (all threads).
+cpu_ns() {
+        local run _
+        read -r run _ <"/proc/$1/schedstat" 2>/dev/null || run=0
+        echo "$run"
+}
+
+# children_count PID: number of children (zombies included) of every thread of PID,
+# read without a fork.
+children_count() {
+        local f n=0 kids
+        for f in /proc/"$1"/task/*/children; do
+                read -r -a kids <"$f" 2>/dev/null || true
+                n=$((n + ${#kids[@]}))
+        done
+        echo "$n"
+}
+
+# ISO or ctr-style timestamp -> microseconds since the epoch.
+ts_to_us() {
+        date -u -d "$1" +%s%6N
+}
+
+# Stop everything this benchmark started: containerd's tasks and containers, the
+# private containerd, tracked processes, runc containers in our roots, mounts, files.
+bench_cleanup() {
+        local rc=$? p id m
+        trap - EXIT INT TERM
+        if [ -n "${CTRD_SOCK:-}" ] && [ -n "${CTRD_DIR:-}" ] && [ -e "$CTRD_DIR/containerd.pid" ]; then
+                for id in $(ctr_ task ls -q 2>/dev/null); do
+                        ctr_ task rm -f "$id" >/dev/null 2>&1
+                done
+                for id in $(ctr_ containers ls -q 2>/dev/null); do
+                        ctr_ containers rm "$id" >/dev/null 2>&1
+                done
+                ctrd_stop
+        fi
+        for p in "${BENCH_PIDS[@]}"; do
+                if ! pid_done "$p"; then
+                        kill -KILL "$p" 2>/dev/null
+                fi
+                wait "$p" 2>/dev/null
+        done
+        if [ -n "${WORK:-}" ] && [ -d "$WORK" ]; then
+                local root
+                for root in "$WORK"/runc-*; do
+                        [ -d "$root" ] || continue
+                        for id in $(runc --root "$root" list -q 2>/dev/null); do
+                                runc --root "$root" delete --force "$id" >/dev/null 2>&1
+                        done
+                done
+                for m in $(awk -v d="$WORK" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r); do
+                        umount -l "$m" 2>/dev/null
+                done
+                rm -rf "$WORK"
+        fi
+        [ -z "${BENCH_SLEEP_FIFO:-}" ] || rm -f "$BENCH_SLEEP_FIFO"
+        exit "$rc"
+}
