@@ -196,6 +196,7 @@ def main():
         write("fuzz-task-requests", name, bytes([sel]) + data)
     for limit, seed, name, data in FRAME_SEEDS:
         write("fuzz-ttrpc-frame", name, bytes([limit, seed]) + data)
+        write("fuzz-ttrpc-server", name, data)
     for sel, name, data in SPEC_SEEDS:
         write("fuzz-spec", name, bytes([sel]) + data)
     for name, data in URI_SEEDS:

@@ -17,13 +17,18 @@ while [ $# -gt 0 ]; do
 done
 case "$seconds" in '' | *[!0-9]*) echo "fuzz: --seconds wants a number" >&2; exit 2 ;; esac
 
-targets="fuzz-ttrpc-frame fuzz-task-requests fuzz-spec fuzz-stdio-uri"
+targets="fuzz-ttrpc-frame fuzz-ttrpc-server fuzz-task-requests fuzz-spec fuzz-stdio-uri"
 max_len_of() {
         case "$1" in
         fuzz-stdio-uri) echo 4200 ;;     # past the 4096-byte URI limit
         fuzz-spec) echo 16384 ;;         # a config.json with room to grow
         *) echo 8192 ;;                  # a few frames / one request with its payloads
         esac
+}
+dict_of() {
+        local d="fuzz/dict/${1#fuzz-}.dict"
+        case "$1" in fuzz-ttrpc-*) d=fuzz/dict/ttrpc.dict ;; esac
+        if [ -f "$d" ]; then echo "-dict=$d"; fi
 }
 
 "$PWD/tools/install-deps.sh"
@@ -68,7 +73,7 @@ for t in $targets; do
         echo "fuzz: $t for ${seconds}s"
         r=0
         "$bin" -max_total_time="$seconds" -max_len="$(max_len_of "$t")" -rss_limit_mb=1024 -timeout=10 \
-                -print_final_stats=1 -artifact_prefix="$work/$t.artifacts/" "$work/$t.corpus" \
+                -print_final_stats=1 $(dict_of "$t") -artifact_prefix="$work/$t.artifacts/" "$work/$t.corpus" \
                 >"$work/$t.log" 2>&1 || r=$?
         grep -E "^#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb" \
                 "$work/$t.log" | sed "s/^/  /" || true
