@@ -302,10 +302,15 @@ static void op_maybe_complete(struct ev_loop *loop, struct runtime_op *op) {
                                     op->exit_status) > 0)
                         res.error = fallback;
         }
-        if (!op->missing)
-                reaper_release(rt->reaper);
+        /* The hold ends after the callback: an exit reaped while the call ran (the
+         * container's init dying before its pid file is read) must still be in the
+         * stash when the callback watches that pid. The reaper outlives the runtime,
+         * which the callback may free. */
+        struct reaper *reaper = op->missing ? NULL : rt->reaper;
         op->done(&res, op->userdata);
         op_free(loop, op);
+        if (reaper)
+                reaper_release(reaper);
 }
 
 static void on_capture(struct ev_loop *loop, ev_io *w, int revents) {

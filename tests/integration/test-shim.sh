@@ -344,6 +344,54 @@ t_standalone_launch() {
                 fail "launch: typo accepted (status $st): $(cat "$SHIM_DIR/typo.log")"
 }
 
+# The init dying before its pid is known: a fake runtime (real runc cannot do this on
+# demand) whose create starts an "init" that exits 3 at once, orphaned to the shim, and
+# returns only once the shim has reaped it -- then writes the pid file. The exit was
+# reaped before anyone asked for that pid, and must still be the container's.
+t_early_exit() {
+        local fake=$IT_TMP/fake-runc b got
+        cat >"$fake" <<'FAKE'
+#!/bin/sh
+cmd=""; pidfile=""
+while [ $# -gt 0 ]; do
+        case $1 in
+        --root|--log|--log-format) shift ;;
+        --pid-file) pidfile=$2; shift ;;
+        create|start|state|kill|delete) [ -z "$cmd" ] && cmd=$1 ;;
+        esac
+        shift
+done
+case $cmd in
+create)
+        # The "init" exits only once orphaned to the shim, so that only the shim can
+        # reap it (never the sh that started it).
+        sh -c '"$0" $$ & echo $! >"$1"' "$(dirname "$0")/fake-init" "$pidfile.tmp"
+        pid=$(cat "$pidfile.tmp")
+        # A zombie still answers kill -0: wait until the shim has reaped it.
+        n=0
+        while kill -0 "$pid" 2>/dev/null; do n=$((n + 1)); [ $n -gt 1000 ] && exit 9; sleep 0.01; done
+        mv "$pidfile.tmp" "$pidfile" ;;
+state) echo '{"id":"x","pid":0,"status":"stopped"}' ;;
+esac
+exit 0
+FAKE
+        cat >"$IT_TMP/fake-init" <<'INIT'
+#!/bin/sh
+# $1: the pid of the process that started us; exit 3 once orphaned from it.
+while [ "$(cut -d' ' -f4 /proc/$$/stat)" = "$1" ]; do sleep 0.01; done
+exit 3
+INIT
+        chmod +x "$fake" "$IT_TMP/fake-init"
+        shim_start early-exit || return
+        b=$(bundle early true)
+        ctl create early --bundle "$b" --runtime-binary "$fake" >/dev/null || fail "early exit: create failed"
+        ctl start early >/dev/null
+        got=$(ctl --timeout 10 wait early)
+        expect_eq "early exit: the exit reaped before the pid was known is the init's" "$got" 3
+        ctl delete early >/dev/null
+        shim_stop
+}
+
 # 1000 orphans; NAME, extra sed on the config (e.g. drop the pid namespace so the
 # orphans come straight to the shim).
 orphan_storm() {
@@ -407,7 +455,7 @@ t_shutdown() {
 }
 
 for t in t_exit_codes t_sigkill t_sigterm_trap t_sigterm_ignored t_kill_all t_exec t_concurrent_wait \
-        t_events_order t_events_late t_events_fail_first t_stdout_fifo t_stdin t_tty t_init_fds t_standalone_launch t_orphan_storm \
+        t_events_order t_events_late t_events_fail_first t_stdout_fifo t_stdin t_tty t_init_fds t_early_exit t_standalone_launch t_orphan_storm \
         t_errors t_shutdown; do
         if [ -n "${IT_ONLY:-}" ] && ! echo " $IT_ONLY " | grep -q " $t "; then
                 continue
