@@ -21,7 +21,7 @@ int read_file_at(int dirfd, const char *path, size_t max_size, char **ret_buf, s
         if (fstat(fd, &st) < 0)
                 return -errno;
         if (!S_ISREG(st.st_mode))
-                return -EBADFD;
+                return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL; /* "Is a directory" / "Invalid argument" */
         if ((size_t)st.st_size > max_size)
                 return -EFBIG;
         size_t cap = (size_t)st.st_size + 1, len = 0;

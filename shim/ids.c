@@ -26,3 +26,18 @@ bool identifier_is_valid(const char *s) {
         }
         return !prev_sep;
 }
+
+bool path_is_normal_absolute(const char *p, size_t max_len) {
+        size_t len = p ? strlen(p) : 0;
+        if (!p || p[0] != '/' || len > max_len || (len > 1 && p[len - 1] == '/'))
+                return false;
+        /* every component: not empty (//), not "." and not ".." */
+        for (const char *c = p + 1; *c;) {
+                const char *e = strchrnul(c, '/');
+                size_t l = (size_t)(e - c);
+                if (l == 0 || (l == 1 && c[0] == '.') || (l == 2 && c[0] == '.' && c[1] == '.'))
+                        return false;
+                c = *e ? e + 1 : e;
+        }
+        return true;
+}

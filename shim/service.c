@@ -22,6 +22,7 @@
 #include "log.h"
 #include "macro.h"
 #include "mount.h"
+#include "proto-check.h"
 #include "reaper.h"
 #include "runc-options.pb-c.h"
 #include "runtime-options.h"
@@ -483,8 +484,7 @@ static void handle_create(struct shim *s, struct ttrpc_call *call) {
                 nanoshim__task__create_task_request__free_unpacked(req, NULL);
                 return;
         }
-        if (!req->bundle || req->bundle[0] != '/' || strstr(req->bundle, "/../") ||
-            strlen(req->bundle) > 4000) {
+        if (!path_is_normal_absolute(req->bundle, 4000)) {
                 ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "bundle must be an absolute path, got \"%.200s\"",
                                        req->bundle ? req->bundle : "");
                 nanoshim__task__create_task_request__free_unpacked(req, NULL);
@@ -556,8 +556,12 @@ static void handle_create(struct shim *s, struct ttrpc_call *call) {
         _cleanup_free_ char *cfg_path = join_path(c->bundle, "config.json");
         r = cfg_path ? oci_config_load(AT_FDCWD, cfg_path, &cfg, &err) : -ENOMEM;
         if (r < 0) {
-                create_fail(o, TTRPC_INVALID_ARGUMENT, "%s: %s", cfg_path ? cfg_path : "config.json",
-                            err ? err : strerror(-r));
+                /* load errors name the path already; parse errors name the field */
+                if (err && strncmp(err, "cannot read ", 12) == 0)
+                        create_fail(o, TTRPC_INVALID_ARGUMENT, "%s", err);
+                else
+                        create_fail(o, TTRPC_INVALID_ARGUMENT, "%s: %s", cfg_path ? cfg_path : "config.json",
+                                    err ? err : strerror(-r));
                 return;
         }
         c->private_pidns = cfg.private_pid_namespace;
@@ -571,6 +575,15 @@ static void handle_create(struct shim *s, struct ttrpc_call *call) {
                 }
                 if (mkdir(c->rootfs_target, 0711) < 0 && errno != EEXIST) {
                         create_fail(o, TTRPC_UNKNOWN, "cannot create %s: %s", c->rootfs_target, strerror(errno));
+                        return;
+                }
+                /* Mounting follows a symlink planted there: only a real directory will do. */
+                struct stat st;
+                if (lstat(c->rootfs_target, &st) < 0 || !S_ISDIR(st.st_mode)) {
+                        free(c->rootfs_target);
+                        c->rootfs_target = NULL; /* nothing of ours is mounted */
+                        create_fail(o, TTRPC_INVALID_ARGUMENT, "%s/rootfs must be a directory, not a symlink or file",
+                                    req->bundle);
                         return;
                 }
                 struct mount_spec *ms = calloc(req->n_rootfs, sizeof *ms);
@@ -1434,16 +1447,29 @@ static void handle_shutdown(struct shim *s, struct ttrpc_call *call) {
 struct method {
         const char *name;
         void (*fn)(struct shim *s, struct ttrpc_call *call);
+        const ProtobufCMessageDescriptor *request;
 };
 
+#define M(name, fn, req) {name, fn, &nanoshim__task__##req##__descriptor}
 static const struct method methods[] = {
-        {"State", handle_state},         {"Create", handle_create},   {"Start", handle_start},
-        {"Delete", handle_delete},       {"Pids", handle_pids},       {"Pause", handle_pause},
-        {"Resume", handle_resume},       {"Kill", handle_kill},       {"Exec", handle_exec},
-        {"ResizePty", handle_resize_pty}, {"CloseIO", handle_close_io}, {"Update", handle_update},
-        {"Wait", handle_wait},           {"Stats", handle_stats},     {"Connect", handle_connect},
-        {"Shutdown", handle_shutdown},
+        M("State", handle_state, state_request),
+        M("Create", handle_create, create_task_request),
+        M("Start", handle_start, start_request),
+        M("Delete", handle_delete, delete_request),
+        M("Pids", handle_pids, pids_request),
+        M("Pause", handle_pause, pause_request),
+        M("Resume", handle_resume, resume_request),
+        M("Kill", handle_kill, kill_request),
+        M("Exec", handle_exec, exec_process_request),
+        M("ResizePty", handle_resize_pty, resize_pty_request),
+        M("CloseIO", handle_close_io, close_iorequest),
+        M("Update", handle_update, update_task_request),
+        M("Wait", handle_wait, wait_request),
+        M("Stats", handle_stats, stats_request),
+        M("Connect", handle_connect, connect_request),
+        M("Shutdown", handle_shutdown, shutdown_request),
 };
+#undef M
 
 void service_dispatch(struct ttrpc_call *call, void *userdata) {
         struct shim *s = userdata;
@@ -1454,6 +1480,19 @@ void service_dispatch(struct ttrpc_call *call, void *userdata) {
         for (size_t i = 0; i < ELEMENTSOF(methods); i++)
                 if (call->method && strcmp(call->method, methods[i].name) == 0) {
                         log_debug("%s %s", TASK_SERVICE, call->method);
+                        /* protobuf-c would cut a string at a NUL: "ok\0/../x" must not become "ok" */
+                        const char *field = NULL;
+                        int r = proto_check_strings(methods[i].request, call->payload, call->payload_len, &field);
+                        if (r == -EILSEQ) {
+                                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "%s: field %s holds a NUL byte",
+                                                       call->method, field);
+                                return;
+                        }
+                        if (r < 0) {
+                                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode %s request",
+                                                       call->method);
+                                return;
+                        }
                         methods[i].fn(s, call);
                         return;
                 }

@@ -188,11 +188,30 @@ START_TEST(test_close_all_fds_except) {
 }
 END_TEST
 
+START_TEST(test_normal_absolute_paths) {
+        ck_assert(path_is_normal_absolute("/", 100));
+        ck_assert(path_is_normal_absolute("/run/containerd/io.containerd.runtime.v2.task/default/c1", 100));
+        ck_assert(path_is_normal_absolute("/a/.b/..c/b..", 100));
+        ck_assert(!path_is_normal_absolute(NULL, 100));
+        ck_assert(!path_is_normal_absolute("", 100));
+        ck_assert(!path_is_normal_absolute("relative/b", 100));
+        ck_assert(!path_is_normal_absolute("/a/../b", 100));
+        ck_assert(!path_is_normal_absolute("/a/..", 100));
+        ck_assert(!path_is_normal_absolute("/..", 100));
+        ck_assert(!path_is_normal_absolute("/a/./b", 100));
+        ck_assert(!path_is_normal_absolute("/a/.", 100));
+        ck_assert(!path_is_normal_absolute("/a//b", 100));
+        ck_assert(!path_is_normal_absolute("/a/b/", 100));
+        ck_assert(!path_is_normal_absolute("/abcdef", 5));
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("core");
         TCase *tc = tcase_create("core");
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_identifiers);
+        tcase_add_test(tc, test_normal_absolute_paths);
         tcase_add_test(tc, test_parse_pid);
         tcase_add_test(tc, test_exit_status);
         tcase_add_test(tc, test_atomic_file);

@@ -3,11 +3,13 @@
  * wire with containerd 1.6.20: our generated protobuf-c code must decode them field by
  * field and encode the same values to exactly the same bytes. */
 #include <check.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "events.pb-c.h"
+#include "proto-check.h"
 #include "task.pb-c.h"
 #include "ttrpc.pb-c.h"
 #include "types.pb-c.h"
@@ -227,11 +229,63 @@ START_TEST(test_forward_request) {
 }
 END_TEST
 
+/* A NUL inside a string field is found (protobuf-c would cut the string there), also in
+ * nested messages; bytes fields may hold anything; malformed input is told apart. */
+START_TEST(test_check_strings) {
+        const char *field = NULL;
+        /* KillRequest{id "ok\0../x" (field 1), signal 9 (field 3)} */
+        const uint8_t nul_id[] = {0x0a, 0x07, 'o', 'k', 0, '.', '.', '/', 'x', 0x18, 0x09};
+        ck_assert_int_eq(proto_check_strings(&nanoshim__task__kill_request__descriptor, nul_id, sizeof nul_id, &field),
+                         -EILSEQ);
+        ck_assert_str_eq(field, "id");
+        Nanoshim__Task__KillRequest k = NANOSHIM__TASK__KILL_REQUEST__INIT;
+        k.id = "ok";
+        k.signal = 9;
+        uint8_t buf[256];
+        size_t n = nanoshim__task__kill_request__pack(&k, buf);
+        ck_assert_int_eq(proto_check_strings(&nanoshim__task__kill_request__descriptor, buf, n, NULL), 0);
+        ck_assert_int_eq(proto_check_strings(&nanoshim__task__kill_request__descriptor, NULL, 0, NULL), 0);
+        /* nested: CreateTaskRequest.rootfs[0].source (Mount field 3) */
+        Nanoshim__Types__Mount m = NANOSHIM__TYPES__MOUNT__INIT;
+        m.type = "bind";
+        m.source = "/a";
+        Nanoshim__Types__Mount *mounts[] = {&m};
+        Nanoshim__Task__CreateTaskRequest c = NANOSHIM__TASK__CREATE_TASK_REQUEST__INIT;
+        c.id = "c1";
+        c.bundle = "/b";
+        c.n_rootfs = 1;
+        c.rootfs = mounts;
+        Nanoshim__Types__Any any = NANOSHIM__TYPES__ANY__INIT;
+        uint8_t zeros[4] = {0, 0, 0, 0};
+        any.type_url = "x";
+        any.value.data = zeros; /* bytes: NULs are fine */
+        any.value.len = sizeof zeros;
+        c.options = &any;
+        n = nanoshim__task__create_task_request__pack(&c, buf);
+        ck_assert_int_eq(proto_check_strings(&nanoshim__task__create_task_request__descriptor, buf, n, NULL), 0);
+        uint8_t *src = memmem(buf, n, "/a", 2);
+        ck_assert_ptr_nonnull(src);
+        src[1] = 0;
+        field = NULL;
+        ck_assert_int_eq(proto_check_strings(&nanoshim__task__create_task_request__descriptor, buf, n, &field), -EILSEQ);
+        ck_assert_str_eq(field, "source");
+        /* malformed: truncated length, bad wire type, endless varint */
+        const uint8_t trunc[] = {0x0a, 0x09, 'a'};
+        const uint8_t group[] = {0x0b};
+        const uint8_t varint[] = {0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+        ck_assert_int_eq(proto_check_strings(&nanoshim__task__kill_request__descriptor, trunc, sizeof trunc, NULL), -EINVAL);
+        ck_assert_int_eq(proto_check_strings(&nanoshim__task__kill_request__descriptor, group, sizeof group, NULL), -EINVAL);
+        ck_assert_int_eq(proto_check_strings(&nanoshim__task__kill_request__descriptor, varint, sizeof varint, NULL),
+                         -EINVAL);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("proto");
         TCase *tc = tcase_create("proto");
         tcase_set_timeout(tc, 30);
         tcase_add_test(tc, test_connect_request);
+        tcase_add_test(tc, test_check_strings);
         tcase_add_test(tc, test_connect_response);
         tcase_add_test(tc, test_create_response);
         tcase_add_test(tc, test_empty_success);
