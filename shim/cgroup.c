@@ -6,12 +6,14 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <unistd.h>
 
 #include "file-util.h"
+#include "ids.h"
 #include "log.h"
 #include "macro.h"
 #include "metrics.pb-c.h"
@@ -835,4 +837,55 @@ struct cgroup_oom_watch *cgroup_oom_watch_free(struct cgroup_oom_watch *w) {
         safe_close(w->dirfd);
         free(w);
         return NULL;
+}
+
+/* ---- joining a cgroup (ShimCgroup) ------------------------------------------------ */
+
+static int write_pid_to(const char *procs, pid_t pid) {
+        _cleanup_close_ int fd = open(procs, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return -errno;
+        char buf[24];
+        int n = snprintf(buf, sizeof buf, "%d\n", (int)pid);
+        return write(fd, buf, (size_t)n) == n ? 0 : -errno;
+}
+
+int cgroup_join(const char *sysfs_root, const char *path, pid_t pid) {
+        const char *root = sysfs_root ? sysfs_root : "/sys/fs/cgroup";
+        _cleanup_free_ char *abs = NULL;
+        if (!path || asprintf(&abs, "%s%s", path[0] == '/' ? "" : "/", path) < 0)
+                return path ? -ENOMEM : -EINVAL;
+        if (!path_is_normal_absolute(abs, 4096))
+                return -EINVAL;
+        int version = cgroup_detect(root);
+        if (version < 0)
+                return version;
+        _cleanup_free_ char *procs = NULL;
+        if (version == CGROUP_V2) {
+                if (asprintf(&procs, "%s%s/cgroup.procs", root, abs) < 0)
+                        return -ENOMEM;
+                return write_pid_to(procs, pid);
+        }
+        DIR *d = opendir(root);
+        if (!d)
+                return -errno;
+        int joined = 0, first_error = -ENOENT;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+                if (e->d_name[0] == '.')
+                        continue;
+                free(procs);
+                if (asprintf(&procs, "%s/%s%s/cgroup.procs", root, e->d_name, abs) < 0) {
+                        procs = NULL;
+                        closedir(d);
+                        return -ENOMEM;
+                }
+                int r = write_pid_to(procs, pid);
+                if (r == 0)
+                        joined++;
+                else if (r != -ENOENT && first_error == -ENOENT)
+                        first_error = r;
+        }
+        closedir(d);
+        return joined > 0 ? 0 : first_error;
 }

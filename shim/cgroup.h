@@ -64,3 +64,9 @@ int cgroup_oom_watch_new_at(struct ev_loop *loop, const char *sysfs_root, const 
 int cgroup_oom_check_final(struct cgroup_oom_watch *w, bool *ret_oom);
 /* Stops the watcher and closes its fds. Takes NULL, returns NULL. */
 struct cgroup_oom_watch *cgroup_oom_watch_free(struct cgroup_oom_watch *w);
+
+/* Move pid into the cgroup at `path` (relative to each hierarchy's root, e.g.
+ * "/podruntime/shim", as runc-v2's ShimCgroup): on v2 <root>/<path>/cgroup.procs; on
+ * v1/hybrid every mounted hierarchy under <root> in which <path> exists. -ENOENT if it
+ * exists in none, -EINVAL for a path with "." or ".." components. */
+int cgroup_join(const char *sysfs_root, const char *path, pid_t pid);

@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "cgroup.h"
 #include "fd-util.h"
 #include "file-util.h"
 #include "ids.h"
@@ -25,6 +26,7 @@
 #include "macro.h"
 #include "mount.h"
 #include "reaper.h"
+#include "runtime-options.h"
 #include "runtime.h"
 #include "sha256.h"
 #include "shim.h"
@@ -223,7 +225,8 @@ static int write_address_file(const char *bundle, const char *address) {
 
 /* Spawn the daemon: own session, stdio on /dev/null (containerd reads start's output
  * until every writer closed it), the listening socket as fd 3. */
-static int spawn_daemon(const struct shim_args *a, const char *bundle, const char *socket_path, int listen_fd) {
+static int spawn_daemon(const struct shim_args *a, const char *bundle, const char *socket_path, int listen_fd,
+                        pid_t *ret_pid) {
         char self[PATH_MAX];
         ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
         if (n < 0)
@@ -284,7 +287,45 @@ static int spawn_daemon(const struct shim_args *a, const char *bundle, const cha
                 _exit(127);
         }
         close(devnull);
+        *ret_pid = pid;
         return 0;
+}
+
+/* As runc-v2 does with a new daemon: oom_score_adj one above containerd's (the shim
+ * goes before containerd, after its containers), and the ShimCgroup of the options,
+ * if any. Options of a type we do not know are no reason to fail here (Create tells). */
+static int place_daemon(pid_t pid, const uint8_t *opts, size_t len) {
+        char path[64];
+        _cleanup_free_ char *score = NULL;
+        snprintf(path, sizeof path, "/proc/%d/oom_score_adj", (int)getppid());
+        if (read_file_at(AT_FDCWD, path, 32, &score, NULL) == 0) {
+                int adj = atoi(score) + 1;
+                char text[16];
+                int n = snprintf(text, sizeof text, "%d", MIN(adj, 1000));
+                snprintf(path, sizeof path, "/proc/%d/oom_score_adj", (int)pid);
+                _cleanup_close_ int sfd = open(path, O_WRONLY | O_CLOEXEC);
+                if (sfd < 0 || write(sfd, text, (size_t)n) != n)
+                        fprintf(stderr, "warning: cannot set the shim's oom_score_adj\n"); /* not fatal */
+        }
+        if (len == 0)
+                return 0;
+        Nanoshim__Types__Any *any = nanoshim__types__any__unpack(NULL, len, opts);
+        if (!any)
+                return 0;
+        struct runtime_options o;
+        _cleanup_free_ char *err = NULL;
+        int r = 0;
+        if (runtime_options_decode(any->type_url, any->value.data, any->value.len, &o, &err) == 0) {
+                if (o.shim_cgroup) {
+                        r = cgroup_join(NULL, o.shim_cgroup, pid);
+                        if (r < 0)
+                                fprintf(stderr, "cannot move the shim into cgroup %s: %s\n", o.shim_cgroup,
+                                        strerror(-r));
+                }
+                runtime_options_done(&o);
+        }
+        nanoshim__types__any__free_unpacked(any, NULL);
+        return r;
 }
 
 int launch_start(const struct shim_args *a) {
@@ -305,10 +346,21 @@ int launch_start(const struct shim_args *a) {
                 fprintf(stderr, "invalid namespace \"%s\"\n", a->namespace);
                 return -EINVAL;
         }
-        /* containerd writes the task options to stdin; drain it so it never blocks. */
-        char sink[4096];
-        while (read(STDIN_FILENO, sink, sizeof sink) > 0)
-                ;
+        /* containerd writes the task options to stdin (an Any); read all of it so that
+         * it never blocks, keep what fits. */
+        uint8_t opts_buf[65536];
+        size_t opts_len = 0;
+        for (;;) {
+                char sink[4096];
+                ssize_t n = read(STDIN_FILENO, sink, sizeof sink);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                size_t keep = MIN((size_t)n, sizeof opts_buf - opts_len);
+                memcpy(opts_buf + opts_len, sink, keep);
+                opts_len += keep;
+        }
 
         _cleanup_free_ char *group = NULL, *path = NULL, *address = NULL;
         int r = group_key(bundle, a->id, &group);
@@ -335,9 +387,13 @@ int launch_start(const struct shim_args *a) {
                 return r;
         }
         if (!existing) {
-                r = spawn_daemon(a, bundle, path, fd);
+                pid_t pid = 0;
+                r = spawn_daemon(a, bundle, path, fd, &pid);
+                if (r == 0)
+                        r = place_daemon(pid, opts_buf, opts_len);
                 if (r < 0) {
-                        fprintf(stderr, "cannot start the shim daemon: %s\n", strerror(-r));
+                        if (pid > 0)
+                                kill(pid, SIGKILL);
                         unlink(path);
                         return r;
                 }

@@ -69,6 +69,15 @@ ctrd_stop() {
         wait "$pid" 2>/dev/null || true
         rm -f "$CTRD_DIR/containerd.pid"
         CTRD_PID=
+        # runc removes a container's cgroup but not the namespace's parent, which
+        # containerd names after the namespace: remove it when empty.
+        if [ "$sig" = TERM ]; then
+                local d
+                for d in /sys/fs/cgroup/*/"$CTR_NS" /sys/fs/cgroup/"$CTR_NS"; do
+                        [ -d "$d" ] && rmdir "$d" 2>/dev/null
+                done
+        fi
+        return 0
 }
 
 # A process is gone once it is no longer running (a zombie awaiting its reaper counts

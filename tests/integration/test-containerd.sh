@@ -243,6 +243,43 @@ delete_action_case() {
 }
 expect "delete-action-reports-recorded-exit" delete_action_case
 
+# ---- runtime options from a config file (what CRI sends): BinaryName, Root, ShimCgroup ----
+# (nanoshim only: runc-v2 does not accept runtimeoptions.v1.Options from ctr.)
+options_case() {
+        local d=$WORK/opts cg="nanoshim-test-$$" spid ok=0 ctrl
+        mkdir -p "$d/root"
+        # A runtime binary of our own: runc, logging each call, proves BinaryName is used.
+        printf '#!/bin/sh\necho "$*" >>%s/calls\nexec runc "$@"\n' "$d" >"$d/runc-logged"
+        chmod +x "$d/runc-logged"
+        local made=""
+        for ctrl in memory pids unified; do
+                [ -d "/sys/fs/cgroup/$ctrl" ] && mkdir "/sys/fs/cgroup/$ctrl/$cg" && made="$made $ctrl"
+        done
+        cat >"$d/options.toml" <<TOML
+# nanoshim runtime options
+BinaryName = "$d/runc-logged"
+Root = "$d/root"
+ShimCgroup = "/$cg"
+TOML
+        ctr_ run -d --runtime "$NANO" --runtime-config-path "$d/options.toml" "$IMAGE" opts1 sleep 1000 >/dev/null || {
+                echo "run failed"
+                ok=1
+        }
+        poll_until 20 task_running opts1 || { echo "never running"; ok=1; }
+        grep -q "create" "$d/calls" 2>/dev/null || { echo "BinaryName not used"; ok=1; }
+        [ -d "$d/root/opts1" ] || { echo "Root not used: $(ls "$d/root")"; ok=1; }
+        spid=$(shim_pid_of opts1)
+        grep -q ":/$cg\$" "/proc/$spid/cgroup" 2>/dev/null || { echo "shim not in /$cg: $(cat "/proc/$spid/cgroup")"; ok=1; }
+        ctr_ task kill -s KILL opts1
+        poll_until 20 task_stopped opts1
+        ctr_ task delete opts1 >/dev/null
+        ctr_ containers rm opts1
+        poll_until 20 sh -c "! kill -0 $spid"
+        for ctrl in $made; do rmdir "/sys/fs/cgroup/$ctrl/$cg" || { echo "cgroup $ctrl/$cg busy"; ok=1; }; done
+        return $ok
+}
+expect "runtime-options-file" options_case
+
 # ---- pods: 20 containers of one group share one shim (nanoshim only) ----
 group_case() {
         local i pids=""
