@@ -5,8 +5,8 @@
     python3 fuzz/mkcorpus.py            # rewrites fuzz/corpus/<target>/*.bin
 
 Frames and messages are encoded here with a minimal protobuf writer so that the seeds
-follow the wire layouts of docs/protocol.md; the frame bytes of the Connect exchange are
-the ones observed from containerd 1.6."""
+follow the ttrpc and task API wire layouts; the frame bytes of the Connect exchange and
+of the Exec error answer are the ones observed between containerd 1.6 and runc-v2."""
 import json
 import os
 import struct
