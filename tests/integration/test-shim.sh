@@ -392,6 +392,28 @@ INIT
         shim_stop
 }
 
+# A container that allocates past its memory limit: /tasks/oom comes before its
+# /tasks/exit, the status is 137 and the exit record carries the OOM flag.
+t_oom() {
+        local ev=$IT_TMP/oom/ev.sock b got
+        "$SHIMCTL" events --listen "$ev" --count 5 >"$IT_TMP/oom.out" 2>"$IT_TMP/oom.err" &
+        local rpid=$!
+        it_track "$rpid"
+        poll_until 10 test -S "$ev"
+        shim_start oom "$ev" || return
+        b=$(bundle oom sh -c 'x=0123456789abcdef; while :; do x=$x$x; done')
+        bundle_edit "$b" 's|"resources": {|"resources": {"memory": {"limit": 16777216, "swap": 16777216}, |'
+        ctl create oo --bundle "$b" >/dev/null && ctl start oo >/dev/null
+        got=$(ctl --timeout 30 wait oo)
+        expect_eq "oom: killed by the kernel" "$got" 137
+        got=$(cut -d' ' -f1,4 "$b/init.exit" 2>/dev/null)
+        expect_eq "oom: exit record (status, oom flag)" "$got" "137 1"
+        ctl delete oo >/dev/null
+        wait_pid "$rpid" 20 || fail "oom: events receiver did not get 5 events"
+        expect_eq "oom: events" "$(topics_of "$IT_TMP/oom.out")" "create start oom exit delete"
+        shim_stop
+}
+
 # 1000 orphans; NAME, extra sed on the config (e.g. drop the pid namespace so the
 # orphans come straight to the shim).
 orphan_storm() {
@@ -455,7 +477,7 @@ t_shutdown() {
 }
 
 for t in t_exit_codes t_sigkill t_sigterm_trap t_sigterm_ignored t_kill_all t_exec t_concurrent_wait \
-        t_events_order t_events_late t_events_fail_first t_stdout_fifo t_stdin t_tty t_init_fds t_early_exit t_standalone_launch t_orphan_storm \
+        t_events_order t_events_late t_events_fail_first t_stdout_fifo t_stdin t_tty t_init_fds t_oom t_early_exit t_standalone_launch t_orphan_storm \
         t_errors t_shutdown; do
         if [ -n "${IT_ONLY:-}" ] && ! echo " $IT_ONLY " | grep -q " $t "; then
                 continue
