@@ -87,14 +87,14 @@ int mount_all(const struct mount_spec *m, size_t n, const char *target, char **r
         for (size_t i = 0; i < n; i++) {
                 struct mount_flags f;
                 int r = mount_parse_options(m[i].options, m[i].n_options, &f);
-                if (r == 0 && f.loop)
+                if (r == 0 && f.loop) {
+                        free(f.data); /* parsed, but loop devices are not supported */
                         r = -EOPNOTSUPP;
+                }
                 if (r < 0) {
                         if (ret_error && asprintf(ret_error, "mount %zu (%s): bad options: %s", i,
                                                   m[i].type ? m[i].type : "", strerror(-r)) < 0)
                                 *ret_error = NULL;
-                        if (r == 0)
-                                free(f.data);
                         goto fail;
                 }
                 const char *type = m[i].type && *m[i].type ? m[i].type : NULL;

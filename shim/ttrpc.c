@@ -459,7 +459,7 @@ static void server_send_status(struct ttrpc_conn *conn, uint32_t stream_id, int 
 
 static void server_handle_frame(struct ttrpc_conn *conn, enum ttrpc_frame_kind kind,
                                 const struct ttrpc_header *h, uint8_t *data) {
-        _cleanup_free_ uint8_t *owned = data;
+        _cleanup_free_ _unused_ uint8_t *owned = data;
         struct ttrpc_server *s = conn->server;
         char msg[96];
 
@@ -689,7 +689,7 @@ static struct client_call *client_find_call(struct ttrpc_client *c, uint32_t str
 
 static void client_handle_frame(struct ttrpc_client *c, enum ttrpc_frame_kind kind,
                                 const struct ttrpc_header *h, uint8_t *data) {
-        _cleanup_free_ uint8_t *owned = data;
+        _cleanup_free_ _unused_ uint8_t *owned = data;
 
         if (h->type != TTRPC_TYPE_RESPONSE && kind != TTRPC_FRAME_OVERSIZE)
                 return;

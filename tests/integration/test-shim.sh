@@ -282,6 +282,10 @@ t_init_fds() {
         b=$(bundle fds sleep 1000)
         fifo_reader "$SHIM_DIR/out" "$SHIM_DIR/out.txt"
         pid=$(ctl create fd --bundle "$b" --stdout "$SHIM_DIR/out" --stderr "$SHIM_DIR/out") && ctl start fd >/dev/null
+        # Start returns once runc has released the init, which then execs: until it has,
+        # it is still runc's init with runc's own (close-on-exec) fds.
+        poll_until 10 sh -c "tr '\\0' ' ' </proc/$pid/cmdline | grep -q '^sleep 1000'" ||
+                fail "init fds: the init never exec'd sleep"
         got=$(ls "/proc/$pid/fd" | sort -n | tr '\n' ' ')
         expect_eq "the container's init holds exactly fds 0 1 2" "$got" "0 1 2 "
         ctl kill fd --signal KILL
