@@ -105,11 +105,14 @@ cpu_ticks() {
         sed -e 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }'
 }
 
-# cpu_ns PID: nanoseconds on a CPU (all threads).
+# cpu_ns PID: nanoseconds on a CPU, summed over all threads (schedstat is per thread).
 cpu_ns() {
-        local run _
-        read -r run _ <"/proc/$1/schedstat" 2>/dev/null || run=0
-        echo "$run"
+        local f run sum=0 _
+        for f in /proc/"$1"/task/*/schedstat; do
+                read -r run _ <"$f" 2>/dev/null || continue
+                sum=$((sum + run))
+        done
+        echo "$sum"
 }
 
 # children_count PID: number of children (zombies included) of every thread of PID,

@@ -109,6 +109,9 @@ write_report() {
                 R_SA_BARE=$LAST_RATIO
                 lat_row "standalone, conmon+runc (other: bare runc)" sa.conmon sa.bare
                 echo
+                echo "Standalone: a shimctl connect refused right after the socket appeared (bind before" \
+                        "listen), retried: ${SA_REFUSED:-0} time(s)."
+                echo
                 echo "## stdout throughput (1 GiB from \`dd bs=1M\` inside the container, $TP_RUNS runs)"
                 echo
                 echo "| path | median s | MiB/s | vs host \`dd \\| cat\` |"
