@@ -172,6 +172,7 @@ static void delete_continue(struct process *p);
 static int write_bundle_file(struct container *c, const char *name, const char *data);
 static void on_oom(void *userdata) {
         struct container *c = userdata;
+        c->oom_killed = true;
         log_warn("%s: OOM kill in the container", c->id);
         Nanoshim__Events__TaskOOM ev = NANOSHIM__EVENTS__TASK_OOM__INIT;
         ev.container_id = c->id;
@@ -217,7 +218,7 @@ static void process_maybe_report_exit(struct process *p) {
         if (p->is_init) {
                 char rec[96];
                 snprintf(rec, sizeof rec, "%d %lld %ld %d\n", p->exit_status, (long long)p->exited_at.tv_sec,
-                         (long)p->exited_at.tv_nsec, oom ? 1 : 0);
+                         (long)p->exited_at.tv_nsec, c->oom_killed ? 1 : 0);
                 int wr = write_bundle_file(c, "init.exit", rec);
                 if (wr < 0)
                         log_warn_errno(wr, "%s: cannot record the exit in the bundle: %m", c->id);

@@ -44,6 +44,7 @@ struct container {
         struct process *init;
         struct process *execs;
         struct cgroup_oom_watch *oom;
+        bool oom_killed;      /* an OOM kill was seen (the exit record's flag) */
         bool pausing;
         struct ev_timer exec_grace; /* init exit waits this long for exec exits to go first */
         bool exec_grace_expired;

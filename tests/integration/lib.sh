@@ -134,11 +134,17 @@ shim_start() {
         SHIM_DIR=$IT_TMP/$name
         mkdir -p "$SHIM_DIR"
         SOCK=$SHIM_DIR/s/shim.sock
+        # IT_SHIM_WRAP: a command the shim runs under (e.g. valgrind), its log in the scenario dir
+        local -a wrap=()
+        if [ -n "${IT_SHIM_WRAP:-}" ]; then
+                # shellcheck disable=SC2206
+                wrap=(${IT_SHIM_WRAP//@DIR@/$SHIM_DIR})
+        fi
         if [ -n "$events" ]; then
-                "$SHIM" -namespace "$IT_NS" -socket "$SOCK" -runtime-root "$IT_TMP/runc" -events-address "$events" \
+                "${wrap[@]}" "$SHIM" -namespace "$IT_NS" -socket "$SOCK" -runtime-root "$IT_TMP/runc" -events-address "$events" \
                         -debug >"$SHIM_DIR/shim.log" 2>&1 &
         else
-                "$SHIM" -namespace "$IT_NS" -socket "$SOCK" -runtime-root "$IT_TMP/runc" -debug \
+                "${wrap[@]}" "$SHIM" -namespace "$IT_NS" -socket "$SOCK" -runtime-root "$IT_TMP/runc" -debug \
                         >"$SHIM_DIR/shim.log" 2>&1 &
         fi
         SHIM_PID=$!
@@ -160,6 +166,9 @@ shim_stop() {
                 kill -KILL "$SHIM_PID" 2>/dev/null
         fi
         wait "$SHIM_PID" 2>/dev/null
+        local st=$?
+        [ "$st" = 0 ] || fail "the shim exited with status $st after Shutdown$(
+                [ -s "$SHIM_DIR/valgrind.log" ] && printf '; valgrind:\n%s' "$(head -40 "$SHIM_DIR/valgrind.log")")"
         SHIM_PID=
 }
 
