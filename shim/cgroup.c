@@ -598,9 +598,8 @@ int cgroup_stats_collect(const char *sysfs_root, const char *proc_root, pid_t pi
 struct cgroup_oom_watch {
         struct ev_loop *loop;
         enum cgroup_version version;
-        int dirfd;           /* the memory cgroup */
+        char *dir;           /* the memory cgroup (opened when needed: no fd at rest) */
         int fd;              /* v1: eventfd; v2: inotify */
-        int oom_control_fd;  /* v1: the file the eventfd is registered for */
         ev_io io;
         ev_timer recheck;    /* v1: the counter rises only after the eventfd signals */
         unsigned rechecks_left;
@@ -614,8 +613,24 @@ static const char *oom_counter_file(const struct cgroup_oom_watch *w) {
         return w->version == CGROUP_V1 ? "memory.oom_control" : "memory.events";
 }
 
+static int oom_dir_open(const struct cgroup_oom_watch *w) {
+        int fd = open(w->dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+        return fd < 0 ? -errno : fd;
+}
+
 static int oom_counter_read(const struct cgroup_oom_watch *w, uint64_t *ret) {
-        return read_key_at(w->dirfd, oom_counter_file(w), "oom_kill", ret);
+        _cleanup_close_ int dfd = oom_dir_open(w);
+        if (dfd < 0)
+                return dfd;
+        return read_key_at(dfd, oom_counter_file(w), "oom_kill", ret);
+}
+
+/* 0 while the memory cgroup still exists. */
+static int oom_cgroup_exists(const struct cgroup_oom_watch *w) {
+        _cleanup_close_ int dfd = oom_dir_open(w);
+        if (dfd < 0)
+                return dfd;
+        return faccessat(dfd, "memory.oom_control", F_OK, 0) < 0 ? -errno : 0;
 }
 
 /* true if the counter rose since the last report; it is then counted as reported. */
@@ -672,7 +687,7 @@ static void on_oom_eventfd(struct ev_loop *loop, ev_io *io, int revents) {
                 }
         } else {
                 /* Old kernel: an event while the cgroup exists is an OOM; removal also signals. */
-                r = faccessat(w->dirfd, "memory.oom_control", F_OK, 0) < 0 ? -errno : 0;
+                r = oom_cgroup_exists(w);
                 fire = r == 0;
         }
         if (r < 0 && r != -ENOKEY) {
@@ -707,11 +722,16 @@ static void on_oom_inotify(struct ev_loop *loop, ev_io *io, int revents) {
                 w->on_oom(w->userdata);
 }
 
+/* The registration lives as long as the eventfd (or the cgroup): the control files are
+ * closed again at once. */
 static int oom_register_v1(struct cgroup_oom_watch *w) {
-        _cleanup_close_ int ofd = openat(w->dirfd, "memory.oom_control", O_RDONLY | O_CLOEXEC);
+        _cleanup_close_ int dfd = oom_dir_open(w);
+        if (dfd < 0)
+                return dfd;
+        _cleanup_close_ int ofd = openat(dfd, "memory.oom_control", O_RDONLY | O_CLOEXEC);
         if (ofd < 0)
                 return -errno;
-        _cleanup_close_ int cfd = openat(w->dirfd, "cgroup.event_control", O_WRONLY | O_CLOEXEC);
+        _cleanup_close_ int cfd = openat(dfd, "cgroup.event_control", O_WRONLY | O_CLOEXEC);
         if (cfd < 0)
                 return -errno;
         _cleanup_close_ int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -725,7 +745,6 @@ static int oom_register_v1(struct cgroup_oom_watch *w) {
         if (n != l)
                 return -EIO;
         w->fd = take_fd(&efd);
-        w->oom_control_fd = take_fd(&ofd);
         ev_io_init(&w->io, on_oom_eventfd, w->fd, EV_READ);
         return 0;
 }
@@ -772,9 +791,8 @@ int cgroup_oom_watch_new_at(struct ev_loop *loop, const char *sysfs_root, const 
         *w = (struct cgroup_oom_watch){
                 .loop = loop,
                 .version = version,
-                .dirfd = take_fd(&dirfd),
+                .dir = TAKE_PTR(dir),
                 .fd = -1,
-                .oom_control_fd = -1,
                 .on_oom = on_oom,
                 .userdata = userdata,
         };
@@ -788,7 +806,7 @@ int cgroup_oom_watch_new_at(struct ev_loop *loop, const char *sysfs_root, const 
                 cgroup_oom_watch_free(w);
                 return r;
         }
-        r = version == CGROUP_V1 ? oom_register_v1(w) : oom_register_v2(w, dir);
+        r = version == CGROUP_V1 ? oom_register_v1(w) : oom_register_v2(w, w->dir);
         if (r < 0) {
                 cgroup_oom_watch_free(w);
                 return r;
@@ -816,7 +834,7 @@ int cgroup_oom_check_final(struct cgroup_oom_watch *w, bool *ret_oom) {
                 ssize_t n = read(w->fd, &events, sizeof events);
                 if (n < 0 && errno != EAGAIN)
                         return -errno;
-                *ret_oom = n == (ssize_t)sizeof events && faccessat(w->dirfd, "memory.oom_control", F_OK, 0) == 0;
+                *ret_oom = n == (ssize_t)sizeof events && oom_cgroup_exists(w) == 0;
                 return 0;
         }
         int r;
@@ -833,8 +851,7 @@ struct cgroup_oom_watch *cgroup_oom_watch_free(struct cgroup_oom_watch *w) {
         if (w->fd >= 0)
                 oom_stop(w);
         safe_close(w->fd);
-        safe_close(w->oom_control_fd);
-        safe_close(w->dirfd);
+        free(w->dir);
         free(w);
         return NULL;
 }

@@ -24,7 +24,8 @@ int read_file_at(int dirfd, const char *path, size_t max_size, char **ret_buf, s
                 return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL; /* "Is a directory" / "Invalid argument" */
         if ((size_t)st.st_size > max_size)
                 return -EFBIG;
-        size_t cap = (size_t)st.st_size + 1, len = 0;
+        /* proc and cgroup files say size 0: start with a page rather than one byte */
+        size_t cap = st.st_size > 0 ? (size_t)st.st_size + 1 : MIN((size_t)4096, max_size + 1), len = 0;
         _cleanup_free_ char *buf = malloc(cap + 1);
         if (!buf)
                 return -ENOMEM;

@@ -121,6 +121,10 @@ bundle() {
         local name=$1
         shift
         "$SRC/tools/mkbundle.sh" "$IT_TMP/bundles/$name" "$@" >/dev/null || return 1
+        # A cgroup of its own: runc's default path is /<id>, and two runs of the suite
+        # using the same ids would share (and kill) each other's containers.
+        sed -i -e "s|\"linux\": {|\"linux\": {\"cgroupsPath\": \"/$(basename "$IT_TMP")-$name\", |" \
+                "$IT_TMP/bundles/$name/config.json"
         echo "$IT_TMP/bundles/$name"
 }
 

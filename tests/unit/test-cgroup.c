@@ -573,7 +573,9 @@ START_TEST(test_oom_v1_fake_final) {
         struct oom_seen s = {0};
         struct cgroup_oom_watch *w = NULL;
         ck_assert_int_eq(cgroup_oom_watch_new_at(EV_DEFAULT, sys, proc, 41, on_test_oom, &s, &w), 0);
-        /* The registration line is "<eventfd> <memory.oom_control fd>", both open in us. */
+        /* The registration line is "<eventfd> <memory.oom_control fd>"; the eventfd stays
+         * open in us, the control file is closed again (no fd at rest beyond the eventfd:
+         * the kernel's registration keeps what it needs). */
         char path[PATH_MAX], line[PATH_MAX] = {0};
         snprintf(path, sizeof path, "%s/cgroup.event_control", cg);
         FILE *f = fopen(path, "re");
@@ -585,8 +587,7 @@ START_TEST(test_oom_v1_fake_final) {
         ck_assert_int_ne(fcntl(efd, F_GETFD) & FD_CLOEXEC, 0);
         ck_assert_int_ne(fcntl(efd, F_GETFL) & O_NONBLOCK, 0);
         snprintf(path, sizeof path, "/proc/self/fd/%d", ofd);
-        ck_assert_int_gt(readlink(path, line, sizeof line - 1), 0);
-        ck_assert_ptr_nonnull(strstr(line, "memory.oom_control"));
+        ck_assert(readlink(path, line, sizeof line - 1) < 0 || !strstr(line, "memory.oom_control"));
 
         bool oom = true;
         ck_assert_int_eq(cgroup_oom_check_final(w, &oom), 0);
