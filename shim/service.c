@@ -444,6 +444,9 @@ static int setup_stdio(struct container *c, struct process *p, char **ret_error)
                 .stdout_uri = p->stdout_path,
                 .stderr_uri = p->stderr_path,
                 .terminal = p->terminal,
+                /* the init of a container with its own PID namespace: its exit ends every
+                 * process that could hold its stdio, so the FIFOs can be its own */
+                .direct = p->is_init && c->private_pidns,
                 .io_uid = c->io_uid,
                 .io_gid = c->io_gid,
                 .container_id = c->id,

@@ -47,6 +47,7 @@ struct stdio {
         struct ev_loop *loop;
         struct reaper *reaper;
         bool terminal;
+        bool direct;          /* see stdio_config.direct */
         /* the child's ends, until stdio_start */
         int child[3];
         /* the client's ends */
@@ -390,6 +391,11 @@ static void on_drain_deadline(struct ev_loop *loop, ev_timer *w, int revents) {
 void stdio_drain(struct stdio *s, double deadline_s, stdio_drained_fn fn, void *userdata) {
         s->drained_fn = fn;
         s->drained_ud = userdata;
+        if (s->direct) {
+                /* Everything the process wrote is in the client's FIFO already; dropping
+                 * our ends lets the client see EOF. */
+                s->out_w[0] = safe_close(s->out_w[0]);
+        }
         if (!s->started || outputs_done(s)) {
                 ev_timer_set(&s->drain_now, 0, 0);
                 ev_timer_start(s->loop, &s->drain_now);
@@ -492,6 +498,43 @@ static int open_stdin(const struct stdio_uri *u, int *ret_r, int *ret_keepalive,
         }
         *ret_r = r;
         *ret_keepalive = kw;
+        return 0;
+}
+
+/* Direct mode: the container's own fds on the client's FIFOs/files. stdin: the read end
+ * we opened goes to the container (blocking now; our keep-alive writer holds off EOF
+ * until CloseIO). Output: a fresh write-only, blocking open of the same FIFO (we keep
+ * our read-write end: the FIFO never loses its reader), or a duplicate of a file's
+ * append writer. */
+static int reopen_for_child(int fd) {
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISFIFO(st.st_mode)) {
+                int d = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+                return d < 0 ? -errno : d;
+        }
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        int w = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY); /* we are a reader: does not block */
+        return w < 0 ? -errno : w;
+}
+
+/* stdin and stdout (stderr: see stdio_new). */
+static int direct_child_fds(struct stdio *s) {
+        if (s->stdin_r >= 0) {
+                int r = fd_set_nonblock(s->stdin_r, false);
+                if (r < 0)
+                        return r;
+                s->child[0] = s->stdin_r;
+                s->stdin_r = -1;
+        }
+        if (s->out_w[0] >= 0) {
+                int fd = reopen_for_child(s->out_w[0]);
+                if (fd < 0)
+                        return fd;
+                s->child[1] = fd;
+        }
         return 0;
 }
 
@@ -636,6 +679,7 @@ int stdio_new(struct ev_loop *loop, const struct stdio_config *cfg, struct stdio
         if (!s)
                 return -ENOMEM;
         s->terminal = cfg->terminal;
+        s->direct = cfg->direct && !cfg->terminal;
         s->reaper = cfg->reaper;
         struct stdio_uri in = {0}, out = {0}, err = {0};
         int r;
@@ -647,6 +691,7 @@ int stdio_new(struct ev_loop *loop, const struct stdio_config *cfg, struct stdio
                 goto fail;
         if (out.scheme == STDIO_BINARY || err.scheme == STDIO_BINARY) {
                 const struct stdio_uri *bu = out.scheme == STDIO_BINARY ? &out : &err;
+                s->direct = false; /* the logger's pipes are the container's already */
                 int op[2] = {-1, -1}, ep[2] = {-1, -1};
                 /* With a terminal the relay feeds the pty master into the logger's fd 3
                  * (stderr is merged into the pty; its fd 4 reads /dev/null). */
@@ -696,7 +741,14 @@ int stdio_new(struct ev_loop *loop, const struct stdio_config *cfg, struct stdio
         }
         if (!s->terminal) {
                 int p[2];
-                if (s->stdin_r >= 0) {
+                if (s->direct) {
+                        /* stdin and stdout are the client's own; stderr stays relayed: the
+                         * runtime writes its own failure there before the container exists,
+                         * and that must not reach the client (runc-v2 drops it too) */
+                        r = direct_child_fds(s);
+                        if (r < 0)
+                                goto fail;
+                } else if (s->stdin_r >= 0) {
                         if (pipe2(p, O_CLOEXEC) < 0) {
                                 r = -errno;
                                 goto fail;
@@ -704,7 +756,7 @@ int stdio_new(struct ev_loop *loop, const struct stdio_config *cfg, struct stdio
                         s->child[0] = p[0];
                         s->stdin_pipe_w = p[1];
                 }
-                for (int i = 0; i < 2; i++) {
+                for (int i = s->direct ? 1 : 0; i < 2; i++) {
                         if (s->out_w[i] < 0)
                                 continue;
                         if (pipe2(p, O_CLOEXEC) < 0) {
@@ -720,7 +772,8 @@ int stdio_new(struct ev_loop *loop, const struct stdio_config *cfg, struct stdio
                         if (s->out_w[i] >= 0 && (i == 0 || s->out_w[1] != s->out_w[0]))
                                 (void)fcntl(s->out_w[i], F_SETPIPE_SZ, RELAY_PIPE_SIZE);
                 }
-                for (int i = 0; i < 3; i++)
+                /* the pipes are ours to give to the io user; the client's FIFOs are not */
+                for (int i = s->direct ? 2 : 0; i < 3; i++)
                         if (s->child[i] >= 0 && (cfg->io_uid || cfg->io_gid) &&
                             fchown(s->child[i], cfg->io_uid, cfg->io_gid) < 0) {
                                 r = -errno;

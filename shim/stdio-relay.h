@@ -33,6 +33,13 @@ struct stdio_config {
         const char *stdout_uri; /* FIFO path, "fifo://path", "file:///abs", "binary:///abs?k=v" */
         const char *stderr_uri;
         bool terminal;
+        /* Non-terminal stdout (FIFO or file) and FIFO stdin are handed to the container
+         * itself: no pipe, no relay, no copy (stderr stays relayed: the runtime writes its
+         * own failure there, which must not reach the client). Only for a process whose exit ends every
+         * process that could hold them (a container init with its own PID namespace):
+         * otherwise a survivor could keep the client's FIFO open past the exit, which the
+         * relay's drain deadline cuts off. The shim keeps its keep-alive ends. */
+        bool direct;
         uid_t io_uid; /* owner of the container's pipe ends */
         gid_t io_gid;
         /* For binary:// loggers: their environment. */

@@ -5,6 +5,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <limits.h>
 #include <pty.h>
 #include <signal.h>
@@ -1117,6 +1118,64 @@ START_TEST(test_no_fd_leak) {
 }
 END_TEST
 
+static bool same_inode(int fd, const char *path) {
+        struct stat a, b;
+        return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+/* Direct mode: stdin and stdout are the client's FIFOs themselves (no relay), stderr
+ * is still a pipe; at the drain the shim's keep-alive goes and the client sees EOF;
+ * stdin sees EOF only after CloseIO. */
+START_TEST(test_direct) {
+        struct ev_loop *loop = EV_DEFAULT;
+        _cleanup_free_ char *dir = test_dir("direct");
+        _cleanup_free_ char *in = make_fifo(dir, "id-stdin");
+        _cleanup_free_ char *out = make_fifo(dir, "id-stdout");
+        _cleanup_free_ char *err = make_fifo(dir, "id-stderr");
+        struct stdio_config cfg = {.stdin_uri = in, .stdout_uri = out, .stderr_uri = err, .direct = true};
+        int client_out = open(out, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        ck_assert_int_ge(client_out, 0);
+        struct stdio *s = new_stdio(loop, &cfg);
+        int fds[3];
+        stdio_child_fds(s, fds);
+        ck_assert(same_inode(fds[0], in));
+        ck_assert(same_inode(fds[1], out));
+        ck_assert(!same_inode(fds[2], err)); /* relayed */
+        ck_assert_int_eq(fcntl(fds[1], F_GETFL) & (O_ACCMODE | O_NONBLOCK), O_WRONLY);
+        ck_assert_int_eq(fcntl(fds[0], F_GETFL) & (O_ACCMODE | O_NONBLOCK), O_RDONLY);
+        int c_in = dup_cloexec(fds[0]), c_out = dup_cloexec(fds[1]);
+        ck_assert_int_eq(stdio_start(s), 0);
+        int client_in = open(in, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        ck_assert_int_ge(client_in, 0);
+
+        /* stdin: what the client writes, the container reads; the client going away is
+         * no EOF while the shim keeps its writer */
+        ck_assert_int_eq(write(client_in, "ping\n", 5), 5);
+        close(client_in);
+        char buf[64] = {0};
+        ck_assert_int_eq(read(c_in, buf, sizeof buf), 5);
+        ck_assert_str_eq(buf, "ping\n");
+        struct pollfd pin = {.fd = c_in, .events = POLLIN};
+        ck_assert_int_eq(poll(&pin, 1, 0), 0);
+        stdio_close_stdin(s);
+        ck_assert_int_eq(read(c_in, buf, sizeof buf), 0); /* EOF now */
+
+        /* stdout: straight into the client's FIFO, before any loop iteration */
+        ck_assert_int_eq(write(c_out, "pong\n", 5), 5);
+        ck_assert_int_eq(read(client_out, buf, sizeof buf), 5);
+        /* the process exits: the client sees EOF once the drain dropped our end */
+        close(c_out);
+        close(c_in);
+        ck_assert_int_eq(read(client_out, buf, sizeof buf), -1); /* EAGAIN: we still hold it */
+        struct drain_state d = {.client = -1, .s = s};
+        stdio_drain(s, 5, on_drained, &d);
+        ck_assert(run_until(loop, drain_called, &d, 10));
+        ck_assert_int_eq(read(client_out, buf, sizeof buf), 0);
+        close(client_out);
+        stdio_free(s);
+}
+END_TEST
+
 int main(void) {
         signal(SIGPIPE, SIG_IGN); /* as the shim does */
         Suite *s = suite_create("stdio");
@@ -1141,6 +1200,7 @@ int main(void) {
         tcase_add_test(tc, test_file_uri);
         tcase_add_test(tc, test_shared_fifo);
         tcase_add_test(tc, test_no_fd_leak);
+        tcase_add_test(tc, test_direct);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("binary");
