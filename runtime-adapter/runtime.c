@@ -37,7 +37,7 @@ struct capture {
         ev_io w;
         int fd;
         char *buf;
-        size_t len, max;
+        size_t len, cap, max;
         bool eof;
 };
 
@@ -317,8 +317,27 @@ static void on_capture(struct ev_loop *loop, ev_io *w, int revents) {
         struct runtime_op *op = w->data;
         struct capture *c = w == &op->out.w ? &op->out : &op->err;
         for (;;) {
-                char tmp[16384];
-                ssize_t n = read(c->fd, tmp, sizeof tmp);
+                /* Read straight into the capture (no big stack buffer: its pages would
+                 * stay dirty for the shim's lifetime); beyond the cap, keep draining so
+                 * that the runtime never blocks on us. */
+                char discard[256], *dst = discard;
+                size_t room = sizeof discard;
+                if (c->len < c->max) {
+                        room = MIN(c->max - c->len, (size_t)4096);
+                        if (c->len + room + 1 > c->cap) {
+                                size_t ncap = MAX(c->cap * 2, c->len + room + 1);
+                                char *nb = realloc(c->buf, ncap);
+                                if (nb) {
+                                        c->buf = nb;
+                                        c->cap = ncap;
+                                }
+                        }
+                        if (c->len + room + 1 <= c->cap)
+                                dst = c->buf + c->len;
+                        else
+                                room = sizeof discard;
+                }
+                ssize_t n = read(c->fd, dst, room);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0 && errno == EAGAIN)
@@ -328,19 +347,10 @@ static void on_capture(struct ev_loop *loop, ev_io *w, int revents) {
                         op_maybe_complete(loop, op);
                         return;
                 }
-                size_t keep = MIN((size_t)n, c->max - c->len);
-                if (keep > 0) {
-                        char *nb = realloc(c->buf, c->len + keep + 1);
-                        if (!nb)
-                                keep = 0;
-                        else {
-                                c->buf = nb;
-                                memcpy(c->buf + c->len, tmp, keep);
-                                c->len += keep;
-                                c->buf[c->len] = 0;
-                        }
+                if (dst != discard) {
+                        c->len += (size_t)n;
+                        c->buf[c->len] = 0;
                 }
-                /* beyond the cap: keep draining, so the runtime never blocks on us */
         }
 }
 

@@ -14,6 +14,7 @@
 
 #define RETRY_MIN_S 0.05
 #define RETRY_MAX_S 5.0
+#define EVENTS_IDLE_CLOSE_S 2.0 /* seconds without an event before the connection is dropped */
 
 struct event_item {
         struct event_item *next;
@@ -38,6 +39,7 @@ struct events {
         void (*flush_fn)(void *);
         void *flush_ud;
         ev_timer flush_timer;
+        ev_timer idle_close;  /* the connection is dropped once nothing was sent for a while */
 };
 
 static void item_free(struct event_item *it) {
@@ -105,13 +107,25 @@ static void on_forward_done(int code, const char *message, const uint8_t *resp, 
         ev->failures = 0;
         if (ev->head)
                 kick(ev);
-        else
+        else {
+                /* An idle shim holds no connection (one fd less at rest); events come in
+                 * bursts (create, start...), so wait a little before closing. */
+                ev_timer_set(&ev->idle_close, EVENTS_IDLE_CLOSE_S, 0);
+                ev_timer_start(ev->loop, &ev->idle_close);
                 flush_done(ev);
+        }
+}
+
+static void on_idle_close(struct ev_loop *loop, ev_timer *w, int revents) {
+        struct events *ev = w->data;
+        if (!ev->in_flight && !ev->head)
+                ev->client = ttrpc_client_free(ev->client);
 }
 
 static void send_head(struct events *ev) {
         if (ev->in_flight || !ev->head)
                 return;
+        ev_timer_stop(ev->loop, &ev->idle_close);
         if (!ev->address) {
                 /* No receiver configured: nothing to deliver to. */
                 while (ev->head) {
@@ -186,6 +200,8 @@ int events_new(struct ev_loop *loop, const char *address, const char *namespace,
         ev->kick_idle.data = ev;
         ev_timer_init(&ev->flush_timer, on_flush_timeout, 0, 0);
         ev->flush_timer.data = ev;
+        ev_timer_init(&ev->idle_close, on_idle_close, 0, 0);
+        ev->idle_close.data = ev;
         *ret = ev;
         return 0;
 }
@@ -195,6 +211,7 @@ struct events *events_free(struct events *ev) {
                 return NULL;
         ev_timer_stop(ev->loop, &ev->retry);
         ev_timer_stop(ev->loop, &ev->flush_timer);
+        ev_timer_stop(ev->loop, &ev->idle_close);
         ev_idle_stop(ev->loop, &ev->kick_idle);
         /* Freeing the client fails the call in flight: its callback sees `closing`. */
         ev->closing = true;

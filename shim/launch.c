@@ -476,18 +476,28 @@ int launch_delete(const struct shim_args *a) {
         struct runtime *rt = NULL;
         struct delete_state d = {0};
         struct runtime_config cfg = {.binary = binary, .root = root, .log_path = log_path};
-        int r = reaper_new(loop, &reaper);
-        if (r == 0)
-                r = runtime_new(loop, reaper, &cfg, &rt);
-        if (r == 0)
-                r = runtime_delete(rt, a->id, true, on_force_deleted, &d, NULL);
-        if (r == 0)
-                while (!d.done)
-                        ev_run(loop, EVRUN_ONCE);
-        else
-                fprintf(stderr, "cannot run the runtime's delete: %s\n", strerror(-r));
-        runtime_free(rt);
-        reaper_free(reaper);
+        /* containerd runs this after every shim, also one that deleted its container
+         * and exited cleanly: the runtime is only started (a Go start-up for runc) when
+         * it still has state for the container (runc and crun: a directory <root>/<id>). */
+        _cleanup_free_ char *state_dir = NULL;
+        struct stat sst;
+        bool has_state = asprintf(&state_dir, "%s/%s", root, a->id) < 0 || lstat(state_dir, &sst) == 0 ||
+                         errno != ENOENT;
+        int r = 0;
+        if (has_state) {
+                r = reaper_new(loop, &reaper);
+                if (r == 0)
+                        r = runtime_new(loop, reaper, &cfg, &rt);
+                if (r == 0)
+                        r = runtime_delete(rt, a->id, true, on_force_deleted, &d, NULL);
+                if (r == 0)
+                        while (!d.done)
+                                ev_run(loop, EVRUN_ONCE);
+                else
+                        fprintf(stderr, "cannot run the runtime's delete: %s\n", strerror(-r));
+                runtime_free(rt);
+                reaper_free(reaper);
+        }
 
         r = unmount_all(rootfs);
         if (r < 0)

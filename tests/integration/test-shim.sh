@@ -288,6 +288,11 @@ t_init_fds() {
                 fail "init fds: the init never exec'd sleep"
         got=$(ls "/proc/$pid/fd" | sort -n | tr '\n' ' ')
         expect_eq "the container's init holds exactly fds 0 1 2" "$got" "0 1 2 "
+        # The shim at rest with one container (stdout+stderr on a FIFO): at most 12 fds.
+        got=$(ls "/proc/$SHIM_PID/fd" | wc -l)
+        if [ "$got" -le 12 ]; then pass "the shim holds $got fds at rest (<= 12)"; else
+                fail "the shim holds $got fds at rest: $(ls -l "/proc/$SHIM_PID/fd" | awk 'NR > 1 {print $9 $10 $11}' | tr '\n' ' ')"
+        fi
         ctl kill fd --signal KILL
         ctl --timeout 20 wait fd >/dev/null # exits with the status (137)
         ctl delete fd >/dev/null
