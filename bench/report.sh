@@ -103,14 +103,11 @@ write_report() {
                 R_RUNRM=$LAST_RATIO
                 lat_row "detached: run -d, task kill, exit event, task rm, containers rm (other: runc-v2)" cycle.nano cycle.runc
                 R_CYCLE=$LAST_RATIO
-                lat_row "standalone create→start→kill→wait→delete, shim process included (other: conmon+runc)" sa.nano sa.conmon
+                lat_row "standalone launch (create+start)→kill→wait→delete, shim process included (other: conmon+runc)" sa.nano sa.conmon
                 R_SA_CONMON=$LAST_RATIO
                 lat_row "standalone, same (other: bare \`runc run -d\`, kill, delete)" sa.nano sa.bare
                 R_SA_BARE=$LAST_RATIO
                 lat_row "standalone, conmon+runc (other: bare runc)" sa.conmon sa.bare
-                echo
-                echo "Standalone: a shimctl connect refused right after the socket appeared (bind before" \
-                        "listen), retried: ${SA_REFUSED:-0} time(s)."
                 echo
                 echo "## stdout throughput (1 GiB from \`dd bs=1M\` inside the container, $TP_RUNS runs)"
                 echo

@@ -593,11 +593,13 @@ static int simple(struct runtime *rt, const char *name, const char *const *cmd, 
         return spawn(rt, name, cmd, CAPTURE_ERR, done, ud, ret_op);
 }
 
-int runtime_create(struct runtime *rt, const struct runtime_create_opts *o, runtime_done_fn done, void *ud,
-                   struct runtime_op **ret_op) {
+static int create_or_run(struct runtime *rt, bool run, const struct runtime_create_opts *o, runtime_done_fn done,
+                         void *ud, struct runtime_op **ret_op) {
         const char *cmd[16];
         size_t k = 0;
-        cmd[k++] = "create";
+        cmd[k++] = run ? "run" : "create";
+        if (run)
+                cmd[k++] = "--detach";
         cmd[k++] = "--bundle";
         cmd[k++] = o->bundle;
         cmd[k++] = "--pid-file";
@@ -612,7 +614,17 @@ int runtime_create(struct runtime *rt, const struct runtime_create_opts *o, runt
                 cmd[k++] = "--no-new-keyring";
         cmd[k++] = o->id;
         cmd[k] = NULL;
-        return spawn(rt, "create", cmd, o->stdio, done, ud, ret_op);
+        return spawn(rt, cmd[0], cmd, o->stdio, done, ud, ret_op);
+}
+
+int runtime_create(struct runtime *rt, const struct runtime_create_opts *o, runtime_done_fn done, void *ud,
+                   struct runtime_op **ret_op) {
+        return create_or_run(rt, false, o, done, ud, ret_op);
+}
+
+int runtime_run(struct runtime *rt, const struct runtime_create_opts *o, runtime_done_fn done, void *ud,
+                struct runtime_op **ret_op) {
+        return create_or_run(rt, true, o, done, ud, ret_op);
 }
 
 int runtime_start(struct runtime *rt, const char *id, runtime_done_fn done, void *ud, struct runtime_op **ret_op) {

@@ -53,6 +53,9 @@ struct runtime_create_opts {
 };
 int runtime_create(struct runtime *rt, const struct runtime_create_opts *o, runtime_done_fn done, void *ud,
                    struct runtime_op **ret_op);
+/* `run --detach` with the same options: create and start in one runtime execution. */
+int runtime_run(struct runtime *rt, const struct runtime_create_opts *o, runtime_done_fn done, void *ud,
+                struct runtime_op **ret_op);
 int runtime_start(struct runtime *rt, const char *id, runtime_done_fn done, void *ud, struct runtime_op **ret_op);
 int runtime_kill(struct runtime *rt, const char *id, int signal, bool all, runtime_done_fn done, void *ud,
                  struct runtime_op **ret_op);

@@ -549,10 +549,9 @@ struct launch_outcome {
         bool failed;
 };
 
-/* A launch whose Create failed leaves nothing to supervise: the shim exits with an
- * error (the runtime's message is in its log). Otherwise the socket takes its real
- * name -- also after a failed Start, which leaves the container created for the
- * manager to inspect and delete. */
+/* A launch whose Create (with `start`: runtime `run --detach`) failed leaves nothing to
+ * supervise: the shim exits with an error (the runtime's message is in its log).
+ * Otherwise the socket takes its real name. */
 static void on_launched(int status, void *ud) {
         struct launch_outcome *o = ud;
         struct shim *s = o->shim;
@@ -592,14 +591,17 @@ int launch_daemon(const struct shim_args *a) {
         struct standalone_launch sl = {0};
         _cleanup_free_ char *bundle = NULL, *launching = NULL;
         const char *serve_path = a->socket;
-        if (a->launch) {
-                if (!a->socket)
-                        return log_error_errno(-EINVAL, "-launch needs -socket PATH");
-                /* Served under a temporary name until the container is created (and
-                 * started): the socket's path appearing is the manager's ready signal. */
+        if (a->launch && !a->socket)
+                return log_error_errno(-EINVAL, "-launch needs -socket PATH");
+        if (a->listen_fd < 0 && a->socket && strlen(a->socket) + strlen(".launching") <= SOCKET_PATH_MAX) {
+                /* We bind it ourselves: under a temporary name, renamed into place once we
+                 * listen (with -launch: once the container is created and started), so
+                 * that the path appearing means a connect will be answered. */
                 if (asprintf(&launching, "%s.launching", a->socket) < 0)
                         return log_error_errno(-ENOMEM, "out of memory");
                 serve_path = launching;
+        }
+        if (a->launch) {
                 bundle = realpath(a->bundle ? a->bundle : ".", NULL);
                 if (!bundle)
                         return log_error_errno(-errno, "bundle %s: %m", a->bundle ? a->bundle : ".");
@@ -616,13 +618,21 @@ int launch_daemon(const struct shim_args *a) {
                 if (!a->socket)
                         return log_error_errno(-EINVAL, "no socket to serve: give -socket PATH");
                 bool existing = false;
-                if (a->launch && socket_connectable(a->socket) > 0)
+                if (socket_connectable(a->socket) > 0)
                         return log_error_errno(-EADDRINUSE, "a shim already serves %s", a->socket);
                 int r = launch_listen(serve_path, &existing, &listen_fd);
                 if (r < 0)
                         return log_error_errno(r, "cannot listen on %s: %m", serve_path);
                 if (existing)
                         return log_error_errno(-EADDRINUSE, "a shim already serves %s", serve_path);
+                if (!a->launch && serve_path != a->socket) {
+                        if (rename(serve_path, a->socket) < 0) {
+                                r = -errno;
+                                unlink(serve_path);
+                                return log_error_errno(r, "cannot move the socket to %s: %m", a->socket);
+                        }
+                        serve_path = a->socket;
+                }
         } else {
                 fd_set_cloexec(listen_fd, true);
         }

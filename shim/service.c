@@ -29,6 +29,7 @@
 #include "runtime.h"
 #include "shim.h"
 #include "spec.h"
+#include "standalone.h"
 #include "stdio-relay.h"
 #include "task.pb-c.h"
 #include "timeutil.h"
@@ -286,6 +287,7 @@ struct op {
         struct process *p;
         struct ttrpc_call *call;
         int signal;
+        bool run_now; /* Create: create and start in one runtime execution */
         char *tmp_path;
         void *req; /* unpacked request kept for the completion (Create) */
 };
@@ -416,6 +418,13 @@ static void on_create_done(const struct runtime_result *res, void *userdata) {
         ev.checkpoint = req->checkpoint;
         ev.pid = (uint32_t)p->pid;
         publish(c->shim, "/tasks/create", "containerd.events.TaskCreate", &ev.base);
+        if (o->run_now) {
+                (void)process_transition(p, PROCESS_RUNNING);
+                Nanoshim__Events__TaskStart sev = NANOSHIM__EVENTS__TASK_START__INIT;
+                sev.container_id = c->id;
+                sev.pid = (uint32_t)p->pid;
+                publish(c->shim, "/tasks/start", "containerd.events.TaskStart", &sev.base);
+        }
 
         Nanoshim__Task__CreateTaskResponse resp = NANOSHIM__TASK__CREATE_TASK_RESPONSE__INIT;
         resp.pid = (uint32_t)p->pid;
@@ -639,7 +648,13 @@ static void handle_create(struct shim *s, struct ttrpc_call *call) {
         };
         if (p->io && !p->terminal)
                 stdio_child_fds(p->io, co.stdio);
-        r = pidfile ? runtime_create(c->rt, &co, on_create_done, o, NULL) : -ENOMEM;
+        /* A standalone launch asks for create and start at once: `run --detach`, one
+         * runtime execution instead of two. */
+        const char *run_now = ttrpc_call_metadata(call, STANDALONE_RUN_METADATA);
+        o->run_now = run_now && strcmp(run_now, "true") == 0;
+        r = !pidfile      ? -ENOMEM
+            : o->run_now ? runtime_run(c->rt, &co, on_create_done, o, NULL)
+                         : runtime_create(c->rt, &co, on_create_done, o, NULL);
         if (r < 0)
                 create_fail(o, TTRPC_UNKNOWN, "OCI runtime create failed: %s", strerror(-r));
 }

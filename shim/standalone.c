@@ -164,17 +164,6 @@ static void run_finish(struct run *run, int status) {
         free(run);
 }
 
-static void on_started(int code, const char *message, const uint8_t *resp, size_t resp_len, void *ud) {
-        struct run *run = ud;
-        if (code != 0) {
-                log_error("launch: start of %s failed: %s", run->id, message);
-                run_finish(run, -EIO);
-                return;
-        }
-        log_info("launch: %s started", run->id);
-        run_finish(run, 0);
-}
-
 static void on_created(int code, const char *message, const uint8_t *resp, size_t resp_len, void *ud) {
         struct run *run = ud;
         if (code != 0) {
@@ -182,19 +171,8 @@ static void on_created(int code, const char *message, const uint8_t *resp, size_
                 run_finish(run, -EIO);
                 return;
         }
-        if (!run->start) {
-                log_info("launch: %s created", run->id);
-                run_finish(run, 0);
-                return;
-        }
-        Nanoshim__Task__StartRequest req = NANOSHIM__TASK__START_REQUEST__INIT;
-        req.id = run->id;
-        int r = ttrpc_client_call(run->client, TASK_SERVICE, "Start", &req.base, LAUNCH_TIMEOUT_NS, NULL, 0, on_started,
-                                  run);
-        if (r < 0) {
-                log_error_errno(r, "launch: cannot call Start: %m");
-                run_finish(run, r);
-        }
+        log_info("launch: %s %s", run->id, run->start ? "created and started" : "created");
+        run_finish(run, 0);
 }
 
 int standalone_run(struct ev_loop *loop, const char *socket_path, const char *bundle,
@@ -240,8 +218,10 @@ int standalone_run(struct ev_loop *loop, const char *socket_path, const char *bu
         req.stdout = l->stdout_path ? l->stdout_path : "";
         req.stderr = l->stderr_path ? l->stderr_path : "";
         req.options = &any;
-        r = ttrpc_client_call(run->client, TASK_SERVICE, "Create", &req.base, LAUNCH_TIMEOUT_NS, NULL, 0, on_created,
-                              run);
+        /* Create and start in one call (and one runtime execution) when both are wanted. */
+        struct ttrpc_kv md = {STANDALONE_RUN_METADATA, "true"};
+        r = ttrpc_client_call(run->client, TASK_SERVICE, "Create", &req.base, LAUNCH_TIMEOUT_NS, l->start ? &md : NULL,
+                              l->start ? 1 : 0, on_created, run);
         free(packed);
         if (r < 0) {
                 ttrpc_client_free(run->client);

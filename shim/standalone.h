@@ -30,6 +30,8 @@ struct standalone_launch {
 };
 
 #define STANDALONE_FILE "process.json"
+/* ttrpc metadata of a Create that also starts the container (the launch sends it) */
+#define STANDALONE_RUN_METADATA "nanoshim-create-and-start"
 #define STANDALONE_MAX_SIZE (64u << 10)
 
 /* Parse the JSON text; default_id is used when it names none. Errors: -EINVAL and a
@@ -40,8 +42,10 @@ int standalone_parse(const char *json, size_t len, const char *default_id, struc
 int standalone_load(const char *bundle, const char *default_id, struct standalone_launch *ret, char **ret_error);
 void standalone_done(struct standalone_launch *l);
 
-/* Create (and start) the container through the shim's own socket. done(status, ud) runs
- * once: 0 when the container is created (and started), else -errno after the reason was
- * logged (with the runtime's own message). */
+/* Create (and start) the container through the shim's own socket: one Create call,
+ * which with `start` carries STANDALONE_RUN_METADATA and runs the runtime's `run
+ * --detach` (one runtime execution). done(status, ud) runs once: 0 when the container
+ * is created (and started), else -errno after the reason was logged (with the
+ * runtime's own message). */
 int standalone_run(struct ev_loop *loop, const char *socket_path, const char *bundle,
                    const struct standalone_launch *l, void (*done)(int status, void *ud), void *ud);

@@ -329,6 +329,9 @@ t_standalone_launch() {
         expect_eq "launch: its output" "$(cat "$SHIM_DIR/out.txt")" "launched by the shim"
         wait_pid "$rpid" 20 || fail "launch: events receiver did not get 4 events"
         expect_eq "launch: events" "$(topics_of "$SHIM_DIR/ev.out")" "create start exit delete"
+        grep -q 'runtime: runc run ' "$SHIM_DIR/shim.log" && ! grep -q 'runtime: runc start ' "$SHIM_DIR/shim.log" &&
+                pass "launch: created and started by one runtime execution (run --detach)" ||
+                fail "launch: runtime calls: $(grep -o 'runtime: runc [a-z]*' "$SHIM_DIR/shim.log" | tr '\n' ' ')"
         shim_stop
 
         # A launch whose create fails: the shim exits non-zero with runc's message in its log.

@@ -354,6 +354,12 @@ START_TEST(test_call_argv_each) {
         ck_assert(run_until(done_called, &d[6], 10));
         ck_assert_int_eq(runtime_delete(e.rt, "c1", false, on_done, &d[7], NULL), 0);
         ck_assert(run_until(done_called, &d[7], 10));
+        struct done d8 = {0};
+        co.console_socket = NULL;
+        co.no_new_keyring = false;
+        ck_assert_int_eq(runtime_run(e.rt, &co, on_done, &d8, NULL), 0);
+        ck_assert(run_until(done_called, &d8, 10));
+        ck_assert_record("argv", 8, "run --detach --bundle /b --pid-file /b/init.pid --no-pivot c1");
         ck_assert_record("argv", 0, "create --bundle /b --pid-file /b/init.pid --console-socket /s/console.sock "
                                     "--no-pivot --no-new-keyring c1");
         ck_assert_record("argv", 1, "start c1");
