@@ -175,6 +175,10 @@ int main(int argc, char **argv) {
                 /* crun 1.8 refuses hosts whose cgroup v2 hierarchy holds a controller
                  * in hybrid mode; nothing the adapter can change. */
                 printf("SKIP: %s cannot run containers on this host: %s\n", binary, c.error);
+                call_done(&c);
+                runtime_free(rt);
+                reaper_free(reaper);
+                close(out[0]);
                 char rm[256];
                 snprintf(rm, sizeof rm, "rm -rf '%s'", tmp);
                 (void)!system(rm);
