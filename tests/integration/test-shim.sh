@@ -288,8 +288,9 @@ t_init_fds() {
                 fail "init fds: the init never exec'd sleep"
         got=$(ls "/proc/$pid/fd" | sort -n | tr '\n' ' ')
         expect_eq "the container's init holds exactly fds 0 1 2" "$got" "0 1 2 "
-        # The shim at rest with one container (stdout+stderr on a FIFO): at most 12 fds.
-        got=$(ls "/proc/$SHIM_PID/fd" | wc -l)
+        # The shim at rest with one container (stdout+stderr on a FIFO): at most 12 fds
+        # (valgrind's own, when the shim runs under it, sit near the fd limit: not counted).
+        got=$(ls "/proc/$SHIM_PID/fd" | awk '$1 < 1024' | wc -l)
         if [ "$got" -le 12 ]; then pass "the shim holds $got fds at rest (<= 12)"; else
                 fail "the shim holds $got fds at rest: $(ls -l "/proc/$SHIM_PID/fd" | awk 'NR > 1 {print $9 $10 $11}' | tr '\n' ' ')"
         fi
