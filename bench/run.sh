@@ -371,10 +371,10 @@ sa_nano() {
         SA_PID=$!
         track "$SA_PID"
         poll_fast 20 test -S "$SA_SOCK" || { ok=0; log "standalone launch $id: no socket: $(tail -2 "$WORK/sa/$id/log")"; }
-        ctl kill "$id" --signal KILL
-        ctl --timeout 20 wait "$id" >/dev/null
-        ctl delete "$id" >/dev/null || ok=0
-        sa_shim_stop
+        # one shimctl process for the rest, as a manager holding the socket would
+        ctl --timeout 20 kill "$id" --signal KILL + wait "$id" + delete "$id" + shutdown "$id" >/dev/null || ok=0
+        poll_fast 10 pid_done "$SA_PID" || kill -KILL "$SA_PID" 2>/dev/null
+        wait "$SA_PID" 2>/dev/null
         t1=$(now_us)
         [ "$ok" = 1 ] && record sa.nano "$(fdiv $((t1 - t0)) 1000)"
         rm -rf "${WORK:?}/sa/$id" "$b/process.json"

@@ -56,6 +56,7 @@ struct ctl {
         double timeout_s; /* < 0: the command's default */
         bool check_ids;
         const char *command;
+        bool chained;     /* more commands follow (see "+" in main) */
 };
 
 /* ------------------------------------------------------------------------------------ */
@@ -99,6 +100,11 @@ static void usage(FILE *f) {
               "         directory is created 0700 if missing) and print each event as one JSON\n"
               "         line; exit after N events with --count; answer the first N Forwards\n"
               "         with UNAVAILABLE with --fail-first (to test a sender's retries)\n"
+              "\n"
+              "Chaining: commands separated by a lone '+' run in order in one process, e.g.\n"
+              "  shimctl -a S kill c1 --signal KILL + wait c1 + delete c1 + shutdown c1\n"
+              "The first command that fails ends the chain with its status; a wait before\n"
+              "the last command prints the exit status and the chain goes on.\n"
               "\n"
               "Exit status: 0 success, 1 the shim returned an error, 2 usage error, 3 cannot\n"
               "connect to the socket; wait exits with the process's exit status.\n",
@@ -685,6 +691,8 @@ static int cmd_wait(struct ctl *ctl, int argc, char **argv) {
         printf("%u\n", status);
         if (fflush(stdout) != 0)
                 return EXIT_CALL_FAILED;
+        if (ctl->chained)
+                return EXIT_OK; /* printed; the chain goes on */
         return status > 255 ? 255 : (int)status;
 }
 
@@ -1145,6 +1153,18 @@ static const struct command commands[] = {
 
 enum { OPT_TIMEOUT = 0x200, OPT_VERSION, OPT_NO_ID_CHECK };
 
+static int run_command(struct ctl *ctl, int argc, char **argv) {
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
+                if (strcmp(argv[0], commands[i].name) != 0)
+                        continue;
+                ctl->command = commands[i].name;
+                if (commands[i].needs_address && (!ctl->address || !*ctl->address))
+                        return usage_error(ctl, "no shim socket: give -a SOCKET or set NANOSHIM_SOCKET");
+                return commands[i].fn(ctl, argc, argv);
+        }
+        return usage_error(ctl, "unknown command '%s'", argv[0]);
+}
+
 int main(int argc, char **argv) {
         static const struct option opts[] = {
                 {"address", required_argument, NULL, 'a'},
@@ -1189,19 +1209,33 @@ int main(int argc, char **argv) {
         }
         if (optind >= argc)
                 return usage_error(&ctl, "no command given");
-        const char *name = argv[optind];
-        for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
-                if (strcmp(name, commands[i].name) != 0)
-                        continue;
-                ctl.command = commands[i].name;
-                if (commands[i].needs_address && (!ctl.address || !*ctl.address))
-                        return usage_error(&ctl, "no shim socket: give -a SOCKET or set NANOSHIM_SOCKET");
-                ctl.loop = EV_DEFAULT;
-                if (!ctl.loop) {
-                        fputs("shimctl: cannot initialise the event loop\n", stderr);
-                        return EXIT_CALL_FAILED;
-                }
-                return commands[i].fn(&ctl, argc - optind, argv + optind);
+        ctl.loop = EV_DEFAULT;
+        if (!ctl.loop) {
+                fputs("shimctl: cannot initialise the event loop\n", stderr);
+                return EXIT_CALL_FAILED;
         }
-        return usage_error(&ctl, "unknown command '%s'", name);
+        /* Commands chained with a lone "+" run in order in this one process (a script
+         * driving a shim pays one start-up, not one per call); the first that fails ends
+         * the chain with its status. A wait in the middle prints its status and goes on;
+         * the chain's status is the last command's. */
+        int first = optind, status = EXIT_OK;
+        while (first < argc) {
+                int end = first;
+                while (end < argc && strcmp(argv[end], "+") != 0)
+                        end++;
+                if (end == first)
+                        return usage_error(&ctl, "a command must come before '+'");
+                ctl.chained = end < argc;
+                char *sep = ctl.chained ? argv[end] : NULL;
+                argv[end < argc ? end : argc] = NULL; /* the command sees its own argv only */
+                status = run_command(&ctl, end - first, argv + first);
+                if (sep)
+                        argv[end] = sep;
+                if (status != EXIT_OK || !ctl.chained)
+                        return status;
+                first = end + 1;
+                if (first >= argc)
+                        return usage_error(&ctl, "a command must follow '+'");
+        }
+        return status;
 }

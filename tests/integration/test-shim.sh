@@ -47,6 +47,17 @@ t_sigkill() {
         got=$(ctl --timeout 30 wait k1)
         expect_eq "SIGKILL -> 137" "$got" 137
         ctl delete k1 >/dev/null
+        # The same through one chained shimctl: kill + wait + delete.
+        ctl create k2 --bundle "$b" >/dev/null && ctl start k2 >/dev/null
+        got=$(ctl --timeout 30 kill k2 --signal KILL + wait k2 + delete k2 | tr '\n' ' ')
+        expect_eq "chained kill + wait + delete" "$(echo "$got" | grep -o '^137 {"pid":[0-9]*,"exit_status":137' |
+                sed 's/"pid":[0-9]*/"pid":P/')" '137 {"pid":P,"exit_status":137'
+        # A failing command ends the chain: the shutdown after it is not sent.
+        ctl state nosuch + shutdown x >/dev/null 2>&1
+        local st=$?
+        if [ "$st" = 1 ] && ! pid_done "$SHIM_PID"; then pass "a failed command ends the chain (status 1)"; else
+                fail "chain after a failure: status $st"
+        fi
         shim_stop
 }
 
