@@ -438,6 +438,39 @@ t_oom() {
         shim_stop
 }
 
+# A reader that stops: the container's writes stall, the shim's API does not, and its
+# memory does not grow; once the reader goes on, every byte arrives.
+t_backpressure() {
+        shim_start backpressure || return
+        local b got rss
+        b=$(bundle bp head -c 33554432 /dev/zero) # the init is the writer
+        fifo_reader "$SHIM_DIR/out" "$SHIM_DIR/out.bin"
+        ctl create bp --bundle "$b" --stdout "$SHIM_DIR/out" >/dev/null && ctl start bp >/dev/null
+        kill -STOP "$READER_PID"
+        # The container gets as far as the FIFO holds (64 KiB at least) and no further.
+        local pid wrote
+        pid=$(ctl state bp | grep -o '"pid":[0-9]*' | cut -d: -f2)
+        poll_until 10 sh -c "[ \$(awk '/^wchar:/ {print \$2}' /proc/$pid/io) -ge 65536 ]" ||
+                fail "back-pressure: the container never filled the FIFO"
+        got=$(ctl --timeout 5 state bp | grep -o '"status":"[a-z]*"')
+        expect_eq "back-pressure: the API answers while the reader is stopped" "$got" '"status":"running"'
+        rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$SHIM_PID/status")
+        if [ "$rss" -lt 8192 ]; then pass "back-pressure: the shim's RSS stays small (${rss} kB)"; else
+                fail "back-pressure: the shim's RSS is ${rss} kB"
+        fi
+        wrote=$(awk '/^wchar:/ {print $2}' "/proc/$pid/io")
+        if [ "$wrote" -lt 16777216 ]; then pass "back-pressure: the container is held back ($wrote bytes out)"; else
+                fail "back-pressure: the container wrote $wrote bytes with nobody reading"
+        fi
+        kill -CONT "$READER_PID"
+        got=$(ctl --timeout 30 wait bp)
+        expect_eq "back-pressure: the container finishes once the reader reads" "$got" 0
+        ctl delete bp >/dev/null
+        wait_pid "$READER_PID" 10
+        expect_eq "back-pressure: every byte arrives" "$(stat -c %s "$SHIM_DIR/out.bin")" 33554432
+        shim_stop
+}
+
 # 1000 orphans; NAME, extra sed on the config (e.g. drop the pid namespace so the
 # orphans come straight to the shim).
 orphan_storm() {
@@ -501,7 +534,7 @@ t_shutdown() {
 }
 
 for t in t_exit_codes t_sigkill t_sigterm_trap t_sigterm_ignored t_kill_all t_exec t_concurrent_wait \
-        t_events_order t_events_late t_events_fail_first t_stdout_fifo t_stdin t_tty t_init_fds t_oom t_early_exit t_standalone_launch t_orphan_storm \
+        t_events_order t_events_late t_events_fail_first t_stdout_fifo t_backpressure t_stdin t_tty t_init_fds t_oom t_early_exit t_standalone_launch t_orphan_storm \
         t_errors t_shutdown; do
         if [ -n "${IT_ONLY:-}" ] && ! echo " $IT_ONLY " | grep -q " $t "; then
                 continue
