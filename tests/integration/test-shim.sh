@@ -455,7 +455,9 @@ t_backpressure() {
         got=$(ctl --timeout 5 state bp | grep -o '"status":"[a-z]*"')
         expect_eq "back-pressure: the API answers while the reader is stopped" "$got" '"status":"running"'
         rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$SHIM_PID/status")
-        if [ "$rss" -lt 8192 ]; then pass "back-pressure: the shim's RSS stays small (${rss} kB)"; else
+        if [ -n "${IT_SHIM_WRAP:-}" ]; then
+                echo "  (the shim runs under ${IT_SHIM_WRAP%% *}: its RSS (${rss} kB) is not the shim's alone, not checked)"
+        elif [ "$rss" -lt 8192 ]; then pass "back-pressure: the shim's RSS stays small (${rss} kB)"; else
                 fail "back-pressure: the shim's RSS is ${rss} kB"
         fi
         wrote=$(awk '/^wchar:/ {print $2}' "/proc/$pid/io")
