@@ -359,6 +359,15 @@ int oci_config_parse(const char *json, size_t len, struct oci_config *ret, char 
                         }
                 }
         }
+        json_t *hooks = json_object_get(j, "hooks");
+        if (hooks && !json_is_null(hooks)) {
+                json_t *post = json_object_get(hooks, "poststop");
+                if (!json_is_object(hooks) || (post && !json_is_null(post) && !json_is_array(post))) {
+                        r = fail(ret_error, "hooks: must be an object of arrays");
+                        goto fail;
+                }
+                c.has_poststop_hooks = json_array_size(post) > 0;
+        }
         json_t *ann = json_object_get(j, "annotations");
         if (ann && !json_is_null(ann)) {
                 if (!json_is_object(ann) || json_object_size(ann) > SPEC_MAX_STRINGS) {

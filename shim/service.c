@@ -181,6 +181,8 @@ static void on_oom(void *userdata) {
 }
 
 static void process_maybe_report_exit(struct process *p);
+static void early_runtime_delete(struct container *c);
+static void delete_with_runtime(struct container *c, struct ttrpc_call *call);
 
 static void on_exec_grace(struct ev_loop *loop, ev_timer *w, int revents) {
         struct container *c = w->data;
@@ -243,6 +245,8 @@ static void process_maybe_report_exit(struct process *p) {
         }
         if (!p->is_init && c->init)
                 process_maybe_report_exit(c->init);
+        if (p->is_init && !p->delete_call)
+                early_runtime_delete(c);
         delete_continue(p);
 }
 
@@ -578,6 +582,7 @@ static void handle_create(struct shim *s, struct ttrpc_call *call) {
                 return;
         }
         c->private_pidns = cfg.private_pid_namespace;
+        c->early_delete_ok = cfg.private_pid_namespace && !cfg.has_poststop_hooks;
         oci_config_done(&cfg);
 
         if (req->n_rootfs > 0) {
@@ -1030,6 +1035,11 @@ static void handle_kill(struct shim *s, struct ttrpc_call *call) {
                 ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "invalid signal %u", req->signal);
                 goto out;
         }
+        if (p->is_init && req->all && p->exit_reported && c->early_delete != EARLY_DELETE_NONE) {
+                /* nothing left to signal, and the runtime may have forgotten it already */
+                ttrpc_call_reply_error(call, TTRPC_NOT_FOUND, "process already finished");
+                goto out;
+        }
         if (p->is_init && req->all) {
                 struct op *o = op_new(c, p, call);
                 int r = o ? runtime_kill(c->rt, c->id, (int)req->signal, req->all, on_kill_done, o, NULL) : -ENOMEM;
@@ -1101,6 +1111,42 @@ static void delete_continue(struct process *p) {
         delete_finish_init(p->container, call);
 }
 
+/* The init of a container with its own PID namespace has exited: nothing of it runs
+ * any more, and `runc delete` only removes the runtime's state and cgroups. It is started
+ * right away instead of when containerd's Delete comes, which then answers at once (the
+ * runtime's Go start-up and its work leave the critical path of every container's
+ * teardown). Not for a container with poststop hooks (they run at `runc delete`, which
+ * OCI ties to the delete operation) nor one without its own PID namespace (processes may
+ * be left that Delete must kill). The result waits here for the Delete. */
+static void on_early_deleted(const struct runtime_result *res, void *userdata) {
+        struct op *o = userdata;
+        struct container *c = o->c;
+        bool ok = res->exit_status == 0 || (res->error && strstr(res->error, "does not exist"));
+        c->early_delete = ok ? EARLY_DELETE_DONE : EARLY_DELETE_FAILED;
+        if (!ok)
+                log_warn("%s: runtime delete after the exit failed (%s); Delete will retry", c->id,
+                         runtime_error_text(res));
+        struct ttrpc_call *call = TAKE_PTR(c->early_delete_waiter);
+        if (call) {
+                c->init->busy = false;
+                if (ok)
+                        delete_finish_init(c, call);
+                else
+                        delete_with_runtime(c, call);
+        }
+        op_free(o);
+}
+
+static void early_runtime_delete(struct container *c) {
+        if (!c->early_delete_ok || c->early_delete != EARLY_DELETE_NONE || !c->rt)
+                return;
+        struct op *o = op_new(c, c->init, NULL);
+        if (o && runtime_delete(c->rt, c->id, false, on_early_deleted, o, NULL) == 0)
+                c->early_delete = EARLY_DELETE_RUNNING;
+        else
+                op_free(o);
+}
+
 static void on_delete_done(const struct runtime_result *res, void *userdata) {
         struct op *o = userdata;
         struct container *c = o->c;
@@ -1151,6 +1197,19 @@ static void delete_exec(struct ttrpc_call *call, struct container *c, struct pro
                 process_maybe_report_exit(c->init);
 }
 
+static void delete_with_runtime(struct container *c, struct ttrpc_call *call) {
+        struct process *p = c->init;
+        struct op *o = op_new(c, p, call);
+        p->busy = true;
+        /* A created container's init is still waiting in runc init: force it down. */
+        int r = o ? runtime_delete(c->rt, c->id, !p->exit_reported, on_delete_done, o, NULL) : -ENOMEM;
+        if (r < 0) {
+                p->busy = false;
+                ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "failed to delete task: %s", strerror(-r));
+                op_free(o);
+        }
+}
+
 static void handle_delete(struct shim *s, struct ttrpc_call *call) {
         Nanoshim__Task__DeleteRequest *req =
                 nanoshim__task__delete_request__unpack(NULL, call->payload_len, call->payload);
@@ -1170,15 +1229,16 @@ static void handle_delete(struct shim *s, struct ttrpc_call *call) {
                 ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "cannot delete a running process");
                 goto out;
         }
-        struct op *o = op_new(c, p, call);
-        p->busy = true;
-        /* A created container's init is still waiting in runc init: force it down. */
-        int r = o ? runtime_delete(c->rt, c->id, !p->exit_reported, on_delete_done, o, NULL) : -ENOMEM;
-        if (r < 0) {
-                p->busy = false;
-                ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "failed to delete task: %s", strerror(-r));
-                op_free(o);
+        if (p->exit_reported && c->early_delete == EARLY_DELETE_DONE) {
+                delete_finish_init(c, call); /* the runtime's state went at the exit */
+                goto out;
         }
+        if (p->exit_reported && c->early_delete == EARLY_DELETE_RUNNING) {
+                p->busy = true;
+                c->early_delete_waiter = call;
+                goto out;
+        }
+        delete_with_runtime(c, call);
 out:
         nanoshim__task__delete_request__free_unpacked(req, NULL);
 }

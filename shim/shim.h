@@ -41,6 +41,11 @@ struct container {
         gid_t io_gid;
         char *rootfs_target;  /* set when we mounted the rootfs */
         bool private_pidns;
+        /* The runtime's state is removed as soon as the init's exit is reported, not at
+         * Delete: see early_runtime_delete() in service.c. */
+        bool early_delete_ok;
+        enum { EARLY_DELETE_NONE, EARLY_DELETE_RUNNING, EARLY_DELETE_DONE, EARLY_DELETE_FAILED } early_delete;
+        struct ttrpc_call *early_delete_waiter; /* a Delete that came while it ran */
         struct process *init;
         struct process *execs;
         struct cgroup_oom_watch *oom;

@@ -473,6 +473,39 @@ t_backpressure() {
         shim_stop
 }
 
+# The runtime's state goes as soon as the init's exit is reported (its own PID namespace,
+# no poststop hooks), so that Delete answers at once; with a poststop hook, `runc
+# delete` waits for Delete (OCI runs those hooks in the delete operation).
+t_early_delete() {
+        shim_start early-delete || return
+        local b got order
+        b=$(bundle ed sh -c 'exit 4')
+        ctl create ed --bundle "$b" >/dev/null && ctl start ed >/dev/null
+        got=$(ctl --timeout 30 wait ed)
+        expect_eq "early delete: exit status" "$got" 4
+        if poll_until 10 sh -c "! runc --root '$IT_TMP/runc' state ed >/dev/null 2>&1"; then
+                pass "early delete: the runtime's state is gone before Delete"
+        else
+                fail "early delete: runc still knows ed before Delete"
+        fi
+        got=$(ctl delete ed | grep -o '"exit_status":[0-9]*')
+        expect_eq "early delete: Delete still reports the status" "$got" '"exit_status":4'
+
+        b=$(bundle edh sh -c 'exit 5')
+        bundle_edit "$b" 's|^{|{"hooks": {"poststop": [{"path": "/bin/true"}]},|'
+        ctl create edh --bundle "$b" >/dev/null && ctl start edh >/dev/null
+        got=$(ctl --timeout 30 wait edh)
+        expect_eq "poststop hook: exit status" "$got" 5
+        got=$(ctl delete edh | grep -o '"exit_status":[0-9]*')
+        expect_eq "poststop hook: Delete reports the status" "$got" '"exit_status":5'
+        # In the shim's log, after edh's Create: the Delete call comes before runc delete.
+        order=$(awk '/Task Create/ {td = 0; rd = 0} /Task Delete/ && !td {td = NR}
+                     /runtime: .*runc delete/ && !rd {rd = NR} END {print (td && rd && td < rd) ? "after" : "before"}' \
+                "$SHIM_DIR/shim.log")
+        expect_eq "poststop hook: runc delete waits for Delete" "$order" after
+        shim_stop
+}
+
 # 1000 orphans; NAME, extra sed on the config (e.g. drop the pid namespace so the
 # orphans come straight to the shim).
 orphan_storm() {
@@ -536,7 +569,7 @@ t_shutdown() {
 }
 
 for t in t_exit_codes t_sigkill t_sigterm_trap t_sigterm_ignored t_kill_all t_exec t_concurrent_wait \
-        t_events_order t_events_late t_events_fail_first t_stdout_fifo t_backpressure t_stdin t_tty t_init_fds t_oom t_early_exit t_standalone_launch t_orphan_storm \
+        t_events_order t_events_late t_events_fail_first t_stdout_fifo t_backpressure t_stdin t_tty t_init_fds t_oom t_early_exit t_early_delete t_standalone_launch t_orphan_storm \
         t_errors t_shutdown; do
         if [ -n "${IT_ONLY:-}" ] && ! echo " $IT_ONLY " | grep -q " $t "; then
                 continue

@@ -203,6 +203,16 @@ START_TEST(test_config_valid) {
         ck_assert(!c.private_pid_namespace);
         ck_assert(!c.has_process);
         ck_assert_ptr_null(c.cgroups_path);
+        ck_assert(!c.has_poststop_hooks);
+        oci_config_done(&c);
+
+        const char *hooks = "{\"hooks\":{\"prestart\":[],\"poststop\":[{\"path\":\"/bin/true\"}]}}";
+        ck_assert_int_eq(oci_config_parse(hooks, strlen(hooks), &c, &err), 0);
+        ck_assert(c.has_poststop_hooks);
+        oci_config_done(&c);
+        const char *no_post = "{\"hooks\":{\"poststop\":[]}}";
+        ck_assert_int_eq(oci_config_parse(no_post, strlen(no_post), &c, &err), 0);
+        ck_assert(!c.has_poststop_hooks);
         oci_config_done(&c);
 }
 END_TEST
@@ -222,6 +232,8 @@ START_TEST(test_config_invalid) {
                 {"{\"linux\":{\"namespaces\":[{\"type\":\"pid\",\"path\":false}]}}", "linux.namespaces[0]"},
                 {"{\"linux\":{\"cgroupsPath\":1}}", "linux.cgroupsPath"},
                 {"{\"annotations\":[]}", "annotations"},
+                {"{\"hooks\":[]}", "hooks"},
+                {"{\"hooks\":{\"poststop\":{}}}", "hooks"},
                 {"{\"annotations\":{\"a\":1}}", "annotations.a"},
                 {"{\"root\":{\"path\":\"r\"},\"root\":{\"path\":\"s\"}}", "invalid JSON"}, /* duplicate key */
         };
