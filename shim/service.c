@@ -1126,6 +1126,13 @@ static void on_early_deleted(const struct runtime_result *res, void *userdata) {
         if (!ok)
                 log_warn("%s: runtime delete after the exit failed (%s); Delete will retry", c->id,
                          runtime_error_text(res));
+        /* Nothing uses the rootfs any more either (no hook will look at it): unmount it
+         * now too, while containerd is still busy with the exit. */
+        if (ok && c->rootfs_target) {
+                int r = unmount_all(c->rootfs_target);
+                if (r < 0)
+                        log_warn_errno(r, "%s: cannot unmount %s: %m", c->id, c->rootfs_target);
+        }
         struct ttrpc_call *call = TAKE_PTR(c->early_delete_waiter);
         if (call) {
                 c->init->busy = false;
