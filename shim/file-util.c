@@ -2,6 +2,7 @@
 #include "file-util.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -59,7 +60,7 @@ int read_file_at(int dirfd, const char *path, size_t max_size, char **ret_buf, s
         return 0;
 }
 
-int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
+static int write_file_replace(int dirfd, const char *name, const void *data, size_t len, mode_t mode, bool durable) {
         char tmp[PATH_MAX];
         if (snprintf(tmp, sizeof tmp, ".%s.tmp%d", name, (int)getpid()) >= (int)sizeof tmp)
                 return -ENAMETOOLONG;
@@ -69,13 +70,21 @@ int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t l
         if (fd < 0)
                 return -errno;
         int r = loop_write(fd, data, len);
-        if (r == 0 && fsync(fd) < 0)
+        if (r == 0 && durable && fsync(fd) < 0)
                 r = -errno;
         if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
                 r = -errno;
         if (r < 0)
                 unlinkat(dirfd, tmp, 0);
         return r;
+}
+
+int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
+        return write_file_replace(dirfd, name, data, len, mode, true);
+}
+
+int write_file_replace_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
+        return write_file_replace(dirfd, name, data, len, mode, false);
 }
 
 int parse_pid(const char *s, pid_t *ret_pid) {

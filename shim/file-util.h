@@ -10,6 +10,9 @@
 int read_file_at(int dirfd, const char *path, size_t max_size, char **ret_buf, size_t *ret_len);
 /* Write a file atomically: temp file in the same dir, fsync, renameat. */
 int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
+/* The same without the fsync: readers never see a partial file, but a host crash may
+ * lose it -- for files that only matter while the host is up. */
+int write_file_replace_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
 /* Parse a decimal pid ("1234\n"): rejects junk, <= 0, overflow. */
 int parse_pid(const char *s, pid_t *ret_pid);
 /* Read a pid file. */

@@ -170,7 +170,7 @@ static bool execs_all_reported(const struct container *c) {
 }
 
 static void delete_continue(struct process *p);
-static int write_bundle_file(struct container *c, const char *name, const char *data);
+static int write_bundle_file(struct container *c, const char *name, const char *data, bool durable);
 static void on_oom(void *userdata) {
         struct container *c = userdata;
         c->oom_killed = true;
@@ -212,6 +212,10 @@ static void process_maybe_report_exit(struct process *p) {
         bool oom = false;
         if (p->is_init && c->oom && cgroup_oom_check_final(c->oom, &oom) == 0 && oom)
                 on_oom(c);
+        /* The OOM counter has been read: the runtime may remove the cgroup now, while we
+         * record and publish the exit. */
+        if (p->is_init && !p->delete_call)
+                early_runtime_delete(c);
         p->exit_reported = true;
         if (p->state != PROCESS_STOPPED)
                 (void)process_transition(p, PROCESS_STOPPED);
@@ -222,7 +226,7 @@ static void process_maybe_report_exit(struct process *p) {
                 char rec[96];
                 snprintf(rec, sizeof rec, "%d %lld %ld %d\n", p->exit_status, (long long)p->exited_at.tv_sec,
                          (long)p->exited_at.tv_nsec, c->oom_killed ? 1 : 0);
-                int wr = write_bundle_file(c, "init.exit", rec);
+                int wr = write_bundle_file(c, "init.exit", rec, true);
                 if (wr < 0)
                         log_warn_errno(wr, "%s: cannot record the exit in the bundle: %m", c->id);
         }
@@ -245,8 +249,6 @@ static void process_maybe_report_exit(struct process *p) {
         }
         if (!p->is_init && c->init)
                 process_maybe_report_exit(c->init);
-        if (p->is_init && !p->delete_call)
-                early_runtime_delete(c);
         delete_continue(p);
 }
 
@@ -437,11 +439,14 @@ static void on_create_done(const struct runtime_result *res, void *userdata) {
 }
 
 /* Write a file of the bundle atomically; name is a single path component. */
-static int write_bundle_file(struct container *c, const char *name, const char *data) {
+/* durable: fsync'd before the rename (the exit record must survive a crash); the others
+ * only matter while the host is up. */
+static int write_bundle_file(struct container *c, const char *name, const char *data, bool durable) {
         _cleanup_close_ int dfd = open(c->bundle, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
         if (dfd < 0)
                 return -errno;
-        return write_file_atomic_at(dfd, name, data, strlen(data), 0600);
+        return durable ? write_file_atomic_at(dfd, name, data, strlen(data), 0600)
+                       : write_file_replace_at(dfd, name, data, strlen(data), 0600);
 }
 
 static char *join_path(const char *dir, const char *name) {
@@ -565,7 +570,7 @@ static void handle_create(struct shim *s, struct ttrpc_call *call) {
         json_t *saved = json_pack("{s:s, s:s}", "binary_name", c->rt_binary, "root", c->rt_root);
         _cleanup_free_ char *saved_text = saved ? json_dumps(saved, JSON_COMPACT) : NULL;
         json_decref(saved);
-        if (!saved_text || (r = write_bundle_file(c, "options.json", saved_text)) < 0)
+        if (!saved_text || (r = write_bundle_file(c, "options.json", saved_text, false)) < 0)
                 log_warn("%s: cannot write options.json, the delete action will use defaults", c->id);
 
         /* What the runtime will be asked to do decides how exits are cleaned up. */
@@ -783,7 +788,7 @@ static void start_exec(struct shim *s, struct ttrpc_call *call, struct container
                 o->tmp_path = NULL;
         if (asprintf(&pidfile, "%s/%s.pid", c->bundle, p->id) < 0)
                 pidfile = NULL;
-        if (!o->tmp_path || !pidfile || (r = write_bundle_file(c, spec_name, p->spec_json)) < 0) {
+        if (!o->tmp_path || !pidfile || (r = write_bundle_file(c, spec_name, p->spec_json, false)) < 0) {
                 ttrpc_call_reply_error(call, TTRPC_INTERNAL, "cannot write the exec's process spec");
                 p->io = stdio_free(p->io);
                 op_free(o);
