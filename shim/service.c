@@ -212,10 +212,7 @@ static void process_maybe_report_exit(struct process *p) {
         bool oom = false;
         if (p->is_init && c->oom && cgroup_oom_check_final(c->oom, &oom) == 0 && oom)
                 on_oom(c);
-        /* The OOM counter has been read: the runtime may remove the cgroup now, while we
-         * record and publish the exit. */
-        if (p->is_init && !p->delete_call)
-                early_runtime_delete(c);
+
         p->exit_reported = true;
         if (p->state != PROCESS_STOPPED)
                 (void)process_transition(p, PROCESS_STOPPED);
@@ -249,6 +246,10 @@ static void process_maybe_report_exit(struct process *p) {
         }
         if (!p->is_init && c->init)
                 process_maybe_report_exit(c->init);
+        /* After the event and the Wait answers (their latency is what clients see); the
+         * OOM counter has been read, so the runtime may remove the cgroup now. */
+        if (p->is_init && !p->delete_call)
+                early_runtime_delete(c);
         delete_continue(p);
 }
 
