@@ -10,22 +10,11 @@
 #include <jansson.h>
 
 #include "file-util.h"
+#include "log.h"
 #include "macro.h"
 
 #define SPEC_MAX_STRINGS 4096
 #define SPEC_MAX_STRING (1u << 20)
-
-static int fail(char **ret_error, const char *fmt, ...) _printf_(2, 3);
-static int fail(char **ret_error, const char *fmt, ...) {
-        if (ret_error) {
-                va_list ap;
-                va_start(ap, fmt);
-                if (vasprintf(ret_error, fmt, ap) < 0)
-                        *ret_error = NULL;
-                va_end(ap);
-        }
-        return -EINVAL;
-}
 
 /* jansson parses recursively without a depth limit of its own that we control:
  * refuse deep nesting before parsing (brackets outside strings). */
@@ -52,22 +41,22 @@ static bool nesting_ok(const char *s, size_t len) {
 
 static json_t *load(const char *json, size_t len, const char *what, char **ret_error) {
         if (len > SPEC_MAX_FILE_SIZE) {
-                fail(ret_error, "%s: larger than %u bytes", what, SPEC_MAX_FILE_SIZE);
+                error_setf(ret_error, "%s: larger than %u bytes", what, SPEC_MAX_FILE_SIZE);
                 return NULL;
         }
         if (!nesting_ok(json, len)) {
-                fail(ret_error, "%s: nested deeper than %d levels", what, SPEC_MAX_DEPTH);
+                error_setf(ret_error, "%s: nested deeper than %d levels", what, SPEC_MAX_DEPTH);
                 return NULL;
         }
         json_error_t e;
         json_t *j = json_loadb(json, len, JSON_REJECT_DUPLICATES, &e);
         if (!j) {
-                fail(ret_error, "%s: invalid JSON at line %d column %d: %s", what, e.line, e.column, e.text);
+                error_setf(ret_error, "%s: invalid JSON at line %d column %d: %s", what, e.line, e.column, e.text);
                 return NULL;
         }
         if (!json_is_object(j)) {
                 json_decref(j);
-                fail(ret_error, "%s: must be a JSON object", what);
+                error_setf(ret_error, "%s: must be a JSON object", what);
                 return NULL;
         }
         return j;
@@ -87,16 +76,16 @@ static int get_strv(json_t *obj, const char *key, const char *path, bool require
         json_t *a = json_object_get(obj, key);
         if (!a || json_is_null(a)) {
                 if (required)
-                        return fail(ret_error, "%s: must be a non-empty array of strings", path);
+                        return error_setf(ret_error, "%s: must be a non-empty array of strings", path);
                 *ret = calloc(1, sizeof(char *));
                 *ret_n = 0;
                 return *ret ? 0 : -ENOMEM;
         }
         if (!json_is_array(a) || (required && json_array_size(a) == 0))
-                return fail(ret_error, "%s: must be %sarray of strings", path, required ? "a non-empty " : "an ");
+                return error_setf(ret_error, "%s: must be %sarray of strings", path, required ? "a non-empty " : "an ");
         size_t n = json_array_size(a);
         if (n > SPEC_MAX_STRINGS)
-                return fail(ret_error, "%s: more than %d entries", path, SPEC_MAX_STRINGS);
+                return error_setf(ret_error, "%s: more than %d entries", path, SPEC_MAX_STRINGS);
         char **v = calloc(n + 1, sizeof *v);
         if (!v)
                 return -ENOMEM;
@@ -105,7 +94,7 @@ static int get_strv(json_t *obj, const char *key, const char *path, bool require
                 if (!json_is_string(s) || json_string_length(s) > SPEC_MAX_STRING ||
                     strlen(json_string_value(s)) != json_string_length(s)) {
                         strv_free(v, i);
-                        return fail(ret_error, "%s[%zu]: must be a string without NUL bytes", path, i);
+                        return error_setf(ret_error, "%s[%zu]: must be a string without NUL bytes", path, i);
                 }
                 v[i] = strdup(json_string_value(s));
                 if (!v[i]) {
@@ -122,11 +111,11 @@ static int get_u32(json_t *obj, const char *key, const char *path, bool required
         json_t *v = json_object_get(obj, key);
         if (!v) {
                 if (required)
-                        return fail(ret_error, "%s: missing", path);
+                        return error_setf(ret_error, "%s: missing", path);
                 return 0;
         }
         if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > UINT32_MAX)
-                return fail(ret_error, "%s: must be an integer from 0 to %u", path, UINT32_MAX);
+                return error_setf(ret_error, "%s: must be an integer from 0 to %u", path, UINT32_MAX);
         *ret = (uint32_t)json_integer_value(v);
         return 0;
 }
@@ -134,7 +123,7 @@ static int get_u32(json_t *obj, const char *key, const char *path, bool required
 static int get_u64(json_t *v, const char *path, uint64_t *ret, char **ret_error) {
         /* jansson keeps integers as signed 64-bit; larger values fail to parse already */
         if (!json_is_integer(v) || json_integer_value(v) < 0)
-                return fail(ret_error, "%s: must be a non-negative integer", path);
+                return error_setf(ret_error, "%s: must be a non-negative integer", path);
         *ret = (uint64_t)json_integer_value(v);
         return 0;
 }
@@ -144,7 +133,7 @@ static int get_bool(json_t *obj, const char *key, const char *path, bool *ret, c
         if (!v)
                 return 0;
         if (!json_is_boolean(v))
-                return fail(ret_error, "%s: must be true or false", path);
+                return error_setf(ret_error, "%s: must be true or false", path);
         *ret = json_is_true(v);
         return 0;
 }
@@ -172,7 +161,7 @@ static int process_from_json(json_t *j, const char *prefix, struct oci_process *
                 goto fail;
         json_t *cwd = json_object_get(j, "cwd");
         if (!json_is_string(cwd) || json_string_value(cwd)[0] != '/') {
-                r = fail(ret_error, "%s: must be an absolute path", P("cwd"));
+                r = error_setf(ret_error, "%s: must be an absolute path", P("cwd"));
                 goto fail;
         }
         if (!(p.cwd = strdup(json_string_value(cwd)))) {
@@ -182,7 +171,7 @@ static int process_from_json(json_t *j, const char *prefix, struct oci_process *
         json_t *user = json_object_get(j, "user");
         if (user) {
                 if (!json_is_object(user)) {
-                        r = fail(ret_error, "%s: must be an object", P("user"));
+                        r = error_setf(ret_error, "%s: must be an object", P("user"));
                         goto fail;
                 }
                 if ((r = get_u32(user, "uid", P("user.uid"), false, &p.uid, ret_error)) < 0 ||
@@ -191,7 +180,7 @@ static int process_from_json(json_t *j, const char *prefix, struct oci_process *
                 json_t *g = json_object_get(user, "additionalGids");
                 if (g && !json_is_null(g)) {
                         if (!json_is_array(g) || json_array_size(g) > SPEC_MAX_STRINGS) {
-                                r = fail(ret_error, "%s: must be an array of integers", P("user.additionalGids"));
+                                r = error_setf(ret_error, "%s: must be an array of integers", P("user.additionalGids"));
                                 goto fail;
                         }
                         p.n_additional_gids = json_array_size(g);
@@ -204,7 +193,7 @@ static int process_from_json(json_t *j, const char *prefix, struct oci_process *
                                 json_t *v = json_array_get(g, i);
                                 if (!json_is_integer(v) || json_integer_value(v) < 0 ||
                                     json_integer_value(v) > UINT32_MAX) {
-                                        r = fail(ret_error, "%s[%zu]: must be an integer from 0 to %u",
+                                        r = error_setf(ret_error, "%s[%zu]: must be an integer from 0 to %u",
                                                  P("user.additionalGids"), i, UINT32_MAX);
                                         goto fail;
                                 }
@@ -215,7 +204,7 @@ static int process_from_json(json_t *j, const char *prefix, struct oci_process *
         json_t *rl = json_object_get(j, "rlimits");
         if (rl && !json_is_null(rl)) {
                 if (!json_is_array(rl) || json_array_size(rl) > 64) {
-                        r = fail(ret_error, "%s: must be an array of at most 64 objects", P("rlimits"));
+                        r = error_setf(ret_error, "%s: must be an array of at most 64 objects", P("rlimits"));
                         goto fail;
                 }
                 p.rlimits = calloc(json_array_size(rl) + 1, sizeof *p.rlimits);
@@ -229,7 +218,7 @@ static int process_from_json(json_t *j, const char *prefix, struct oci_process *
                         snprintf(path, sizeof path, "%srlimits[%zu]", prefix, i);
                         if (!json_is_object(o) || !json_is_string(type) ||
                             strncmp(json_string_value(type), "RLIMIT_", 7) != 0) {
-                                r = fail(ret_error, "%s: needs a type \"RLIMIT_*\"", path);
+                                r = error_setf(ret_error, "%s: needs a type \"RLIMIT_*\"", path);
                                 goto fail;
                         }
                         struct oci_rlimit *l = &p.rlimits[p.n_rlimits];
@@ -249,7 +238,7 @@ static int process_from_json(json_t *j, const char *prefix, struct oci_process *
                 if (!json_is_object(cs) || (r = get_u32(cs, "height", P("consoleSize.height"), true, &h, ret_error)) < 0 ||
                     (r = get_u32(cs, "width", P("consoleSize.width"), true, &w, ret_error)) < 0) {
                         if (!json_is_object(cs))
-                                r = fail(ret_error, "%s: must be an object", P("consoleSize"));
+                                r = error_setf(ret_error, "%s: must be an object", P("consoleSize"));
                         goto fail;
                 }
                 p.console_height = h;
@@ -293,7 +282,7 @@ int oci_config_parse(const char *json, size_t len, struct oci_config *ret, char 
         if (root) {
                 json_t *path = json_object_get(root, "path");
                 if (!json_is_object(root) || !json_is_string(path) || !*json_string_value(path)) {
-                        r = fail(ret_error, "root.path: must be a non-empty string");
+                        r = error_setf(ret_error, "root.path: must be a non-empty string");
                         goto fail;
                 }
                 if (!(c.root_path = strdup(json_string_value(path)))) {
@@ -306,7 +295,7 @@ int oci_config_parse(const char *json, size_t len, struct oci_config *ret, char 
         json_t *hn = json_object_get(j, "hostname");
         if (hn) {
                 if (!json_is_string(hn)) {
-                        r = fail(ret_error, "hostname: must be a string");
+                        r = error_setf(ret_error, "hostname: must be a string");
                         goto fail;
                 }
                 if (!(c.hostname = strdup(json_string_value(hn)))) {
@@ -317,7 +306,7 @@ int oci_config_parse(const char *json, size_t len, struct oci_config *ret, char 
         json_t *proc = json_object_get(j, "process");
         if (proc) {
                 if (!json_is_object(proc)) {
-                        r = fail(ret_error, "process: must be an object");
+                        r = error_setf(ret_error, "process: must be an object");
                         goto fail;
                 }
                 if ((r = process_from_json(proc, "process.", &c.process, ret_error)) < 0)
@@ -327,20 +316,20 @@ int oci_config_parse(const char *json, size_t len, struct oci_config *ret, char 
         json_t *lnx = json_object_get(j, "linux");
         if (lnx) {
                 if (!json_is_object(lnx)) {
-                        r = fail(ret_error, "linux: must be an object");
+                        r = error_setf(ret_error, "linux: must be an object");
                         goto fail;
                 }
                 json_t *ns = json_object_get(lnx, "namespaces");
                 if (ns && !json_is_null(ns)) {
                         if (!json_is_array(ns)) {
-                                r = fail(ret_error, "linux.namespaces: must be an array");
+                                r = error_setf(ret_error, "linux.namespaces: must be an array");
                                 goto fail;
                         }
                         for (size_t i = 0; i < json_array_size(ns); i++) {
                                 json_t *o = json_array_get(ns, i);
                                 json_t *type = json_object_get(o, "type"), *p = json_object_get(o, "path");
                                 if (!json_is_object(o) || !json_is_string(type) || (p && !json_is_string(p))) {
-                                        r = fail(ret_error, "linux.namespaces[%zu]: needs a string type (and path)", i);
+                                        r = error_setf(ret_error, "linux.namespaces[%zu]: needs a string type (and path)", i);
                                         goto fail;
                                 }
                                 if (strcmp(json_string_value(type), "pid") == 0 && (!p || !*json_string_value(p)))
@@ -350,7 +339,7 @@ int oci_config_parse(const char *json, size_t len, struct oci_config *ret, char 
                 json_t *cg = json_object_get(lnx, "cgroupsPath");
                 if (cg) {
                         if (!json_is_string(cg)) {
-                                r = fail(ret_error, "linux.cgroupsPath: must be a string");
+                                r = error_setf(ret_error, "linux.cgroupsPath: must be a string");
                                 goto fail;
                         }
                         if (!(c.cgroups_path = strdup(json_string_value(cg)))) {
@@ -363,7 +352,7 @@ int oci_config_parse(const char *json, size_t len, struct oci_config *ret, char 
         if (hooks && !json_is_null(hooks)) {
                 json_t *post = json_object_get(hooks, "poststop");
                 if (!json_is_object(hooks) || (post && !json_is_null(post) && !json_is_array(post))) {
-                        r = fail(ret_error, "hooks: must be an object of arrays");
+                        r = error_setf(ret_error, "hooks: must be an object of arrays");
                         goto fail;
                 }
                 c.has_poststop_hooks = json_array_size(post) > 0;
@@ -371,7 +360,7 @@ int oci_config_parse(const char *json, size_t len, struct oci_config *ret, char 
         json_t *ann = json_object_get(j, "annotations");
         if (ann && !json_is_null(ann)) {
                 if (!json_is_object(ann) || json_object_size(ann) > SPEC_MAX_STRINGS) {
-                        r = fail(ret_error, "annotations: must be an object of strings");
+                        r = error_setf(ret_error, "annotations: must be an object of strings");
                         goto fail;
                 }
                 size_t n = json_object_size(ann);
@@ -385,7 +374,7 @@ int oci_config_parse(const char *json, size_t len, struct oci_config *ret, char 
                 json_t *v;
                 json_object_foreach(ann, k, v) {
                         if (!json_is_string(v)) {
-                                r = fail(ret_error, "annotations.%.100s: must be a string", k);
+                                r = error_setf(ret_error, "annotations.%.100s: must be a string", k);
                                 goto fail;
                         }
                         c.annotation_keys[c.n_annotations] = strdup(k);
@@ -413,26 +402,37 @@ const char *oci_config_annotation(const struct oci_config *c, const char *key) {
         return NULL;
 }
 
+/* Read a spec file (size capped, no symlink in the last component); the error names it. */
+static int read_spec_file(int dirfd, const char *path, char **ret_buf, size_t *ret_len, char **ret_error) {
+        int r = read_file_at(dirfd, path, SPEC_MAX_FILE_SIZE, ret_buf, ret_len);
+        if (r < 0)
+                error_setf(ret_error, "cannot read %s: %s", path, strerror(-r));
+        return r;
+}
+
+/* A parse error of the file at path: prefixed with the path, so that every error of a
+ * load names the file. */
+static int name_file(int r, const char *path, char **ret_error) {
+        if (r < 0 && ret_error && *ret_error) {
+                char *named = NULL;
+                if (asprintf(&named, "%s: %s", path, *ret_error) >= 0) {
+                        free(*ret_error);
+                        *ret_error = named;
+                }
+        }
+        return r;
+}
+
 int oci_config_load(int dirfd, const char *path, struct oci_config *ret, char **ret_error) {
         _cleanup_free_ char *buf = NULL;
         size_t len = 0;
-        int r = read_file_at(dirfd, path, SPEC_MAX_FILE_SIZE, &buf, &len);
-        if (r < 0)
-                {
-                fail(ret_error, "cannot read %s: %s", path, strerror(-r));
-                return r;
-        }
-        return oci_config_parse(buf, len, ret, ret_error);
+        int r = read_spec_file(dirfd, path, &buf, &len, ret_error);
+        return r < 0 ? r : name_file(oci_config_parse(buf, len, ret, ret_error), path, ret_error);
 }
 
 int oci_process_load(int dirfd, const char *path, struct oci_process *ret, char **ret_error) {
         _cleanup_free_ char *buf = NULL;
         size_t len = 0;
-        int r = read_file_at(dirfd, path, SPEC_MAX_FILE_SIZE, &buf, &len);
-        if (r < 0)
-                {
-                fail(ret_error, "cannot read %s: %s", path, strerror(-r));
-                return r;
-        }
-        return oci_process_parse(buf, len, ret, ret_error);
+        int r = read_spec_file(dirfd, path, &buf, &len, ret_error);
+        return r < 0 ? r : name_file(oci_process_parse(buf, len, ret, ret_error), path, ret_error);
 }

@@ -53,6 +53,7 @@ int oci_config_parse(const char *json, size_t len, struct oci_config *ret, char 
 void oci_config_done(struct oci_config *c);
 /* Look up an annotation; NULL if absent. */
 const char *oci_config_annotation(const struct oci_config *c, const char *key);
-/* Read and parse a file (size capped, no symlink in the last component). */
+/* Read and parse a file (size capped, no symlink in the last component); every error
+ * names the file. */
 int oci_config_load(int dirfd, const char *path, struct oci_config *ret, char **ret_error);
 int oci_process_load(int dirfd, const char *path, struct oci_process *ret, char **ret_error);

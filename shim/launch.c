@@ -349,18 +349,18 @@ int launch_start(const struct shim_args *a) {
         }
         /* containerd writes the task options to stdin (an Any); read all of it so that
          * it never blocks, keep what fits. */
-        uint8_t opts_buf[65536];
+        uint8_t opts_buf[65536], sink[512];
         size_t opts_len = 0;
         for (;;) {
-                char sink[4096];
-                ssize_t n = read(STDIN_FILENO, sink, sizeof sink);
+                bool full = opts_len == sizeof opts_buf;
+                ssize_t n = full ? read(STDIN_FILENO, sink, sizeof sink)
+                                 : read(STDIN_FILENO, opts_buf + opts_len, sizeof opts_buf - opts_len);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n <= 0)
                         break;
-                size_t keep = MIN((size_t)n, sizeof opts_buf - opts_len);
-                memcpy(opts_buf + opts_len, sink, keep);
-                opts_len += keep;
+                if (!full)
+                        opts_len += (size_t)n;
         }
 
         _cleanup_free_ char *group = NULL, *path = NULL, *address = NULL;
@@ -390,8 +390,10 @@ int launch_start(const struct shim_args *a) {
         if (!existing) {
                 pid_t pid = 0;
                 r = spawn_daemon(a, bundle, path, fd, &pid);
-                if (r == 0)
-                        r = place_daemon(pid, opts_buf, opts_len);
+                if (r < 0)
+                        fprintf(stderr, "cannot start the shim daemon: %s\n", strerror(-r));
+                else
+                        r = place_daemon(pid, opts_buf, opts_len); /* says why itself */
                 if (r < 0) {
                         if (pid > 0)
                                 kill(pid, SIGKILL);

@@ -76,3 +76,14 @@ int log_internal(enum log_level level, int error, const char *fmt, ...) {
         errno = saved_errno;
         return ret;
 }
+
+int error_setf(char **ret_error, const char *fmt, ...) {
+        if (ret_error) {
+                va_list ap;
+                va_start(ap, fmt);
+                if (vasprintf(ret_error, fmt, ap) < 0)
+                        *ret_error = NULL;
+                va_end(ap);
+        }
+        return -EINVAL;
+}

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "file-util.h"
+#include "log.h"
 #include "macro.h"
 #include "runc-options.pb-c.h"
 
@@ -18,16 +19,6 @@ void runtime_options_done(struct runtime_options *o) {
         free(o->root);
         free(o->shim_cgroup);
         *o = (struct runtime_options){0};
-}
-
-static int set_error(char **ret_error, const char *fmt, ...) _printf_(2, 3);
-static int set_error(char **ret_error, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        if (vasprintf(ret_error, fmt, ap) < 0)
-                *ret_error = NULL;
-        va_end(ap);
-        return -EINVAL;
 }
 
 static char *trim(char *s) {
@@ -102,7 +93,7 @@ int runtime_options_parse_toml(const char *text, size_t len, struct runtime_opti
                 return -ENOMEM;
         if (strlen(buf) != len) {
                 runtime_options_done(&o);
-                return set_error(ret_error, "runtime config: contains a NUL byte");
+                return error_setf(ret_error, "runtime config: contains a NUL byte");
         }
         unsigned lineno = 0;
         char *save = NULL;
@@ -114,7 +105,7 @@ int runtime_options_parse_toml(const char *text, size_t len, struct runtime_opti
                 char *eq = strchr(l, '=');
                 if (!eq) {
                         runtime_options_done(&o);
-                        return set_error(ret_error, "runtime config line %u: expected Key = value", lineno);
+                        return error_setf(ret_error, "runtime config line %u: expected Key = value", lineno);
                 }
                 *eq = 0;
                 char *key = trim(l), *val = trim(eq + 1);
@@ -141,7 +132,7 @@ int runtime_options_parse_toml(const char *text, size_t len, struct runtime_opti
                         continue; /* checkpointing is not supported; the keys are harmless */
                 else {
                         runtime_options_done(&o);
-                        return set_error(ret_error, "runtime config line %u: unknown option \"%.64s\"", lineno, key);
+                        return error_setf(ret_error, "runtime config line %u: unknown option \"%.64s\"", lineno, key);
                 }
                 if (str) {
                         free(*str);
@@ -150,7 +141,7 @@ int runtime_options_parse_toml(const char *text, size_t len, struct runtime_opti
                 }
                 if (r < 0) {
                         runtime_options_done(&o);
-                        return set_error(ret_error, "runtime config line %u: bad value for %s", lineno, key);
+                        return error_setf(ret_error, "runtime config line %u: bad value for %s", lineno, key);
                 }
         }
         *ret = o;
@@ -171,7 +162,7 @@ int runtime_options_decode(const char *type_url, const uint8_t *value, size_t le
         if (strcmp(type_url, RUNC_OPTIONS_TYPE) == 0) {
                 Nanoshim__Runcopts__Options *m = nanoshim__runcopts__options__unpack(NULL, len, value);
                 if (!m)
-                        return set_error(ret_error, "cannot decode %s", RUNC_OPTIONS_TYPE);
+                        return error_setf(ret_error, "cannot decode %s", RUNC_OPTIONS_TYPE);
                 o.binary_name = dup_nonempty(m->binary_name);
                 o.root = dup_nonempty(m->root);
                 o.shim_cgroup = dup_nonempty(m->shim_cgroup);
@@ -187,14 +178,14 @@ int runtime_options_decode(const char *type_url, const uint8_t *value, size_t le
         if (strcmp(type_url, RUNTIME_OPTIONS_TYPE) == 0) {
                 Nanoshim__Runcopts__RuntimeOptions *m = nanoshim__runcopts__runtime_options__unpack(NULL, len, value);
                 if (!m)
-                        return set_error(ret_error, "cannot decode %s", RUNTIME_OPTIONS_TYPE);
+                        return error_setf(ret_error, "cannot decode %s", RUNTIME_OPTIONS_TYPE);
                 int r = 0;
                 if (m->config_path && *m->config_path) {
                         _cleanup_free_ char *text = NULL;
                         size_t tlen = 0;
                         r = read_file_at(AT_FDCWD, m->config_path, RUNTIME_OPTIONS_FILE_MAX, &text, &tlen);
                         if (r < 0)
-                                r = set_error(ret_error, "cannot read runtime config %.200s: %s", m->config_path,
+                                r = error_setf(ret_error, "cannot read runtime config %.200s: %s", m->config_path,
                                               strerror(-r));
                         else
                                 r = runtime_options_parse_toml(text, tlen, &o, ret_error);
@@ -205,6 +196,6 @@ int runtime_options_decode(const char *type_url, const uint8_t *value, size_t le
                 *ret = o;
                 return 0;
         }
-        return set_error(ret_error, "unsupported runtime options type \"%.200s\" (nanoshim understands %s and %s)",
+        return error_setf(ret_error, "unsupported runtime options type \"%.200s\" (nanoshim understands %s and %s)",
                          type_url, RUNC_OPTIONS_TYPE, RUNTIME_OPTIONS_TYPE);
 }

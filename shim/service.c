@@ -579,12 +579,7 @@ static void handle_create(struct shim *s, struct ttrpc_call *call) {
         _cleanup_free_ char *cfg_path = join_path(c->bundle, "config.json");
         r = cfg_path ? oci_config_load(AT_FDCWD, cfg_path, &cfg, &err) : -ENOMEM;
         if (r < 0) {
-                /* load errors name the path already; parse errors name the field */
-                if (err && strncmp(err, "cannot read ", 12) == 0)
-                        create_fail(o, TTRPC_INVALID_ARGUMENT, "%s", err);
-                else
-                        create_fail(o, TTRPC_INVALID_ARGUMENT, "%s: %s", cfg_path ? cfg_path : "config.json",
-                                    err ? err : strerror(-r));
+                create_fail(o, TTRPC_INVALID_ARGUMENT, "%s", err ? err : strerror(-r)); /* names the file */
                 return;
         }
         c->private_pidns = cfg.private_pid_namespace;
@@ -1041,8 +1036,9 @@ static void handle_kill(struct shim *s, struct ttrpc_call *call) {
                 ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "invalid signal %u", req->signal);
                 goto out;
         }
-        if (p->is_init && req->all && p->exit_reported && c->early_delete != EARLY_DELETE_NONE) {
-                /* nothing left to signal, and the runtime may have forgotten it already */
+        if (p->is_init && req->all && p->exit_reported && c->private_pidns) {
+                /* the init's exit took the whole PID namespace: nothing is left to signal
+                 * (and the runtime may have forgotten the container already) */
                 ttrpc_call_reply_error(call, TTRPC_NOT_FOUND, "process already finished");
                 goto out;
         }

@@ -33,16 +33,6 @@ void standalone_done(struct standalone_launch *l) {
         *l = (struct standalone_launch){0};
 }
 
-static int launch_error(char **ret_error, const char *fmt, ...) _printf_(2, 3);
-static int launch_error(char **ret_error, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        if (vasprintf(ret_error, fmt, ap) < 0)
-                *ret_error = NULL;
-        va_end(ap);
-        return -EINVAL;
-}
-
 enum kind { KIND_STRING, KIND_BOOL };
 struct key {
         const char *name;
@@ -69,16 +59,16 @@ static const struct key keys[] = {
 int standalone_parse(const char *json, size_t len, const char *default_id, struct standalone_launch *ret,
                      char **ret_error) {
         if (len > STANDALONE_MAX_SIZE)
-                return launch_error(ret_error, "%s: larger than %u bytes", STANDALONE_FILE, STANDALONE_MAX_SIZE);
+                return error_setf(ret_error, "%s: larger than %u bytes", STANDALONE_FILE, STANDALONE_MAX_SIZE);
         json_error_t e;
         json_t *j = json_loadb(json, len, JSON_REJECT_DUPLICATES, &e);
         if (!j)
-                return launch_error(ret_error, "%s: invalid JSON at line %d column %d: %s", STANDALONE_FILE, e.line,
+                return error_setf(ret_error, "%s: invalid JSON at line %d column %d: %s", STANDALONE_FILE, e.line,
                                     e.column, e.text);
         struct standalone_launch l = {.start = true};
         int r = 0;
         if (!json_is_object(j)) {
-                r = launch_error(ret_error, "%s: must be a JSON object", STANDALONE_FILE);
+                r = error_setf(ret_error, "%s: must be a JSON object", STANDALONE_FILE);
                 goto out;
         }
         const char *name;
@@ -89,20 +79,20 @@ int standalone_parse(const char *json, size_t len, const char *default_id, struc
                         if (strcmp(keys[i].name, name) == 0)
                                 k = &keys[i];
                 if (!k) {
-                        r = launch_error(ret_error, "%s: unknown key \"%.100s\"", STANDALONE_FILE, name);
+                        r = error_setf(ret_error, "%s: unknown key \"%.100s\"", STANDALONE_FILE, name);
                         goto out;
                 }
                 void *field = (char *)&l + k->offset;
                 if (k->kind == KIND_BOOL) {
                         if (!json_is_boolean(v)) {
-                                r = launch_error(ret_error, "%s: %s must be true or false", STANDALONE_FILE, name);
+                                r = error_setf(ret_error, "%s: %s must be true or false", STANDALONE_FILE, name);
                                 goto out;
                         }
                         *(bool *)field = json_is_true(v);
                 } else {
                         if (!json_is_string(v) || json_string_length(v) > 4096 ||
                             strlen(json_string_value(v)) != json_string_length(v)) {
-                                r = launch_error(ret_error, "%s: %s must be a string (at most 4096 bytes)",
+                                r = error_setf(ret_error, "%s: %s must be a string (at most 4096 bytes)",
                                                  STANDALONE_FILE, name);
                                 goto out;
                         }
@@ -119,7 +109,7 @@ int standalone_parse(const char *json, size_t len, const char *default_id, struc
                 goto out;
         }
         if (!l.id || !identifier_is_valid(l.id)) {
-                r = launch_error(ret_error, "%s: id \"%.80s\" is missing or not a valid container id", STANDALONE_FILE,
+                r = error_setf(ret_error, "%s: id \"%.80s\" is missing or not a valid container id", STANDALONE_FILE,
                                  l.id ? l.id : "");
                 goto out;
         }
@@ -135,12 +125,12 @@ out:
 int standalone_load(const char *bundle, const char *default_id, struct standalone_launch *ret, char **ret_error) {
         _cleanup_close_ int dfd = open(bundle, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
         if (dfd < 0)
-                return launch_error(ret_error, "cannot open the bundle %s: %s", bundle, strerror(errno));
+                return error_setf(ret_error, "cannot open the bundle %s: %s", bundle, strerror(errno));
         _cleanup_free_ char *buf = NULL;
         size_t len = 0;
         int r = read_file_at(dfd, STANDALONE_FILE, STANDALONE_MAX_SIZE, &buf, &len);
         if (r < 0) {
-                launch_error(ret_error, "cannot read %s/%s: %s", bundle, STANDALONE_FILE, strerror(-r));
+                error_setf(ret_error, "cannot read %s/%s: %s", bundle, STANDALONE_FILE, strerror(-r));
                 return r;
         }
         return standalone_parse(buf, len, default_id, ret, ret_error);

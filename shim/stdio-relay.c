@@ -769,8 +769,7 @@ int stdio_new(struct ev_loop *loop, const struct stdio_config *cfg, struct stdio
                          * wakes us 16x less often. Pages are only used as data waits.
                          * Best effort (a capped pipe-max-size leaves the default). */
                         (void)fcntl(p[0], F_SETPIPE_SZ, RELAY_PIPE_SIZE);
-                        if (s->out_w[i] >= 0 && (i == 0 || s->out_w[1] != s->out_w[0]))
-                                (void)fcntl(s->out_w[i], F_SETPIPE_SZ, RELAY_PIPE_SIZE);
+                        (void)fcntl(s->out_w[i], F_SETPIPE_SZ, RELAY_PIPE_SIZE); /* a FIFO; a file ignores it */
                 }
                 /* the pipes are ours to give to the io user; the client's FIFOs are not */
                 for (int i = s->direct ? 2 : 0; i < 3; i++)

@@ -6,6 +6,18 @@
 #   ctrd_stop [SIGNAL]             stop it (default TERM; KILL for crash tests)
 CTR_NS=${CTR_NS:-nanoshim-test}
 
+# skip_unless_ready CMD...: exit 77 (skipped) unless root with every CMD installed.
+skip_unless_ready() {
+        if [ "$(id -u)" != 0 ]; then
+                echo "SKIP: needs root"
+                exit 77
+        fi
+        local b
+        for b in "$@"; do
+                command -v "$b" >/dev/null || { echo "SKIP: $b not installed"; exit 77; }
+        done
+}
+
 # poll_until SECONDS CMD...: run CMD until it succeeds or the deadline passes.
 poll_until() {
         local deadline=$(( $(date +%s%N) / 1000000 + ${1} * 1000 ))

@@ -7,15 +7,9 @@
 set -u
 SHIM=$(readlink -f "$1")
 SRC=$(readlink -f "$2")
-if [ "$(id -u)" != 0 ]; then
-        echo "SKIP: needs root"
-        exit 77
-fi
-for b in containerd ctr runc script; do
-        command -v "$b" >/dev/null || { echo "SKIP: $b not installed"; exit 77; }
-done
 # shellcheck source=tests/integration/ctrd-lib.sh
 . "$SRC/tests/integration/ctrd-lib.sh"
+skip_unless_ready containerd ctr runc script
 
 NANO=io.containerd.nanoshim.v2
 RUNC=io.containerd.runc.v2

@@ -9,17 +9,11 @@ SHIM=$(readlink -f "$1")
 SRC=$(readlink -f "$2")
 N=${LOAD_CONTAINERS:-100}
 PAR=10
-if [ "$(id -u)" != 0 ]; then
-        echo "SKIP: needs root"
-        exit 77
-fi
-for b in containerd ctr runc pgrep; do
-        command -v "$b" >/dev/null || { echo "SKIP: $b not installed"; exit 77; }
-done
-[ -x /bin/busybox ] || { echo "SKIP: needs busybox-static"; exit 77; }
 export CTR_NS=nanoshim-load
 # shellcheck source=tests/integration/ctrd-lib.sh
 . "$SRC/tests/integration/ctrd-lib.sh"
+skip_unless_ready containerd ctr runc pgrep
+[ -x /bin/busybox ] || { echo "SKIP: needs busybox-static"; exit 77; }
 
 RT=io.containerd.nanoshim.v2
 IMAGE=localhost/nanoshim-busybox:load
