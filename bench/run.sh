@@ -15,6 +15,7 @@ TP_RUNS=3
 EV_RUNS=20
 ORPH_RUNS=3
 IDLE_S=10
+PHASES=""
 OUT=$SRC/bench/results
 ORIG_ARGS=("$@")
 usage() {
@@ -24,6 +25,8 @@ usage() {
         echo "  -t N   runs of the 1 GiB stdout transfer per subject (default $TP_RUNS)"
         echo "  -o DIR where results go (default bench/results)"
         echo "  --quick  small counts for a smoke test (-n 5 -r 5 -t 1)"
+        echo "  -p LIST  only these phases (of: memory lifecycle standalone throughput events"
+        echo "           orphans); prints the figures, writes no report"
 }
 while [ $# -gt 0 ]; do
         case $1 in
@@ -31,6 +34,7 @@ while [ $# -gt 0 ]; do
         -r) RUNS=$2; shift ;;
         -t) TP_RUNS=$2; shift ;;
         -o) OUT=$2; shift ;;
+        -p) PHASES=$2; shift ;;
         --quick) N=5 RUNS=5 TP_RUNS=1 EV_RUNS=5 ORPH_RUNS=1 IDLE_S=2 ;;
         -h | --help) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
@@ -491,20 +495,50 @@ throughput_phase() {
 # ------------------------------------------------------------------------------------
 # kill -> exit event; orphan reaping
 
-# Under containerd: the init is killed from the host (no ctr start-up in the interval);
-# the interval ends at the exit event's timestamp (stamped by the shim when it sent it).
-ev_ctr() {
-        local rt=$1 id=$2 pid t0 line ts
-        run_d "$rt" "$id" -- sleep 100000 || { log "run -d $id failed"; return; }
-        pid=$(task_pid "$id")
-        t0=$(now_us)
-        kill -KILL "$pid"
+# Kill requests under containerd. The interval ends at the exit event's timestamp
+# (stamped by the shim when it sent it) and starts at:
+#  - ev_kill: the moment the Kill request is sent to the shim's task API, the same
+#    client (shimctl -T, which prints when it sent the request) for both shims, on
+#    the socket containerd itself uses: the shim's whole kill path, nothing else;
+#  - ev_ctrkill: the start of `ctr task kill -s KILL` (what a user of ctr sees: ctr's
+#    start-up and containerd are in the interval, the same for both shims);
+#  - ev_ctr: a SIGKILL sent from the host to the init (the exit path only: kernel
+#    teardown, reaping, publishing).
+# ev_done NAME RT ID T0_US: wait for ID's exit event, record its interval from T0_US.
+ev_done() {
+        local name=$1 rt=$2 id=$3 t0=$4 line ts
         # the shim stamps the event: a slow poll keeps our CPU use out of the interval
         poll_until 20 has_exit_event "$id" || log "no exit event for $id"
         line=$(exit_event_line "$id")
         ts=$(ts_to_us "$(echo "$line" | cut -d' ' -f1-2) UTC")
-        record "ev.$(short "$rt")" "$(fdiv $((ts - t0)) 1000 %.4f)"
+        record "$name.$(short "$rt")" "$(fdiv $((ts - t0)) 1000 %.4f)"
         rm_ctr "$id"
+}
+
+ev_kill() {
+        local rt=$1 id=$2 addr t0
+        run_d "$rt" "$id" -- sleep 100000 || { log "run -d $id failed"; return; }
+        addr=$(cat "$CTRD_DIR/state/io.containerd.runtime.v2.task/$CTR_NS/$id/address")
+        t0=$("$SHIMCTL" -T -a "$addr" kill "$id" --signal KILL 2>&1 | awk '$2 == "Kill" && $3 == "sent" { print $4 }')
+        [ -n "$t0" ] || { log "$id: no Kill timestamp from shimctl"; rm_ctr "$id"; return; }
+        ev_done evk "$rt" "$id" "${t0/./}"
+}
+
+ev_ctrkill() {
+        local rt=$1 id=$2 t0
+        run_d "$rt" "$id" -- sleep 100000 || { log "run -d $id failed"; return; }
+        t0=$(now_us)
+        ctr_ task kill -s KILL "$id"
+        ev_done evc "$rt" "$id" "$t0"
+}
+
+ev_ctr() {
+        local rt=$1 id=$2 pid t0
+        run_d "$rt" "$id" -- sleep 100000 || { log "run -d $id failed"; return; }
+        pid=$(task_pid "$id")
+        t0=$(now_us)
+        kill -KILL "$pid"
+        ev_done ev "$rt" "$id" "$t0"
 }
 
 ev_sa() {
@@ -528,9 +562,12 @@ events_phase() {
         local rpid=$!
         track "$rpid"
         poll_fast 10 test -S "$WORK/ev-sa.sock"
+        [ -e "$WORK/sab/nano/config.json" ] || mk_bundle "$WORK/sab/nano" sleep 100000
         sa_shim_start ev "$WORK/ev-sa.sock" || log "events shim did not come up"
         for i in $(seq "$EV_RUNS"); do
                 for rt in $(order "$i" "$NANO" "$RUNCV2"); do
+                        ev_kill "$rt" "ek-$(short "$rt")-$i"
+                        ev_ctrkill "$rt" "ec-$(short "$rt")-$i"
                         ev_ctr "$rt" "e-$(short "$rt")-$i"
                 done
                 ev_sa "$i"
@@ -591,6 +628,18 @@ orphans_phase() {
 
 # ------------------------------------------------------------------------------------
 
+if [ -n "$PHASES" ]; then
+        for p in $PHASES; do
+                case $p in
+                memory) mem_phase_a; mem_phase_b ;;
+                lifecycle | standalone | throughput | events | orphans) "${p}_phase" ;;
+                *) log "unknown phase '$p'" ;;
+                esac
+        done
+        . "$SRC/bench/report.sh"
+        partial_report
+        exit
+fi
 mem_phase_a
 mem_phase_b
 lifecycle_phase

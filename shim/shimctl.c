@@ -55,6 +55,7 @@ struct ctl {
         const char *address;
         double timeout_s; /* < 0: the command's default */
         bool check_ids;
+        bool timestamps;  /* -T: when each call was sent and answered, on stderr */
         const char *command;
         bool chained;     /* more commands follow (see "+" in main) */
 };
@@ -63,7 +64,7 @@ struct ctl {
 /* usage and small helpers                                                              */
 
 static void usage(FILE *f) {
-        fputs("Usage: shimctl [-a SOCKET] [--timeout SECONDS] COMMAND [ARGS...]\n"
+        fputs("Usage: shimctl [-a SOCKET] [--timeout SECONDS] [-T] COMMAND [ARGS...]\n"
               "\n"
               "Drive a live nanoshim (containerd.task.v2.Task over ttrpc) from a shell.\n"
               "\n"
@@ -72,6 +73,8 @@ static void usage(FILE *f) {
               "      --timeout SECONDS  give up on the call after this long; 0 = never\n"
               "                         (default: never for wait, 30 otherwise)\n"
               "      --no-id-check      send ids as given, without checking them here first\n"
+              "  -T, --timestamps       print on stderr when each call was sent and answered\n"
+              "                         (\"shimctl: METHOD sent S.US answered S.US\", wall clock)\n"
               "  -h, --help             this text\n"
               "      --version          print the version\n"
               "\n"
@@ -262,6 +265,7 @@ static int ctl_call(const struct ctl *ctl, double default_timeout_s, const char 
         double timeout_s = ctl->timeout_s >= 0 ? ctl->timeout_s : default_timeout_s;
         int64_t timeout_ns = (int64_t)(timeout_s * 1e9);
         struct reply rep = {0};
+        struct timespec sent = now_realtime();
         r = ttrpc_client_call(client, TASK_SERVICE, method, req, timeout_ns, NULL, 0, on_reply, &rep);
         if (r < 0) {
                 ttrpc_client_free(client);
@@ -271,6 +275,11 @@ static int ctl_call(const struct ctl *ctl, double default_timeout_s, const char 
         }
         while (!rep.done)
                 ev_run(ctl->loop, EVRUN_ONCE);
+        if (ctl->timestamps) {
+                struct timespec answered = now_realtime();
+                fprintf(stderr, "shimctl: %s sent %lld.%06ld answered %lld.%06ld\n", method, (long long)sent.tv_sec,
+                        sent.tv_nsec / 1000, (long long)answered.tv_sec, answered.tv_nsec / 1000);
+        }
         bool lost = rep.code == TTRPC_UNAVAILABLE && ttrpc_client_is_closed(client);
         ttrpc_client_free(client);
 
@@ -1170,6 +1179,7 @@ int main(int argc, char **argv) {
                 {"address", required_argument, NULL, 'a'},
                 {"timeout", required_argument, NULL, OPT_TIMEOUT},
                 {"no-id-check", no_argument, NULL, OPT_NO_ID_CHECK},
+                {"timestamps", no_argument, NULL, 'T'},
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, OPT_VERSION},
                 {NULL, 0, NULL, 0},
@@ -1178,7 +1188,7 @@ int main(int argc, char **argv) {
         opterr = 0;
         int c;
         /* '+': options stop at the command; the command parses its own. */
-        while ((c = getopt_long(argc, argv, "+:a:h", opts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "+:a:hT", opts, NULL)) != -1) {
                 switch (c) {
                 case 'a':
                         ctl.address = optarg;
@@ -1194,6 +1204,9 @@ int main(int argc, char **argv) {
                 }
                 case OPT_NO_ID_CHECK:
                         ctl.check_ids = false;
+                        break;
+                case 'T':
+                        ctl.timestamps = true;
                         break;
                 case 'h':
                         usage(stdout);
