@@ -653,6 +653,20 @@ int runtime_delete(struct runtime *rt, const char *id, bool force, runtime_done_
         return simple(rt, "delete", cmd, done, ud, ret_op);
 }
 
+int runtime_delete_stopped_in_place(struct runtime *rt, const char *id, pid_t init_pid, char **ret_reason) {
+        const char *bin = rt->resolved ? rt->resolved : rt->binary;
+        const char *base = strrchr(bin, '/');
+        base = base ? base + 1 : bin;
+        /* A wrapper or another runtime gets its own delete called, always. */
+        if (strcmp(base, "runc") != 0)
+                return error_setf(ret_reason, "the runtime is %s, not runc", base), -EOPNOTSUPP;
+        if (!rt->root)
+                return error_setf(ret_reason, "no explicit runtime root"), -EOPNOTSUPP;
+        if (rt->systemd_cgroup)
+                return error_setf(ret_reason, "systemd cgroup driver"), -EOPNOTSUPP;
+        return runc_state_remove(rt->root, id, init_pid, "/sys/fs/cgroup/", ret_reason);
+}
+
 int runtime_state(struct runtime *rt, const char *id, runtime_done_fn done, void *ud, struct runtime_op **ret_op) {
         const char *cmd[] = {"state", id, NULL};
         return spawn(rt, "state", cmd, CAPTURE_BOTH, done, ud, ret_op);

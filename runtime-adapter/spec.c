@@ -39,7 +39,7 @@ static bool nesting_ok(const char *s, size_t len) {
         return true;
 }
 
-static json_t *load(const char *json, size_t len, const char *what, char **ret_error) {
+json_t *spec_json_load(const char *json, size_t len, const char *what, char **ret_error) {
         if (len > SPEC_MAX_FILE_SIZE) {
                 error_setf(ret_error, "%s: larger than %u bytes", what, SPEC_MAX_FILE_SIZE);
                 return NULL;
@@ -253,7 +253,7 @@ fail:
 }
 
 int oci_process_parse(const char *json, size_t len, struct oci_process *ret, char **ret_error) {
-        json_t *j = load(json, len, "process", ret_error);
+        json_t *j = spec_json_load(json, len, "process", ret_error);
         if (!j)
                 return -EINVAL;
         int r = process_from_json(j, "process.", ret, ret_error);
@@ -273,7 +273,7 @@ void oci_config_done(struct oci_config *c) {
 }
 
 int oci_config_parse(const char *json, size_t len, struct oci_config *ret, char **ret_error) {
-        json_t *j = load(json, len, "config.json", ret_error);
+        json_t *j = spec_json_load(json, len, "config.json", ret_error);
         if (!j)
                 return -EINVAL;
         struct oci_config c = {0};

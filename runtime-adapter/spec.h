@@ -11,6 +11,11 @@
 #define SPEC_MAX_FILE_SIZE (4u << 20) /* config.json / process.json */
 #define SPEC_MAX_DEPTH 64
 
+typedef struct json_t json_t;
+/* Parse a JSON object of at most SPEC_MAX_FILE_SIZE bytes nested at most SPEC_MAX_DEPTH
+ * deep; `what` names it in the error. NULL on failure. */
+json_t *spec_json_load(const char *json, size_t len, const char *what, char **ret_error);
+
 struct oci_rlimit {
         char *type; /* "RLIMIT_NOFILE" */
         uint64_t hard, soft;

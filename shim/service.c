@@ -182,7 +182,19 @@ static void on_oom(void *userdata) {
 
 static void process_maybe_report_exit(struct process *p);
 static void early_runtime_delete(struct container *c);
+static void early_unmount(struct container *c);
 static void delete_with_runtime(struct container *c, struct ttrpc_call *call);
+
+/* An OOM kill that caused the init's exit is announced before the exit (the eventfd may
+ * lag). Read once, before the runtime's delete removes the cgroup. */
+static void read_oom_final(struct container *c) {
+        if (c->oom_final_read)
+                return;
+        c->oom_final_read = true;
+        bool oom = false;
+        if (c->oom && cgroup_oom_check_final(c->oom, &oom) == 0 && oom)
+                on_oom(c);
+}
 
 static void on_exec_grace(struct ev_loop *loop, ev_timer *w, int revents) {
         struct container *c = w->data;
@@ -208,10 +220,8 @@ static void process_maybe_report_exit(struct process *p) {
                 return;
         }
         ev_timer_stop(s->loop, &c->exec_grace);
-        /* An OOM kill that caused this exit is announced before it (the eventfd may lag). */
-        bool oom = false;
-        if (p->is_init && c->oom && cgroup_oom_check_final(c->oom, &oom) == 0 && oom)
-                on_oom(c);
+        if (p->is_init)
+                read_oom_final(c);
 
         p->exit_reported = true;
         if (p->state != PROCESS_STOPPED)
@@ -246,10 +256,10 @@ static void process_maybe_report_exit(struct process *p) {
         }
         if (!p->is_init && c->init)
                 process_maybe_report_exit(c->init);
-        /* After the event and the Wait answers (their latency is what clients see); the
-         * OOM counter has been read, so the runtime may remove the cgroup now. */
-        if (p->is_init && !p->delete_call)
-                early_runtime_delete(c);
+        if (p->is_init) {
+                early_runtime_delete(c); /* if the exit came while the init was busy */
+                early_unmount(c);
+        }
         delete_continue(p);
 }
 
@@ -280,6 +290,10 @@ static void on_process_exit(pid_t pid, int wait_status, void *userdata) {
                 if (runtime_kill(c->rt, c->id, SIGKILL, true, on_kill_all_done, c, NULL) < 0)
                         container_unref(c);
         }
+        /* The runtime's delete goes first: its start-up is the longest part of a
+         * container's teardown, and Delete waits for it. */
+        if (p->is_init)
+                early_runtime_delete(c);
         if (p->io)
                 stdio_drain(p->io, EXIT_DRAIN_DEADLINE_S, on_drained, p);
         else
@@ -1114,12 +1128,30 @@ static void delete_continue(struct process *p) {
 }
 
 /* The init of a container with its own PID namespace has exited: nothing of it runs
- * any more, and `runc delete` only removes the runtime's state and cgroups. It is started
- * right away instead of when containerd's Delete comes, which then answers at once (the
- * runtime's Go start-up and its work leave the critical path of every container's
- * teardown). Not for a container with poststop hooks (they run at `runc delete`, which
- * OCI ties to the delete operation) nor one without its own PID namespace (processes may
- * be left that Delete must kill). The result waits here for the Delete. */
+ * any more, and `runc delete` only removes the runtime's state and cgroups. That is done
+ * as soon as the init is reaped (once the OOM counter is read), in place when the
+ * runtime adapter knows the state (runtime_delete_stopped_in_place()), else by the
+ * runtime's delete, instead of when containerd's Delete comes; the rootfs is unmounted
+ * (in a child) once the exit is reported. The Delete then answers at once, or as soon as
+ * both are done (the runtime's Go start-up and the unmount's write-back leave the
+ * critical path of every container's teardown). Not
+ * for a container with poststop hooks (they run at `runc delete`, which OCI ties to the
+ * delete operation and which may look at the rootfs), nor one without its own PID
+ * namespace (processes may be left that Delete must kill), nor while a runtime call
+ * (start, pause) is still running for the init: then from the exit's report. */
+static void early_teardown_check(struct container *c) {
+        if (c->early_delete == EARLY_DELETE_RUNNING || c->unmount_pid > 0)
+                return;
+        struct ttrpc_call *call = TAKE_PTR(c->early_delete_waiter);
+        if (!call)
+                return;
+        c->init->busy = false;
+        if (c->early_delete == EARLY_DELETE_DONE)
+                delete_finish_init(c, call);
+        else
+                delete_with_runtime(c, call);
+}
+
 static void on_early_deleted(const struct runtime_result *res, void *userdata) {
         struct op *o = userdata;
         struct container *c = o->c;
@@ -1128,32 +1160,56 @@ static void on_early_deleted(const struct runtime_result *res, void *userdata) {
         if (!ok)
                 log_warn("%s: runtime delete after the exit failed (%s); Delete will retry", c->id,
                          runtime_error_text(res));
-        /* Nothing uses the rootfs any more either (no hook will look at it): unmount it
-         * now too, while containerd is still busy with the exit. */
-        if (ok && c->rootfs_target) {
-                int r = unmount_all(c->rootfs_target);
-                if (r < 0)
-                        log_warn_errno(r, "%s: cannot unmount %s: %m", c->id, c->rootfs_target);
-        }
-        struct ttrpc_call *call = TAKE_PTR(c->early_delete_waiter);
-        if (call) {
-                c->init->busy = false;
-                if (ok)
-                        delete_finish_init(c, call);
-                else
-                        delete_with_runtime(c, call);
-        }
+        early_teardown_check(c);
         op_free(o);
 }
 
 static void early_runtime_delete(struct container *c) {
-        if (!c->early_delete_ok || c->early_delete != EARLY_DELETE_NONE || !c->rt)
+        struct process *p = c->init;
+        if (!c->early_delete_ok || c->early_delete != EARLY_DELETE_NONE || !c->rt || !p || p->busy ||
+            p->delete_call)
                 return;
-        struct op *o = op_new(c, c->init, NULL);
+        read_oom_final(c);
+        /* runc's state and cgroups are removed right here when we know them entirely. */
+        _cleanup_free_ char *why = NULL;
+        int r = runtime_delete_stopped_in_place(c->rt, c->id, p->pid, &why);
+        if (r == 0) {
+                log_debug("%s: the runtime's state and cgroups removed in place", c->id);
+                c->early_delete = EARLY_DELETE_DONE;
+                return;
+        }
+        log_debug("%s: running the runtime's delete: %s", c->id, why ? why : strerror(-r));
+        struct op *o = op_new(c, p, NULL);
         if (o && runtime_delete(c->rt, c->id, false, on_early_deleted, o, NULL) == 0)
                 c->early_delete = EARLY_DELETE_RUNNING;
         else
                 op_free(o);
+}
+
+static void on_unmounted(pid_t pid, int wait_status, void *userdata) {
+        struct container *c = userdata;
+        int st = exit_status_from_wait(wait_status);
+        c->unmount_pid = 0;
+        if (st != 0) /* delete_finish_init() tries again */
+                log_warn("%s: cannot unmount %s: %s", c->id, c->rootfs_target,
+                         st < 128 ? strerror(st) : "the unmounting process was killed");
+        early_teardown_check(c);
+        container_unref(c);
+}
+
+static void early_unmount(struct container *c) {
+        if (c->early_delete == EARLY_DELETE_NONE || !c->rootfs_target || c->unmount_pid > 0)
+                return;
+        pid_t pid = unmount_all_spawn(c->rootfs_target);
+        if (pid < 0) {
+                log_warn_errno((int)pid, "%s: cannot start unmounting the rootfs: %m", c->id);
+                return;
+        }
+        if (reaper_watch(c->shim->reaper, pid, on_unmounted, container_ref(c)) < 0) {
+                container_unref(c);
+                return; /* reaped as an orphan; Delete unmounts */
+        }
+        c->unmount_pid = pid;
 }
 
 static void on_delete_done(const struct runtime_result *res, void *userdata) {
@@ -1238,13 +1294,13 @@ static void handle_delete(struct shim *s, struct ttrpc_call *call) {
                 ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "cannot delete a running process");
                 goto out;
         }
-        if (p->exit_reported && c->early_delete == EARLY_DELETE_DONE) {
-                delete_finish_init(c, call); /* the runtime's state went at the exit */
+        if (p->exit_reported && (c->early_delete == EARLY_DELETE_RUNNING || c->unmount_pid > 0)) {
+                p->busy = true;
+                c->early_delete_waiter = call; /* see early_teardown_check() */
                 goto out;
         }
-        if (p->exit_reported && c->early_delete == EARLY_DELETE_RUNNING) {
-                p->busy = true;
-                c->early_delete_waiter = call;
+        if (p->exit_reported && c->early_delete == EARLY_DELETE_DONE) {
+                delete_finish_init(c, call); /* the runtime's state went at the exit */
                 goto out;
         }
         delete_with_runtime(c, call);

@@ -41,15 +41,17 @@ struct container {
         gid_t io_gid;
         char *rootfs_target;  /* set when we mounted the rootfs */
         bool private_pidns;
-        /* The runtime's state is removed as soon as the init's exit is reported, not at
-         * Delete: see early_runtime_delete() in service.c. */
+        /* The runtime's state is removed, and the rootfs unmounted, as soon as the init
+         * has exited, not at Delete: see early_runtime_delete() in service.c. */
         bool early_delete_ok;
         enum { EARLY_DELETE_NONE, EARLY_DELETE_RUNNING, EARLY_DELETE_DONE, EARLY_DELETE_FAILED } early_delete;
-        struct ttrpc_call *early_delete_waiter; /* a Delete that came while it ran */
+        pid_t unmount_pid;    /* the child unmounting the rootfs, while it runs */
+        struct ttrpc_call *early_delete_waiter; /* a Delete that came while they ran */
         struct process *init;
         struct process *execs;
         struct cgroup_oom_watch *oom;
         bool oom_killed;      /* an OOM kill was seen (the exit record's flag) */
+        bool oom_final_read;  /* the OOM counter was read after the init's exit */
         bool pausing;
         struct ev_timer exec_grace; /* init exit waits this long for exec exits to go first */
         bool exec_grace_expired;

@@ -282,6 +282,25 @@ delete_action_case() {
 }
 expect "delete-action-reports-recorded-exit" delete_action_case
 
+# ---- the teardown starts at the exit: runc's state and the rootfs mount are gone ----
+# before `ctr task rm` (nanoshim only: runc-v2 does both in Delete), and Delete still
+# reports the exit.
+early_teardown_case() {
+        local id=n-early-teardown rootfs out
+        rootfs=$CTRD_DIR/state/io.containerd.runtime.v2.task/$CTR_NS/$id/rootfs
+        ctr_ run -d --runtime "$NANO" "$IMAGE" "$id" sh -c 'exit 3' >/dev/null || return 1
+        poll_until 20 task_stopped "$id" || { echo "$id did not stop"; return 1; }
+        [ -n "$(task_status "$id")" ] || { echo "$id: no task left to delete"; return 1; }
+        poll_until 10 sh -c "! grep -q ' $rootfs ' /proc/self/mounts" ||
+                { echo "$id: rootfs still mounted before Delete"; return 1; }
+        poll_until 10 sh -c "! runc --root /run/containerd/runc/$CTR_NS state $id >/dev/null 2>&1" ||
+                { echo "$id: runc still has state before Delete"; return 1; }
+        out=$(ctr_ task rm "$id" 2>&1) || { echo "task rm: $out"; return 1; }
+        ctr_ containers rm "$id"
+        echo "$out" | grep -q 'exit code 3"' || { echo "Delete reported: $out"; return 1; }
+}
+expect "early-teardown-before-delete" early_teardown_case
+
 # ---- runtime options from a config file (what CRI sends): BinaryName, Root, ShimCgroup ----
 # (nanoshim only: runc-v2 does not accept runtimeoptions.v1.Options from ctr.)
 options_case() {

@@ -492,6 +492,12 @@ t_early_delete() {
         fi
         got=$(ctl delete ed | grep -o '"exit_status":[0-9]*')
         expect_eq "early delete: Delete still reports the status" "$got" '"exit_status":4'
+        # runc's state and cgroups went in place, without running runc: no runtime
+        # delete in the log before the next container's Create, no cgroup left.
+        got=$(awk '/Task Create/ {n++} n == 1 && /runtime: .* delete/ {d++} END {print d + 0}' "$SHIM_DIR/shim.log")
+        expect_eq "early delete: done in place (no runc delete run)" "$got" 0
+        got=$(ls -d /sys/fs/cgroup/*/"$(basename "$IT_TMP")-ed" 2>/dev/null | wc -l)
+        expect_eq "early delete: the container's cgroups are gone" "$got" 0
 
         b=$(bundle edh sh -c 'exit 5')
         bundle_edit "$b" 's|^{|{"hooks": {"poststop": [{"path": "/bin/true"}]},|'

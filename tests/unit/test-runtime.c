@@ -565,6 +565,191 @@ START_TEST(test_free_detaches) {
 }
 END_TEST
 
+/* ---- runc's state removed in place --------------------------------------------------- */
+
+/* A runc state dir <tmp>/root/c1 and its cgroups <tmp>/cg/{memory,pids}/ns/c1, with
+ * state.json built from fields; returns the cgroup prefix "<tmp>/cg/". */
+static char cg_prefix[160], state_root[160];
+
+static void mkdir_p(const char *path) {
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", path);
+        for (char *p = buf + 1; *p; p++)
+                if (*p == '/') {
+                        *p = 0;
+                        (void)mkdir(buf, 0755);
+                        *p = '/';
+                }
+        ck_assert(mkdir(buf, 0755) == 0 || errno == EEXIST);
+}
+
+/* dir followed by rest exists */
+static bool exists(const char *dir, const char *rest) {
+        char path[256];
+        snprintf(path, sizeof path, "%s%s", dir, rest);
+        return access(path, F_OK) == 0;
+}
+
+/* extra: JSON members added to the top level; config: the members of "config" but
+ * "cgroups" (NULL: NEWNS and NEWPID namespaces); cgroups: the members of
+ * "config.cgroups" but "name" (NULL: Systemd false); paths_json: the cgroup_paths
+ * object (NULL: memory and pids). */
+static void make_runc_state(int pid, const char *extra, const char *config, const char *cgroups,
+                            const char *paths_json) {
+        snprintf(cg_prefix, sizeof cg_prefix, "%s/cg/", tmpdir);
+        snprintf(state_root, sizeof state_root, "%s/root", tmpdir);
+        char path[256], paths[512];
+        snprintf(path, sizeof path, "%smemory/ns/c1", cg_prefix);
+        mkdir_p(path);
+        snprintf(path, sizeof path, "%spids/ns/c1", cg_prefix);
+        mkdir_p(path);
+        snprintf(path, sizeof path, "%s/c1", state_root);
+        mkdir_p(path);
+        if (!paths_json) {
+                snprintf(paths, sizeof paths, "{\"memory\": \"%smemory/ns/c1\", \"pids\": \"%spids/ns/c1\"}", cg_prefix,
+                         cg_prefix);
+                paths_json = paths;
+        }
+        char json[2048];
+        int n = snprintf(json, sizeof json,
+                         "{\"id\": \"c1\", \"init_process_pid\": %d, \"init_process_start\": 123, %s"
+                         "\"config\": {%s, \"cgroups\": {\"name\": \"c1\", %s}}, "
+                         "\"cgroup_paths\": %s}",
+                         pid, extra ? extra : "",
+                         config ? config
+                                : "\"namespaces\": [{\"type\": \"NEWNS\", \"path\": \"\"}, {\"type\": \"NEWPID\", \"path\": \"\"}]",
+                         cgroups ? cgroups : "\"Systemd\": false", paths_json);
+        ck_assert_int_lt(n, (int)sizeof json);
+        snprintf(path, sizeof path, "%s/c1/state.json", state_root);
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs(json, f);
+        fclose(f);
+}
+
+/* Nothing was touched: state and both cgroups are still there. */
+static void assert_untouched(void) {
+        ck_assert(exists(state_root, "/c1/state.json"));
+        ck_assert(exists(cg_prefix, "memory/ns/c1"));
+        ck_assert(exists(cg_prefix, "pids/ns/c1"));
+}
+
+START_TEST(test_runc_state_removed) {
+        /* as runc 1.1 writes them for a container without these features */
+        make_runc_state(4242, "\"rootless\": false, \"intel_rdt_path\": \"\",", NULL, NULL, NULL);
+        _cleanup_free_ char *why = NULL;
+        ck_assert_int_eq(runc_state_remove(state_root, "c1", 4242, cg_prefix, &why), 0);
+        ck_assert(!exists(state_root, "/c1"));
+        ck_assert(!exists(cg_prefix, "memory/ns/c1"));
+        ck_assert(!exists(cg_prefix, "pids/ns/c1"));
+        ck_assert(exists(cg_prefix, "memory/ns")); /* the parent is not ours */
+        /* Already gone: nothing to do here, the runtime's delete decides. */
+        free(TAKE_PTR(why));
+        ck_assert_int_eq(runc_state_remove(state_root, "c1", 4242, cg_prefix, &why), -EOPNOTSUPP);
+        ck_assert_ptr_nonnull(why);
+}
+END_TEST
+
+START_TEST(test_runc_state_refused) {
+        static const struct {
+                const char *extra, *config, *cgroups, *paths;
+                int pid;
+                const char *why;
+        } cases[] = {
+                {NULL, NULL, NULL, NULL, 4343, "another init"},
+                {NULL, NULL, "\"Systemd\": true", NULL, 4242, "systemd"},
+                {NULL, NULL, "\"systemd\": true", NULL, 4242, "systemd"},
+                {"\"x\": ,", NULL, NULL, NULL, 4242, "invalid JSON"},
+                {"\"intel_rdt_path\": \"/sys/fs/resctrl/c1\",", NULL, NULL, NULL, 4242, "Intel RDT"},
+                {NULL, "\"hooks\": {\"poststop\": [{\"path\": \"/bin/true\"}]}", NULL, NULL, 4242, "poststop"},
+                {"\"rootless\": true,", NULL, NULL, NULL, 4242, "rootless"},
+                {NULL, NULL, NULL, "{\"memory\": \"/etc\"}", 4242, "unexpected cgroup path"},
+                {NULL, NULL, NULL, "{\"memory\": \"/tmp/not-below-the-cgroup-mount/at-all/c1\"}", 4242,
+                 "unexpected cgroup path"},
+                {NULL, NULL, NULL, "{\"memory\": \"CG/memory/../../etc\"}", 4242, "unexpected cgroup path"},
+                {NULL, NULL, NULL, "{\"memory\": \"CG/\"}", 4242, "unexpected cgroup path"},
+                {NULL, NULL, NULL, "{\"memory\": 7}", 4242, "unexpected cgroup path"},
+                {NULL, NULL, NULL, "[]", 4242, "not an object"},
+                /* runc signals the cgroup's processes first without a PID namespace of its own */
+                {NULL, "\"namespaces\": [{\"type\": \"NEWPID\", \"path\": \"/proc/1/ns/pid\"}]", NULL, NULL, 4242,
+                 "PID namespace"},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                make_runc_state(4242, cases[i].extra, cases[i].config, cases[i].cgroups, NULL);
+                /* "CG/" in a path stands for the test's cgroup prefix */
+                char paths[256];
+                const char *pj = cases[i].paths, *at = pj ? strstr(pj, "CG/") : NULL;
+                if (at) {
+                        snprintf(paths, sizeof paths, "%.*s%s%s", (int)(at - pj), pj, cg_prefix, at + 3);
+                        pj = paths;
+                }
+                if (pj)
+                        make_runc_state(4242, cases[i].extra, cases[i].config, cases[i].cgroups, pj);
+                _cleanup_free_ char *why = NULL;
+                int r = runc_state_remove(state_root, "c1", cases[i].pid, cg_prefix, &why);
+                ck_assert_msg(r == -EOPNOTSUPP, "case %zu: %d (%s)", i, r, why ? why : "");
+                ck_assert_ptr_nonnull(why);
+                if (cases[i].why)
+                        ck_assert_msg(strstr(why, cases[i].why), "case %zu: reason \"%s\"", i, why);
+                assert_untouched();
+        }
+}
+END_TEST
+
+START_TEST(test_runc_state_other_files) {
+        make_runc_state(4242, NULL, NULL, NULL, NULL);
+        char path[256];
+        snprintf(path, sizeof path, "%s/c1/exec.fifo", state_root);
+        ck_assert_int_eq(mkfifo(path, 0600), 0);
+        _cleanup_free_ char *why = NULL;
+        ck_assert_int_eq(runc_state_remove(state_root, "c1", 4242, cg_prefix, &why), -EOPNOTSUPP);
+        ck_assert_ptr_nonnull(strstr(why, "exec.fifo"));
+        assert_untouched();
+}
+END_TEST
+
+/* A cgroup that cannot go (here: not empty) stops the removal with the state in place,
+ * for the runtime's delete to finish. */
+START_TEST(test_runc_state_busy_cgroup) {
+        make_runc_state(4242, NULL, NULL, NULL, NULL);
+        char path[256];
+        snprintf(path, sizeof path, "%spids/ns/c1/child", cg_prefix);
+        ck_assert_int_eq(mkdir(path, 0755), 0);
+        _cleanup_free_ char *why = NULL;
+        int r = runc_state_remove(state_root, "c1", 4242, cg_prefix, &why);
+        ck_assert_int_eq(r, -ENOTEMPTY);
+        ck_assert_ptr_nonnull(strstr(why, "pids/ns/c1"));
+        ck_assert(exists(state_root, "/c1/state.json"));
+        ck_assert(exists(cg_prefix, "pids/ns/c1"));
+}
+END_TEST
+
+/* The adapter takes this path for runc only: another binary (a wrapper, crun) gets its
+ * own delete; as does the systemd driver and a runtime without an explicit root. */
+START_TEST(test_delete_in_place_only_runc) {
+        make_runc_state(4242, NULL, NULL, NULL, NULL);
+        static const struct {
+                const char *binary;
+                bool root, systemd;
+                const char *why;
+        } cases[] = {
+                {"crun", true, false, "not runc"},
+                {"/usr/local/bin/runc-wrapper", true, false, "not runc"},
+                {"runc", false, false, "root"},
+                {"runc", true, true, "systemd"},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct env e;
+                env_open(&e, cases[i].binary, cases[i].root ? state_root : NULL, false, cases[i].systemd);
+                _cleanup_free_ char *why = NULL;
+                ck_assert_int_eq(runtime_delete_stopped_in_place(e.rt, "c1", 4242, &why), -EOPNOTSUPP);
+                ck_assert_msg(why && strstr(why, cases[i].why), "case %zu: %s", i, why ? why : "(null)");
+                env_close(&e);
+                assert_untouched();
+        }
+}
+END_TEST
+
 int main(int argc, char **argv) {
         const char *base = strrchr(argv[0], '/');
         if (strcmp(base ? base + 1 : argv[0], "fake-runtime") == 0)
@@ -592,5 +777,13 @@ int main(int argc, char **argv) {
         tcase_add_test(calls, test_cancel);
         tcase_add_test(calls, test_free_detaches);
         suite_add_tcase(s, calls);
+        TCase *inplace = tcase_create("delete-in-place");
+        tcase_add_checked_fixture(inplace, setup, teardown);
+        tcase_add_test(inplace, test_runc_state_removed);
+        tcase_add_test(inplace, test_runc_state_refused);
+        tcase_add_test(inplace, test_runc_state_other_files);
+        tcase_add_test(inplace, test_runc_state_busy_cgroup);
+        tcase_add_test(inplace, test_delete_in_place_only_runc);
+        suite_add_tcase(s, inplace);
         return run_suite(s);
 }
