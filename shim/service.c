@@ -181,20 +181,8 @@ static void on_oom(void *userdata) {
 }
 
 static void process_maybe_report_exit(struct process *p);
-static void early_runtime_delete(struct container *c);
-static void early_unmount(struct container *c);
+static void early_teardown(struct container *c);
 static void delete_with_runtime(struct container *c, struct ttrpc_call *call);
-
-/* An OOM kill that caused the init's exit is announced before the exit (the eventfd may
- * lag). Read once, before the runtime's delete removes the cgroup. */
-static void read_oom_final(struct container *c) {
-        if (c->oom_final_read)
-                return;
-        c->oom_final_read = true;
-        bool oom = false;
-        if (c->oom && cgroup_oom_check_final(c->oom, &oom) == 0 && oom)
-                on_oom(c);
-}
 
 static void on_exec_grace(struct ev_loop *loop, ev_timer *w, int revents) {
         struct container *c = w->data;
@@ -220,8 +208,10 @@ static void process_maybe_report_exit(struct process *p) {
                 return;
         }
         ev_timer_stop(s->loop, &c->exec_grace);
-        if (p->is_init)
-                read_oom_final(c);
+        /* An OOM kill that caused this exit is announced before it (the eventfd may lag). */
+        bool oom = false;
+        if (p->is_init && c->oom && cgroup_oom_check_final(c->oom, &oom) == 0 && oom)
+                on_oom(c);
 
         p->exit_reported = true;
         if (p->state != PROCESS_STOPPED)
@@ -256,10 +246,8 @@ static void process_maybe_report_exit(struct process *p) {
         }
         if (!p->is_init && c->init)
                 process_maybe_report_exit(c->init);
-        if (p->is_init) {
-                early_runtime_delete(c); /* if the exit came while the init was busy */
-                early_unmount(c);
-        }
+        if (p->is_init)
+                early_teardown(c);
         delete_continue(p);
 }
 
@@ -290,10 +278,6 @@ static void on_process_exit(pid_t pid, int wait_status, void *userdata) {
                 if (runtime_kill(c->rt, c->id, SIGKILL, true, on_kill_all_done, c, NULL) < 0)
                         container_unref(c);
         }
-        /* The runtime's delete goes first: its start-up is the longest part of a
-         * container's teardown, and Delete waits for it. */
-        if (p->is_init)
-                early_runtime_delete(c);
         if (p->io)
                 stdio_drain(p->io, EXIT_DRAIN_DEADLINE_S, on_drained, p);
         else
@@ -1127,18 +1111,17 @@ static void delete_continue(struct process *p) {
         delete_finish_init(p->container, call);
 }
 
-/* The init of a container with its own PID namespace has exited: nothing of it runs
- * any more, and `runc delete` only removes the runtime's state and cgroups. That is done
- * as soon as the init is reaped (once the OOM counter is read), in place when the
- * runtime adapter knows the state (runtime_delete_stopped_in_place()), else by the
- * runtime's delete, instead of when containerd's Delete comes; the rootfs is unmounted
- * (in a child) once the exit is reported. The Delete then answers at once, or as soon as
- * both are done (the runtime's Go start-up and the unmount's write-back leave the
- * critical path of every container's teardown). Not
- * for a container with poststop hooks (they run at `runc delete`, which OCI ties to the
- * delete operation and which may look at the rootfs), nor one without its own PID
- * namespace (processes may be left that Delete must kill), nor while a runtime call
- * (start, pause) is still running for the init: then from the exit's report. */
+/* The init of a container with its own PID namespace has exited and its exit has been
+ * published: nothing of it runs any more, and what containerd's Delete would still do
+ * (the runtime's delete: state and cgroups; the rootfs unmount) is started now, so that
+ * Delete answers at once, or as soon as both are done. The runtime's state is removed in
+ * place when the adapter knows it (runtime_delete_stopped_in_place(): no `runc delete`,
+ * whose Go start-up took 5-11 ms of every teardown), else by the runtime's delete; the
+ * unmount runs in a child (an overlay's unmount writes back its upper layer). Not for a
+ * container with poststop hooks (they run at `runc delete`, which OCI ties to the delete
+ * operation, and may look at the rootfs), nor one without its own PID namespace
+ * (processes may be left that Delete must kill), nor while a runtime call (pause) is
+ * still running for the init: then all at Delete. */
 static void early_teardown_check(struct container *c) {
         if (c->early_delete == EARLY_DELETE_RUNNING || c->unmount_pid > 0)
                 return;
@@ -1166,11 +1149,6 @@ static void on_early_deleted(const struct runtime_result *res, void *userdata) {
 
 static void early_runtime_delete(struct container *c) {
         struct process *p = c->init;
-        if (!c->early_delete_ok || c->early_delete != EARLY_DELETE_NONE || !c->rt || !p || p->busy ||
-            p->delete_call)
-                return;
-        read_oom_final(c);
-        /* runc's state and cgroups are removed right here when we know them entirely. */
         _cleanup_free_ char *why = NULL;
         int r = runtime_delete_stopped_in_place(c->rt, c->id, p->pid, &why);
         if (r == 0) {
@@ -1198,7 +1176,7 @@ static void on_unmounted(pid_t pid, int wait_status, void *userdata) {
 }
 
 static void early_unmount(struct container *c) {
-        if (c->early_delete == EARLY_DELETE_NONE || !c->rootfs_target || c->unmount_pid > 0)
+        if (!c->rootfs_target || c->unmount_pid > 0)
                 return;
         pid_t pid = unmount_all_spawn(c->rootfs_target);
         if (pid < 0) {
@@ -1210,6 +1188,16 @@ static void early_unmount(struct container *c) {
                 return; /* reaped as an orphan; Delete unmounts */
         }
         c->unmount_pid = pid;
+}
+
+static void early_teardown(struct container *c) {
+        struct process *p = c->init;
+        if (!c->early_delete_ok || c->early_delete != EARLY_DELETE_NONE || !c->rt || !p || p->busy ||
+            p->delete_call)
+                return;
+        /* (the OOM counter was read before the exit event: the cgroup may go) */
+        early_unmount(c); /* the longer of the two, in a child: first */
+        early_runtime_delete(c);
 }
 
 static void on_delete_done(const struct runtime_result *res, void *userdata) {

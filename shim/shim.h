@@ -51,7 +51,6 @@ struct container {
         struct process *execs;
         struct cgroup_oom_watch *oom;
         bool oom_killed;      /* an OOM kill was seen (the exit record's flag) */
-        bool oom_final_read;  /* the OOM counter was read after the init's exit */
         bool pausing;
         struct ev_timer exec_grace; /* init exit waits this long for exec exits to go first */
         bool exec_grace_expired;
