@@ -221,12 +221,21 @@ GP
 # For a run of some phases only (-p): the paired ratios of what was measured, on stdout.
 partial_report() {
         TSV=/dev/null
-        local f a b
+        local f a b l
+        if ls "$DATA"/shims.* >/dev/null 2>&1; then
+                echo "| subject | containers | processes | PSS KB/ctr | RSS KB/ctr | USS KB/ctr | threads | fds | start-up CPU ms/ctr | idle ticks |"
+                echo "|---|---|---|---|---|---|---|---|---|---|"
+                for l in nano runc group conmon; do
+                        [ -s "$DATA/shims.$l" ] && mem_row "$l" "$l"
+                done
+                echo
+        fi
         echo "| measurement | nanoshim median | p90 | other median | p90 | ratio median | ratio p90 |"
         echo "|---|---|---|---|---|---|---|"
         for f in "$DATA"/*.nano "$DATA"/sa.*; do
                 [ -s "$f" ] || continue
                 a=${f##*/}
+                case $a in count.* | idle.* | shims.* | cpu.*) continue ;; esac
                 for b in "${a%.*}".runc "${a%.*}".conmon "${a%.*}".bare; do
                         [ "$a" != "$b" ] && [ -s "$DATA/$b" ] && lat_row "$a / $b" "$a" "$b"
                 done

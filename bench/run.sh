@@ -15,6 +15,7 @@ TP_RUNS=3
 EV_RUNS=20
 ORPH_RUNS=3
 IDLE_S=10
+REST_S=3
 PHASES=""
 OUT=$SRC/bench/results
 ORIG_ARGS=("$@")
@@ -226,6 +227,9 @@ mem_phase_a() {
         sn=$(shim_of_tasks "${ids_nano[@]}")
         sr=$(shim_of_tasks "${ids_runc[@]}")
         for i in $sn $sr; do track "$i"; done
+        # "At rest": a while after the last start (nanoshim closes an idle events
+        # connection after 2 s; runc-v2's goroutines settle too).
+        msleep "$REST_S"
         # shellcheck disable=SC2086
         sample_shims nano "$N" $sn
         # shellcheck disable=SC2086
@@ -269,6 +273,7 @@ mem_phase_b() {
         local sg
         sg=$(shim_of_tasks "${ids[@]}")
         for i in $sg; do track "$i"; done
+        msleep "$REST_S"
         # shellcheck disable=SC2086
         sample_shims group "$N" $sg
         sample_shims conmon "$N" "${conmons[@]}"
