@@ -13,6 +13,7 @@
 #include "log.h"
 #include "macro.h"
 #include "reaper.h"
+#include "stdio-relay.h"
 #include "ttrpc.h"
 
 #define SHUTDOWN_FLUSH_DEADLINE_S 5.0
@@ -102,6 +103,7 @@ int shim_finish(struct shim *s) {
         ev_signal_stop(s->loop, &s->sig_int);
         s->server = ttrpc_server_free(s->server);
         service_free_containers(s);
+        stdio_kill_lingering_loggers(); /* (needs the reaper) */
         s->events = events_free(s->events);
         s->reaper = reaper_free(s->reaper);
         free(s->namespace);

@@ -46,6 +46,7 @@ struct stream {
 struct stdio {
         struct ev_loop *loop;
         struct reaper *reaper;
+        double logger_kill_s;
         bool terminal;
         bool direct;          /* see stdio_config.direct */
         /* the child's ends, until stdio_start */
@@ -540,6 +541,68 @@ static int direct_child_fds(struct stdio *s) {
 
 /* ---- binary:// loggers -------------------------------------------------------------- */
 
+/* A logger sent SIGTERM when its stdio went: SIGKILL if it is still there later. The
+ * stdio is gone by then, so this outlives it (all of them listed, for the shim's exit). */
+struct lingering_logger {
+        struct lingering_logger *next;
+        struct ev_loop *loop;
+        struct reaper *reaper;
+        ev_timer deadline;
+        double after;
+        pid_t pid;
+};
+static struct lingering_logger *lingering;
+
+static void lingering_forget(struct lingering_logger *l) {
+        struct lingering_logger **pp = &lingering;
+        while (*pp && *pp != l)
+                pp = &(*pp)->next;
+        if (*pp)
+                *pp = l->next;
+        ev_timer_stop(l->loop, &l->deadline);
+        free(l);
+}
+
+static void on_lingering_exit(pid_t pid, int status, void *ud) {
+        log_debug("stdio: logger %d exited with status %d", (int)pid, exit_status_from_wait(status));
+        lingering_forget(ud);
+}
+
+static void on_lingering_deadline(struct ev_loop *loop, ev_timer *w, int revents) {
+        struct lingering_logger *l = w->data;
+        log_warn("stdio: logger %d still running %g s after SIGTERM: killing it", (int)l->pid, l->after);
+        kill(l->pid, SIGKILL); /* its exit comes through the reaper: on_lingering_exit */
+}
+
+static void logger_stop(struct stdio *s) {
+        struct lingering_logger *l = s->reaper ? calloc(1, sizeof *l) : NULL;
+        if (s->reaper)
+                reaper_unwatch(s->reaper, s->logger_pid);
+        if (l && reaper_watch(s->reaper, s->logger_pid, on_lingering_exit, l) == 0) {
+                l->loop = s->loop;
+                l->reaper = s->reaper;
+                l->pid = s->logger_pid;
+                l->after = s->logger_kill_s > 0 ? s->logger_kill_s : LOGGER_KILL_S;
+                ev_timer_init(&l->deadline, on_lingering_deadline, l->after, 0.);
+                l->deadline.data = l;
+                ev_timer_start(s->loop, &l->deadline);
+                l->next = lingering;
+                lingering = l;
+        } else
+                free(l); /* its exit is then reaped as an orphan's */
+        kill(s->logger_pid, SIGTERM);
+        s->logger_pid = 0;
+}
+
+void stdio_kill_lingering_loggers(void) {
+        while (lingering) {
+                struct lingering_logger *l = lingering;
+                kill(l->pid, SIGKILL);
+                reaper_unwatch(l->reaper, l->pid);
+                lingering_forget(l);
+        }
+}
+
 static void on_logger_exit(pid_t pid, int status, void *ud) {
         struct stdio *s = ud;
         log_debug("stdio: logger %d exited with status %d", (int)pid, exit_status_from_wait(status));
@@ -681,6 +744,7 @@ int stdio_new(struct ev_loop *loop, const struct stdio_config *cfg, struct stdio
         s->terminal = cfg->terminal;
         s->direct = cfg->direct && !cfg->terminal;
         s->reaper = cfg->reaper;
+        s->logger_kill_s = cfg->logger_kill_s;
         struct stdio_uri in = {0}, out = {0}, err = {0};
         int r;
         if ((r = stdio_uri_parse(cfg->stdin_uri, &in, ret_error)) < 0 ||
@@ -936,13 +1000,8 @@ struct stdio *stdio_free(struct stdio *s) {
                 ev_io_stop(s->loop, &s->ready_w);
                 close(s->logger_ready);
         }
-        if (s->logger_pid > 0) {
-                /* Its exit is then reaped by the reaper as an orphan's.
-                 * TODO: runc-v2 sends SIGKILL if it is still alive 12 s later. */
-                if (s->reaper)
-                        reaper_unwatch(s->reaper, s->logger_pid);
-                kill(s->logger_pid, SIGTERM);
-        }
+        if (s->logger_pid > 0)
+                logger_stop(s); /* SIGTERM now, SIGKILL later if need be (as runc-v2) */
         console_cleanup(s);
         int *fds[] = {&s->child[0], &s->child[1], &s->child[2], &s->stdin_r, &s->stdin_keepalive,
                       &s->out_w[0], &s->out_w[1], &s->out_keepalive[0], &s->out_keepalive[1],

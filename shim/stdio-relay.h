@@ -47,11 +47,19 @@ struct stdio_config {
         const char *namespace;
         /* binary:// loggers are child processes: their exits go through the reaper. */
         struct reaper *reaper;
+        /* A logger still running when its stdio is freed gets SIGTERM, then SIGKILL this
+         * many seconds later if it is still there (0: LOGGER_KILL_S, runc-v2's 12 s). */
+        double logger_kill_s;
 };
+
+#define LOGGER_KILL_S 12.0
 
 /* ret_error (malloc'd) says what is wrong with a bad URI or path. */
 int stdio_new(struct ev_loop *loop, const struct stdio_config *cfg, struct stdio **ret, char **ret_error);
 struct stdio *stdio_free(struct stdio *s);
+/* At the shim's exit: every logger told to stop that is still running gets SIGKILL now
+ * (nobody would be left to enforce its deadline). */
+void stdio_kill_lingering_loggers(void);
 
 /* Non-terminal: the child's stdin/stdout/stderr ends (-1: give it /dev/null). Borrowed. */
 void stdio_child_fds(const struct stdio *s, int ret_fds[3]);

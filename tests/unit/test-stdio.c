@@ -842,6 +842,45 @@ START_TEST(test_binary_logger_terminated) {
 }
 END_TEST
 
+/* A logger that ignores SIGTERM gets SIGKILL at its deadline; one still waiting for its
+ * deadline when the shim exits gets it at once. */
+START_TEST(test_binary_logger_killed) {
+        struct ev_loop *loop = EV_DEFAULT;
+        _cleanup_free_ char *dir = test_dir("binary-kill");
+        _cleanup_free_ char *script = NULL, *uri = NULL;
+        ck_assert_int_ge(asprintf(&script, "%s/stubborn.sh", dir), 0);
+        FILE *f = fopen(script, "w");
+        ck_assert_ptr_nonnull(f);
+        /* ready once the trap is set; an ignored signal stays ignored across exec */
+        fputs("#!/bin/sh\ntrap '' TERM\nprintf x >&5\nexec 5>&-\nexec sleep 60\n", f);
+        fclose(f);
+        ck_assert_int_eq(chmod(script, 0755), 0);
+        ck_assert_int_ge(asprintf(&uri, "binary://%s", script), 0);
+        struct reaper *reaper = NULL;
+        ck_assert_int_eq(reaper_new(loop, &reaper), 0);
+
+        struct stdio_config cfg = {.stdout_uri = uri, .stderr_uri = uri, .reaper = reaper, .logger_kill_s = 0.3};
+        struct stdio *s = new_stdio(loop, &cfg);
+        struct ready_state rs = {.r = -1};
+        ck_assert_int_eq(stdio_wait_ready(s, on_ready, &rs), 0);
+        ck_assert(run_until(loop, ready_called, &rs, 10)); /* the trap is set */
+        stdio_free(s);
+        struct reaped rp = {reaper, 1};
+        ck_assert(run_until(loop, reaped_enough, &rp, 10));
+
+        cfg.logger_kill_s = 0; /* the default, 12 s: the shim's exit comes first */
+        s = new_stdio(loop, &cfg);
+        rs = (struct ready_state){.r = -1};
+        ck_assert_int_eq(stdio_wait_ready(s, on_ready, &rs), 0);
+        ck_assert(run_until(loop, ready_called, &rs, 10));
+        stdio_free(s);
+        stdio_kill_lingering_loggers();
+        rp.n = 2;
+        ck_assert(run_until(loop, reaped_enough, &rp, 5));
+        reaper_free(reaper);
+}
+END_TEST
+
 START_TEST(test_ready_other_schemes) {
         struct ev_loop *loop = EV_DEFAULT;
         struct stdio_config cfg = {0};
@@ -1208,6 +1247,7 @@ int main(void) {
         tcase_add_unchecked_fixture(tc, tmp_root_setup, tmp_root_teardown);
         tcase_add_test(tc, test_binary_logger);
         tcase_add_test(tc, test_binary_logger_terminated);
+        tcase_add_test(tc, test_binary_logger_killed);
         tcase_add_test(tc, test_ready_other_schemes);
         suite_add_tcase(s, tc);
 
