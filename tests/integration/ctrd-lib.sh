@@ -82,10 +82,11 @@ ctrd_stop() {
         rm -f "$CTRD_DIR/containerd.pid"
         CTRD_PID=
         # runc removes a container's cgroup but not the namespace's parent, which
-        # containerd names after the namespace: remove it when empty.
+        # containerd names after the namespace, nor its root for the namespace
+        # (/run/containerd/runc/<ns>): remove them when empty.
         if [ "$sig" = TERM ]; then
                 local d
-                for d in /sys/fs/cgroup/*/"$CTR_NS" /sys/fs/cgroup/"$CTR_NS"; do
+                for d in /sys/fs/cgroup/*/"$CTR_NS" /sys/fs/cgroup/"$CTR_NS" /run/containerd/runc/"$CTR_NS"; do
                         [ -d "$d" ] && rmdir "$d" 2>/dev/null
                 done
         fi
