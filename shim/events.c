@@ -35,7 +35,10 @@ struct events {
         bool closing;
         unsigned failures;
         ev_timer retry;
-        ev_idle kick_idle;   /* sends are started from the loop, never from inside publish */
+        /* Sends are started from the loop, never from inside publish: at the start of the
+         * next loop iteration (a prepare watcher; an idle watcher would wait for a quiet
+         * loop, which a busy shim may not have for milliseconds). */
+        ev_prepare kick_prepare;
         void (*flush_fn)(void *);
         void *flush_ud;
         ev_timer flush_timer;
@@ -61,7 +64,7 @@ static void flush_done(struct events *ev) {
 
 static void kick(struct events *ev) {
         if (!ev->in_flight && ev->head && !ev_is_active(&ev->retry))
-                ev_idle_start(ev->loop, &ev->kick_idle);
+                ev_prepare_start(ev->loop, &ev->kick_prepare);
 }
 
 static void schedule_retry(struct events *ev) {
@@ -161,9 +164,16 @@ static void send_head(struct events *ev) {
         ev->in_flight = true;
 }
 
-static void on_kick(struct ev_loop *loop, ev_idle *w, int revents) {
+static void on_kick(struct ev_loop *loop, ev_prepare *w, int revents) {
         struct events *ev = w->data;
-        ev_idle_stop(loop, w);
+        ev_prepare_stop(loop, w);
+        send_head(ev);
+}
+
+void events_send_now(struct events *ev) {
+        if (!ev_is_active(&ev->kick_prepare))
+                return; /* nothing waiting to go, or in flight, or waiting for a retry */
+        ev_prepare_stop(ev->loop, &ev->kick_prepare);
         send_head(ev);
 }
 
@@ -196,8 +206,8 @@ int events_new(struct ev_loop *loop, const char *address, const char *namespace,
         }
         ev_timer_init(&ev->retry, on_retry, 0, 0);
         ev->retry.data = ev;
-        ev_idle_init(&ev->kick_idle, on_kick);
-        ev->kick_idle.data = ev;
+        ev_prepare_init(&ev->kick_prepare, on_kick);
+        ev->kick_prepare.data = ev;
         ev_timer_init(&ev->flush_timer, on_flush_timeout, 0, 0);
         ev->flush_timer.data = ev;
         ev_timer_init(&ev->idle_close, on_idle_close, 0, 0);
@@ -212,7 +222,7 @@ struct events *events_free(struct events *ev) {
         ev_timer_stop(ev->loop, &ev->retry);
         ev_timer_stop(ev->loop, &ev->flush_timer);
         ev_timer_stop(ev->loop, &ev->idle_close);
-        ev_idle_stop(ev->loop, &ev->kick_idle);
+        ev_prepare_stop(ev->loop, &ev->kick_prepare);
         /* Freeing the client fails the call in flight: its callback sees `closing`. */
         ev->closing = true;
         ev->flush_fn = NULL;

@@ -28,6 +28,10 @@ struct events *events_free(struct events *ev);
 /* Queue one event. topic e.g. "/tasks/exit"; type_url e.g. "containerd.events.TaskExit". */
 int events_publish(struct events *ev, const char *topic, const char *type_url, const ProtobufCMessage *msg);
 
+/* Send the next queued event now instead of at the loop's next iteration, when one is
+ * waiting and none is in flight: before work that would hold the loop (never from
+ * inside events_publish() or an events callback). */
+void events_send_now(struct events *ev);
 /* Callback once the outbox is empty (now or later), or at the deadline. For shutdown. */
 void events_flush(struct events *ev, double deadline_s, void (*fn)(void *userdata), void *userdata);
 
