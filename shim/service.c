@@ -198,7 +198,7 @@ static void on_exec_grace(struct ev_loop *loop, ev_timer *w, int revents) {
 static void process_maybe_report_exit(struct process *p) {
         struct container *c = p->container;
         struct shim *s = c->shim;
-        if (p->exit_reported || !p->exit_reaped || !p->exit_drained || p->starting)
+        if (p->exit_reported || !p->exit_reaped || !p->exit_drained || p->starting || (p->is_init && c->killing_all))
                 return;
         if (p->is_init && !execs_all_reported(c) && !c->exec_grace_expired) {
                 if (!ev_is_active(&c->exec_grace)) {
@@ -246,8 +246,10 @@ static void process_maybe_report_exit(struct process *p) {
         }
         if (!p->is_init && c->init)
                 process_maybe_report_exit(c->init);
-        if (p->is_init)
+        if (p->is_init && c->early_delete_ok) {
+                events_send_now(s->events); /* the exit event goes out before the teardown */
                 early_teardown(c);
+        }
         delete_continue(p);
 }
 
@@ -261,6 +263,9 @@ static void on_kill_all_done(const struct runtime_result *res, void *userdata) {
         struct container *c = userdata;
         if (res->exit_status != 0)
                 log_debug("%s: kill --all after the init's exit: %s", c->id, res->error ? res->error : "failed");
+        c->killing_all = false;
+        if (c->init)
+                process_maybe_report_exit(c->init);
         container_unref(c);
 }
 
@@ -274,8 +279,12 @@ static void on_process_exit(pid_t pid, int wait_status, void *userdata) {
         /* Without a private pid namespace the init's death does not take the rest of the
          * container with it: do what the kernel would have done. */
         if (p->is_init && !c->private_pidns && c->rt) {
+                /* The exit is reported once this is done (as runc-v2 does): a Delete must
+                 * not meet it, `runc kill --all` freezes the cgroup meanwhile and `runc
+                 * delete` would find the container "paused". */
                 container_ref(c);
-                if (runtime_kill(c->rt, c->id, SIGKILL, true, on_kill_all_done, c, NULL) < 0)
+                c->killing_all = runtime_kill(c->rt, c->id, SIGKILL, true, on_kill_all_done, c, NULL) == 0;
+                if (!c->killing_all)
                         container_unref(c);
         }
         if (p->io)

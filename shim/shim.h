@@ -41,6 +41,7 @@ struct container {
         gid_t io_gid;
         char *rootfs_target;  /* set when we mounted the rootfs */
         bool private_pidns;
+        bool killing_all;     /* `runtime kill --all` after the init's exit is running */
         /* The runtime's state is removed, and the rootfs unmounted, as soon as the init
          * has exited, not at Delete: see early_runtime_delete() in service.c. */
         bool early_delete_ok;

@@ -10,12 +10,13 @@ it_setup "$1" "$2" "$3"
 
 # Runs ID from BUNDLE to its end; prints what `wait` printed, then deletes it.
 run_to_end() {
-        local id=$1 b=$2 out
+        local id=$1 b=$2 out err
         shift 2
-        ctl create "$id" --bundle "$b" "$@" >/dev/null || return 1
-        ctl start "$id" >/dev/null || return 1
+        # A failure prints shimctl's message instead of the status (it shows in the FAIL).
+        err=$(ctl create "$id" --bundle "$b" "$@" 2>&1 >/dev/null) || { echo "create: $err"; return 1; }
+        err=$(ctl start "$id" 2>&1 >/dev/null) || { echo "start: $err"; return 1; }
         out=$(ctl --timeout 30 wait "$id")
-        ctl delete "$id" >/dev/null || return 1
+        err=$(ctl delete "$id" 2>&1 >/dev/null) || { echo "delete: $err"; return 1; }
         echo "$out"
 }
 
@@ -514,6 +515,40 @@ t_early_delete() {
         shim_stop
 }
 
+# A container without its own PID namespace: after the init's exit the shim runs
+# `runc kill --all` (the kernel would not end the rest), which freezes the cgroup while
+# it works; the exit is reported only once it is done, so that a Delete never meets it
+# (runc delete would find the container "paused"). The runc wrapper holds kill --all
+# 1 s and notes when it let go.
+t_kill_all_before_exit() {
+        local wrap=$IT_TMP/runc-slow-killall b got done_at waited_at
+        cat >"$wrap" <<WRAP
+#!/bin/sh
+case " \$* " in
+*" kill --all "*) sleep 1; runc "\$@"; st=\$?; date +%s%N >"$IT_TMP/killall-done"; exit \$st ;;
+esac
+exec runc "\$@"
+WRAP
+        chmod +x "$wrap"
+        shim_start kill-all-exit || return
+        b=$(bundle kae sh -c 'exit 6')
+        bundle_edit "$b" 's/{"type": "pid"}, //'
+        rm -f "$IT_TMP/killall-done"
+        ctl create kae --bundle "$b" --runtime-binary "$wrap" >/dev/null && ctl start kae >/dev/null
+        got=$(ctl --timeout 30 wait kae)
+        waited_at=$(date +%s%N)
+        expect_eq "kill --all first: exit status" "$got" 6
+        done_at=$(cat "$IT_TMP/killall-done" 2>/dev/null || echo none)
+        if [ "$done_at" != none ] && [ "$done_at" -le "$waited_at" ]; then
+                pass "kill --all first: the exit is reported after kill --all ended"
+        else
+                fail "kill --all first: Wait answered before kill --all ended (done: $done_at, wait: $waited_at)"
+        fi
+        got=$(ctl delete kae | grep -o '"exit_status":[0-9]*')
+        expect_eq "kill --all first: Delete" "$got" '"exit_status":6'
+        shim_stop
+}
+
 # 1000 orphans; NAME, extra sed on the config (e.g. drop the pid namespace so the
 # orphans come straight to the shim).
 orphan_storm() {
@@ -576,7 +611,7 @@ t_shutdown() {
         SHIM_PID=
 }
 
-for t in t_exit_codes t_sigkill t_sigterm_trap t_sigterm_ignored t_kill_all t_exec t_concurrent_wait \
+for t in t_exit_codes t_sigkill t_sigterm_trap t_sigterm_ignored t_kill_all t_kill_all_before_exit t_exec t_concurrent_wait \
         t_events_order t_events_late t_events_fail_first t_stdout_fifo t_backpressure t_stdin t_tty t_init_fds t_oom t_early_exit t_early_delete t_standalone_launch t_orphan_storm \
         t_errors t_shutdown; do
         if [ -n "${IT_ONLY:-}" ] && ! echo " $IT_ONLY " | grep -q " $t "; then
