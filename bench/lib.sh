@@ -35,12 +35,13 @@ track() {
         BENCH_PIDS+=("$1")
 }
 
-# True when PID has exited (gone, or a zombie not yet reaped).
+# True when PID has exited (gone, or a zombie not yet reaped). Without a fork: it is
+# polled inside timed intervals.
 pid_done() {
-        local st
-        [ -e "/proc/$1/stat" ] || return 0
-        st=$(sed -e 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
-        [ -z "$st" ] || [ "$st" = Z ]
+        local line
+        read -r line 2>/dev/null <"/proc/$1/stat" || return 0
+        line=${line##*) } # the state follows the command name's ")"
+        [ -z "$line" ] || [ "${line:0:1}" = Z ]
 }
 
 # record NAME VALUE: append one sample to $DATA/NAME.

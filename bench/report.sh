@@ -232,7 +232,7 @@ partial_report() {
         fi
         echo "| measurement | nanoshim median | p90 | other median | p90 | ratio median | ratio p90 |"
         echo "|---|---|---|---|---|---|---|"
-        for f in "$DATA"/*.nano "$DATA"/sa.*; do
+        for f in "$DATA"/*.nano "$DATA"/sa.conmon; do
                 [ -s "$f" ] || continue
                 a=${f##*/}
                 case $a in count.* | idle.* | shims.* | cpu.*) continue ;; esac

@@ -245,12 +245,11 @@ mem_phase_a() {
 # conmon_create ID BUNDLE: conmon runs `runc create`; waits for the init's pid file.
 conmon_create() {
         local id=$1 b=$2
-        rm -f "$b/pid" "$b/conmon.pid" "$WORK/exits/$id"
         conmon -c "$id" -u "$id" -n "$id" -r "$RUNC" --runtime-arg "--root=$WORK/runc-conmon" -b "$b" \
                 -p "$b/pid" -P "$b/conmon.pid" --exit-dir "$WORK/exits" -l "k8s-file:$b/ctr.log" -0 "$b" \
                 --socket-dir-path "$WORK/csock" --log-level error || return 1
         poll_fast 20 test -s "$b/pid" || return 1
-        track "$(cat "$b/conmon.pid")"
+        track "$(<"$b/conmon.pid")"
 }
 
 mem_phase_b() {
@@ -371,10 +370,10 @@ ctl() {
 # create), its socket appears once the container runs; then kill, wait, delete, shim gone.
 sa_nano() {
         local id=$1 b=$2 t0 t1
-        t0=$(now_us)
         local ok=1
         mkdir -p "$WORK/sa/$id"
         SA_SOCK=$WORK/sa/$id/s.sock
+        t0=$(now_us)
         printf '{"id":"%s","runtime":"%s","runtime_root":"%s"}' "$id" "$RUNC" "$WORK/runc-sa" >"$b/process.json"
         "$SHIM" -namespace "$CTR_NS" -socket "$SA_SOCK" -bundle "$b" -launch >"$WORK/sa/$id/log" 2>&1 &
         SA_PID=$!
@@ -391,9 +390,10 @@ sa_nano() {
 
 sa_conmon() {
         local id=$1 b=$2 t0 t1 cpid
+        rm -f "$b/pid" "$b/conmon.pid" "$WORK/exits/$id"
         t0=$(now_us)
         conmon_create "$id" "$b" || log "conmon $id failed"
-        cpid=$(cat "$b/conmon.pid")
+        cpid=$(<"$b/conmon.pid")
         "$RUNC" --root "$WORK/runc-conmon" start "$id"
         "$RUNC" --root "$WORK/runc-conmon" kill "$id" KILL
         poll_fast 20 test -e "$WORK/exits/$id" || log "no exit file for $id"
@@ -408,7 +408,7 @@ sa_bare() {
         t0=$(now_us)
         "$RUNC" --root "$WORK/runc-bare" run -d -b "$b" --pid-file "$b/pid" "$id" </dev/null >/dev/null 2>&1 ||
                 log "runc run -d $id failed"
-        pid=$(cat "$b/pid")
+        pid=$(<"$b/pid")
         "$RUNC" --root "$WORK/runc-bare" kill "$id" KILL
         poll_fast 20 pid_done "$pid"
         "$RUNC" --root "$WORK/runc-bare" delete "$id"
@@ -523,7 +523,7 @@ ev_done() {
 ev_kill() {
         local rt=$1 id=$2 addr t0
         run_d "$rt" "$id" -- sleep 100000 || { log "run -d $id failed"; return; }
-        addr=$(cat "$CTRD_DIR/state/io.containerd.runtime.v2.task/$CTR_NS/$id/address")
+        addr=$(<"$CTRD_DIR/state/io.containerd.runtime.v2.task/$CTR_NS/$id/address")
         t0=$("$SHIMCTL" -T -a "$addr" kill "$id" --signal KILL 2>&1 | awk '$2 == "Kill" && $3 == "sent" { print $4 }')
         [ -n "$t0" ] || { log "$id: no Kill timestamp from shimctl"; rm_ctr "$id"; return; }
         ev_done evk "$rt" "$id" "${t0/./}"
