@@ -1648,6 +1648,12 @@ void service_free_containers(struct shim *s) {
                 struct container *c = s->containers;
                 s->containers = c->next;
                 c->removed = true;
+                if (c->unmount_pid > 0) {
+                        /* the unmounting child finishes on its own; its watch held a reference */
+                        reaper_unwatch(s->reaper, c->unmount_pid);
+                        c->unmount_pid = 0;
+                        container_unref(c);
+                }
                 container_unref(c);
         }
 }
