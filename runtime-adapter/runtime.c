@@ -469,26 +469,15 @@ static int spawn(struct runtime *rt, const char *name, const char *const *cmd, c
         op->log_offset = file_size(rt->log_path);
 
         reaper_hold(rt->reaper);
-        /* All signals blocked across fork: until the child has reset its dispositions,
-         * a signal would run the shim's handlers (libev's) in the child. */
-        sigset_t all, saved;
-        sigfillset(&all);
-        sigprocmask(SIG_SETMASK, &all, &saved);
-        pid_t pid = fork();
+        pid_t pid = fork_signals_blocked();
         if (pid < 0) {
-                r = -errno;
-                sigprocmask(SIG_SETMASK, &saved, NULL);
+                r = (int)pid;
                 reaper_release(rt->reaper);
                 goto fail;
         }
         if (pid == 0) {
                 /* async-signal-safe only from here */
-                for (int s = 1; s < NSIG; s++)
-                        if (s != SIGKILL && s != SIGSTOP)
-                                signal(s, SIG_DFL);
-                sigset_t none;
-                sigemptyset(&none);
-                sigprocmask(SIG_SETMASK, &none, NULL);
+                child_reset_signals();
                 prctl(PR_SET_PDEATHSIG, SIGKILL);
                 /* Move the wanted fds above 2 first so that dup2 order cannot clobber them. */
                 int tmp[3];
@@ -506,7 +495,6 @@ static int spawn(struct runtime *rt, const char *name, const char *const *cmd, c
                         execvp(argv[0], argv);
                 _exit(127);
         }
-        sigprocmask(SIG_SETMASK, &saved, NULL);
         op->pid = pid;
         runtime_argv_free(argv);
         argv = NULL;

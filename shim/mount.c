@@ -5,12 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "macro.h"
+#include "reaper.h"
 
 struct flag_word {
         const char *word;
@@ -143,15 +143,10 @@ int unmount_all(const char *target) {
 pid_t unmount_all_spawn(const char *target) {
         /* Signals stay blocked in the child: it runs none of the parent's handlers and
          * only makes system calls before _exit. */
-        sigset_t all, saved;
-        sigfillset(&all);
-        sigprocmask(SIG_SETMASK, &all, &saved);
-        pid_t pid = fork();
+        pid_t pid = fork_signals_blocked();
         if (pid == 0) {
                 int r = unmount_all(target);
                 _exit(r < 0 ? (-r & 0xff) : 0);
         }
-        int saved_errno = errno;
-        sigprocmask(SIG_SETMASK, &saved, NULL);
-        return pid < 0 ? -saved_errno : pid;
+        return pid;
 }

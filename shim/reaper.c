@@ -2,8 +2,10 @@
 #include "reaper.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "macro.h"
@@ -184,4 +186,25 @@ size_t reaper_n_orphans(const struct reaper *r) {
 }
 size_t reaper_n_stashed(const struct reaper *r) {
         return r->n_stash;
+}
+
+pid_t fork_signals_blocked(void) {
+        sigset_t all, saved;
+        sigfillset(&all);
+        sigprocmask(SIG_SETMASK, &all, &saved);
+        pid_t pid = fork();
+        if (pid == 0)
+                return 0;
+        int e = errno;
+        sigprocmask(SIG_SETMASK, &saved, NULL);
+        return pid < 0 ? -e : pid;
+}
+
+void child_reset_signals(void) {
+        for (int sig = 1; sig < NSIG; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        signal(sig, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
 }

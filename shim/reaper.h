@@ -31,6 +31,14 @@ void reaper_unwatch(struct reaper *r, pid_t pid);
 void reaper_hold(struct reaper *r);
 void reaper_release(struct reaper *r);
 
+/* fork() with every signal blocked across it, so that no handler of the shim's (libev's)
+ * runs in the child before the child has reset them (child_reset_signals()). The
+ * parent's mask is back when this returns there; the child returns with everything
+ * blocked. The pid, 0 in the child, or -errno. */
+pid_t fork_signals_blocked(void);
+/* In a child: every disposition back to its default, nothing blocked. Async-signal-safe. */
+void child_reset_signals(void);
+
 /* Statistics, for tests and benchmarks. */
 size_t reaper_n_reaped(const struct reaper *r);
 size_t reaper_n_orphans(const struct reaper *r);

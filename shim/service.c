@@ -1180,6 +1180,10 @@ static void on_unmounted(pid_t pid, int wait_status, void *userdata) {
         if (st != 0) /* delete_finish_init() tries again */
                 log_warn("%s: cannot unmount %s: %s", c->id, c->rootfs_target,
                          st < 128 ? strerror(st) : "the unmounting process was killed");
+        else {
+                free(c->rootfs_target); /* nothing of ours is mounted any more */
+                c->rootfs_target = NULL;
+        }
         early_teardown_check(c);
         container_unref(c);
 }

@@ -630,16 +630,9 @@ static int spawn_logger(struct stdio *s, const struct stdio_uri *u, const struct
                 argv[i + 1] = u->args[i];
         if (cfg->reaper)
                 reaper_hold(cfg->reaper);
-        /* Signals stay blocked across fork until the child has reset every handler: a
-         * signal arriving in between would otherwise run the shim's handler in the child. */
-        sigset_t all, saved;
-        sigfillset(&all);
-        sigprocmask(SIG_SETMASK, &all, &saved);
-        pid_t pid = fork();
-        if (pid != 0)
-                sigprocmask(SIG_SETMASK, &saved, NULL);
+        pid_t pid = fork_signals_blocked();
         if (pid < 0) {
-                int e = errno;
+                int e = (int)-pid;
                 if (cfg->reaper)
                         reaper_release(cfg->reaper);
                 free(argv);
@@ -648,12 +641,7 @@ static int spawn_logger(struct stdio *s, const struct stdio_uri *u, const struct
                 return -e;
         }
         if (pid == 0) {
-                for (int sig = 1; sig < NSIG; sig++)
-                        if (sig != SIGKILL && sig != SIGSTOP)
-                                signal(sig, SIG_DFL);
-                sigset_t none;
-                sigemptyset(&none);
-                sigprocmask(SIG_SETMASK, &none, NULL);
+                child_reset_signals();
                 int devnull = open("/dev/null", O_RDWR);
                 int o = fcntl(out_r >= 0 ? out_r : devnull, F_DUPFD, 10);
                 int e = fcntl(err_r >= 0 ? err_r : devnull, F_DUPFD, 10);

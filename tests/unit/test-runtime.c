@@ -594,10 +594,14 @@ static bool exists(const char *dir, const char *rest) {
  * "cgroups" (NULL: NEWNS and NEWPID namespaces); cgroups: the members of
  * "config.cgroups" but "name" (NULL: Systemd false); paths_json: the cgroup_paths
  * object (NULL: memory and pids). */
-static void make_runc_state(int pid, const char *extra, const char *config, const char *cgroups,
-                            const char *paths_json) {
+static void runc_state_paths(void) {
         snprintf(cg_prefix, sizeof cg_prefix, "%s/cg/", tmpdir);
         snprintf(state_root, sizeof state_root, "%s/root", tmpdir);
+}
+
+static void make_runc_state(int pid, const char *extra, const char *config, const char *cgroups,
+                            const char *paths_json) {
+        runc_state_paths();
         char path[256], paths[512];
         snprintf(path, sizeof path, "%smemory/ns/c1", cg_prefix);
         mkdir_p(path);
@@ -675,7 +679,7 @@ START_TEST(test_runc_state_refused) {
                  "PID namespace"},
         };
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-                make_runc_state(4242, cases[i].extra, cases[i].config, cases[i].cgroups, NULL);
+                runc_state_paths();
                 /* "CG/" in a path stands for the test's cgroup prefix */
                 char paths[256];
                 const char *pj = cases[i].paths, *at = pj ? strstr(pj, "CG/") : NULL;
@@ -683,8 +687,7 @@ START_TEST(test_runc_state_refused) {
                         snprintf(paths, sizeof paths, "%.*s%s%s", (int)(at - pj), pj, cg_prefix, at + 3);
                         pj = paths;
                 }
-                if (pj)
-                        make_runc_state(4242, cases[i].extra, cases[i].config, cases[i].cgroups, pj);
+                make_runc_state(4242, cases[i].extra, cases[i].config, cases[i].cgroups, pj);
                 _cleanup_free_ char *why = NULL;
                 int r = runc_state_remove(state_root, "c1", cases[i].pid, cg_prefix, &why);
                 ck_assert_msg(r == -EOPNOTSUPP, "case %zu: %d (%s)", i, r, why ? why : "");
