@@ -4,7 +4,32 @@
 #   ctrd_start DIR SHIM_BINARY     (sets CTRD_PID, CTRD_SOCK, CTRD_DIR)
 #   ctr_ ARGS...                   ctr against it (namespace $CTR_NS, default "nanoshim-test")
 #   ctrd_stop [SIGNAL]             stop it (default TERM; KILL for crash tests)
+# CTRD=1.6|1.7|2.1 picks the containerd version (default 1.6, the system's): 1.7 and
+# 2.1 are Debian trixie's and sid's, fetched and unpacked by tools/containerd-version.sh
+# (never installed). Its own ctr and containerd-shim-runc-v2 are used with it:
+# CTRD_BIN is their directory, CTRD_VERSION what `containerd --version` says.
 CTR_NS=${CTR_NS:-nanoshim-test}
+CTRD=${CTRD:-1.6}
+
+# ctrd_select: set CTRD_BIN/CTRD_VERSION for $CTRD, fetching it if needed; put
+# CTRD_BIN first on PATH so that `containerd`, `ctr` and containerd's own runc shim
+# are that version's.
+ctrd_select() {
+        local here
+        here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+        if [ -z "${CTRD_BIN:-}" ]; then
+                CTRD_BIN=$("$here/tools/containerd-version.sh" "$CTRD") || return 1
+        fi
+        CTRD_VERSION=$("$CTRD_BIN/containerd" --version | awk '{print $3}')
+        case ":$PATH:" in
+        *":$CTRD_BIN:"*) ;;
+        *) PATH=$CTRD_BIN:$PATH ;;
+        esac
+        export CTRD_BIN CTRD_VERSION PATH
+}
+
+# ctrd_major: 1 or 2 (the config format and plugin names differ).
+ctrd_major() { echo "${CTRD_VERSION#v}" | cut -d. -f1; }
 
 # skip_unless_ready CMD...: exit 77 (skipped) unless root with every CMD installed.
 skip_unless_ready() {
@@ -30,9 +55,25 @@ poll_until() {
         done
 }
 
+# ctrd_write_config DIR: containerd's config for the selected version, CRI off.
+# 2.x reads config version 3, where the CRI plugin is split in several plugins.
 ctrd_write_config() {
         local dir=$1
-        cat >"$dir/config.toml" <<TOML
+        if [ "$(ctrd_major)" -ge 2 ]; then
+                cat >"$dir/config.toml" <<TOML
+version = 3
+root = "$dir/root"
+state = "$dir/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images",
+                    "io.containerd.cri.v1.runtime", "io.containerd.podsandbox.controller.v1.podsandbox",
+                    "io.containerd.sandbox.controller.v1.shim", "io.containerd.snapshotter.v1.btrfs",
+                    "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs",
+                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.erofs",
+                    "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing",
+                    "io.containerd.nri.v1.nri"]
+TOML
+        else
+                cat >"$dir/config.toml" <<TOML
 version = 2
 root = "$dir/root"
 state = "$dir/state"
@@ -40,6 +81,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
                     "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs",
                     "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp",
                     "io.containerd.internal.v1.tracing"]
+TOML
+        fi
+        cat >>"$dir/config.toml" <<TOML
 [grpc]
   address = "$dir/c.sock"
 [ttrpc]
@@ -52,6 +96,7 @@ TOML
 ctrd_start() {
         CTRD_DIR=$1
         local shim=$2
+        ctrd_select || return 1
         mkdir -p "$CTRD_DIR/bin"
         ln -sf "$(readlink -f "$shim")" "$CTRD_DIR/bin/containerd-shim-nanoshim-v2"
         ctrd_write_config "$CTRD_DIR"
