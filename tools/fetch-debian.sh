@@ -59,6 +59,10 @@ archive_uri() {
         return 1
 }
 
+mkdir -p "$cache"
+# One fetch at a time per cache (parallel test tiers share it).
+exec 9>"$cache/.lock"
+flock 9
 uri=$(archive_uri) || die "no Debian archive URI found in /etc/apt/sources.list{,.d} (set DEBIAN_ARCHIVE)"
 aptdir=$cache/apt/$suite
 mkdir -p "$aptdir/etc" "$aptdir/lists/partial" "$aptdir/archives/partial" "$cache/debian" "$cache/index/$suite"
