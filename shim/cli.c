@@ -19,7 +19,7 @@ void cli_usage(const char *prog, bool to_stderr) {
                 "Flags (Go style: -flag value, --flag value, -flag=value):\n"
                 "  -namespace NS        containerd namespace (default \"default\")\n"
                 "  -address PATH        containerd's gRPC socket (input of the socket-name hash)\n"
-                "  -publish-binary PATH containerd binary (accepted, unused: events go over ttrpc)\n"
+                "  -publish-binary PATH containerd binary (start: tells 2.x from 1.7; events go over ttrpc)\n"
                 "  -id ID               container id\n"
                 "  -bundle DIR          bundle directory (default: the working directory)\n"
                 "  -socket PATH         daemon: serve the task API on this unix socket\n"

@@ -20,6 +20,7 @@
 
 #include "cgroup.h"
 #include "fd-util.h"
+#include "go-buildinfo.h"
 #include "file-util.h"
 #include "ids.h"
 #include "log.h"
@@ -329,6 +330,34 @@ static int place_daemon(pid_t pid, const uint8_t *opts, size_t len) {
         return r;
 }
 
+/* Which answer `start` gives. containerd 1.6 takes the output as a bare address. 1.7 and
+ * 2.x parse bootstrap JSON {"version","address","protocol"}: 1.7 refuses a version above
+ * 2, 2.x takes 3 and then calls containerd.task.v3.Task (its own runc shim answers 3).
+ * 1.7 and 2.x both set MAX_SHIM_VERSION=2 (the shim binary API, the ".v2" of the runtime
+ * name, not the task API) and nothing else in the call tells them apart, so ask the
+ * binary containerd names with -publish-binary, itself (go-buildinfo.c). Whatever cannot
+ * be read falls back to version 2, which 1.7 and 2.x both accept. */
+int launch_bootstrap_version(const char *publish_binary) {
+        if (!getenv("MAX_SHIM_VERSION"))
+                return 0; /* containerd 1.6: a bare address */
+        return publish_binary && containerd_binary_major(publish_binary) >= 2 ? 3 : 2;
+}
+
+/* What `start` prints: the address, or bootstrap JSON for VERSION >= 2. */
+static int print_start_answer(const char *address, int version) {
+        if (version > 0) {
+                json_t *j = json_pack("{s:i,s:s,s:s}", "version", version, "address", address, "protocol", "ttrpc");
+                char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+                json_decref(j);
+                if (!text)
+                        return -ENOMEM;
+                fputs(text, stdout);
+                free(text);
+        } else
+                fputs(address, stdout);
+        return fflush(stdout) == 0 ? 0 : -EIO;
+}
+
 int launch_start(const struct shim_args *a) {
         char cwd[PATH_MAX];
         const char *bundle = a->bundle;
@@ -401,9 +430,7 @@ int launch_start(const struct shim_args *a) {
                         return r;
                 }
         }
-        fputs(address, stdout);
-        fflush(stdout);
-        return 0;
+        return print_start_answer(address, launch_bootstrap_version(a->publish_binary));
 }
 
 /* ------------------------------------------------------------------------------------ */

@@ -6,8 +6,11 @@
 #include "cli.h"
 
 /* containerd's `start`: bind (or find) the socket, write ./address, spawn the daemon,
- * print the address. */
+ * print the address (bare, or as bootstrap JSON: see launch_bootstrap_version). */
 int launch_start(const struct shim_args *a);
+/* The bootstrap version `start` answers the containerd whose binary is PUBLISH_BINARY:
+ * 0 (a bare address: 1.6, no $MAX_SHIM_VERSION), 3 (containerd 2.x: task API v3) or 2. */
+int launch_bootstrap_version(const char *publish_binary);
 /* containerd's `delete`: clean up after a daemon that is gone, print a DeleteResponse. */
 int launch_delete(const struct shim_args *a);
 /* The daemon itself; returns when it has shut down. */

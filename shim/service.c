@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* containerd.task.v2.Task: decode a request, act on a container/process, encode the
- * reply. Runtime calls are asynchronous; a handler keeps its ttrpc call and answers
+/* containerd.task.v2.Task (and v3, the same messages under containerd 2.x's name):
+ * decode a request, act on a container/process, encode the reply. Runtime calls are asynchronous; a handler keeps its ttrpc call and answers
  * from the runtime's completion, so a slow call (or a Wait) never holds up others. */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +36,9 @@
 #include "ttrpc.h"
 
 #define TASK_SERVICE "containerd.task.v2.Task"
+/* What containerd 2.x calls when `start` answered bootstrap version 3 (launch.c): the same
+ * methods and messages as v2, under a new package name. */
+#define TASK_SERVICE_V3 "containerd.task.v3.Task"
 #define EXIT_DRAIN_DEADLINE_S 2.0
 #define EXEC_GRACE_S 2.0
 #define PROCESS_SPEC_TYPE "types.containerd.io/opencontainers/runtime-spec/1/Process"
@@ -1617,13 +1620,13 @@ static const struct method methods[] = {
 
 void service_dispatch(struct ttrpc_call *call, void *userdata) {
         struct shim *s = userdata;
-        if (!call->service || strcmp(call->service, TASK_SERVICE) != 0) {
+        if (!call->service || (strcmp(call->service, TASK_SERVICE) != 0 && strcmp(call->service, TASK_SERVICE_V3) != 0)) {
                 ttrpc_call_reply_error(call, TTRPC_UNIMPLEMENTED, "service %s", call->service ? call->service : "");
                 return;
         }
         for (size_t i = 0; i < ELEMENTSOF(methods); i++)
                 if (call->method && strcmp(call->method, methods[i].name) == 0) {
-                        log_debug("%s %s", TASK_SERVICE, call->method);
+                        log_debug("%s %s", call->service, call->method);
                         /* protobuf-c would cut a string at a NUL: "ok\0/../x" must not become "ok" */
                         const char *field = NULL;
                         int r = proto_check_strings(methods[i].request, call->payload, call->payload_len, &field);
