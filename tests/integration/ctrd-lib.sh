@@ -146,6 +146,17 @@ ctrd_gone() {
         [ -z "$st" ] || [ "$st" = Z ]
 }
 
+# ctrd_shim_address ID: the unix://... address of the shim serving task ID. containerd
+# 2.x's runc shim writes no `address` file: containerd keeps its answer in bootstrap.json.
+ctrd_shim_address() {
+        local b=$CTRD_DIR/state/io.containerd.runtime.v2.task/$CTR_NS/$1
+        if [ -s "$b/address" ]; then
+                cat "$b/address"
+        else
+                grep -o '"address":"[^"]*"' "$b/bootstrap.json" 2>/dev/null | cut -d'"' -f4 | grep .
+        fi
+}
+
 ctr_() {
         ctr --address "$CTRD_SOCK" -n "$CTR_NS" "$@"
 }
