@@ -51,6 +51,7 @@ cri_write_config() {
     sandbox = "$CRI_PAUSE_IMAGE"
 [$rt]
   restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
   enable_cdi = false
   [$rt.cni]
     bin_dirs = ["/usr/lib/cni"]
@@ -65,6 +66,7 @@ TOML
 [$rt]
   sandbox_image = "$CRI_PAUSE_IMAGE"
   restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   [$rt.cni]
@@ -124,7 +126,7 @@ cri_start() {
         CRI_DIR=$1
         local shim=$2 pause=$3 tag=${4:-cri}
         ctrd_select || return 1
-        mkdir -p "$CRI_DIR/bin" "$CRI_DIR/runc" "$CRI_DIR/pause/bin" "$CRI_DIR/busybox/bin"
+        mkdir -p "$CRI_DIR/bin" "$CRI_DIR/runc" "$CRI_DIR/img/pause" "$CRI_DIR/img/busybox/bin"
         ln -sf "$(readlink -f "$shim")" "$CRI_DIR/bin/containerd-shim-nanoshim-v2"
         cri_write_config "$CRI_DIR"
         cri_write_cni "$CRI_DIR" "$tag"
@@ -145,17 +147,17 @@ SH
                 tail -n 30 "$CRI_DIR/containerd.log" >&2
                 return 1
         fi
-        cp "$pause" "$CRI_DIR/pause/pause"
-        cp /bin/busybox "$CRI_DIR/busybox/bin/busybox"
+        cp "$pause" "$CRI_DIR/img/pause/pause"
+        cp /bin/busybox "$CRI_DIR/img/busybox/bin/busybox"
         local a
         for a in sh sleep echo cat ls head tail dd stty true false kill ps grep wc env yes; do
-                ln -sf busybox "$CRI_DIR/busybox/bin/$a"
+                ln -sf busybox "$CRI_DIR/img/busybox/bin/$a"
         done
-        mkdir -p "$CRI_DIR/busybox/tmp" "$CRI_DIR/busybox/proc" "$CRI_DIR/busybox/dev" "$CRI_DIR/busybox/sys" "$CRI_DIR/busybox/etc"
+        mkdir -p "$CRI_DIR/img/busybox/tmp" "$CRI_DIR/img/busybox/proc" "$CRI_DIR/img/busybox/dev" "$CRI_DIR/img/busybox/sys" "$CRI_DIR/img/busybox/etc"
         (
                 CTR_NS=k8s.io
-                ctrd_import_image_cmd "$CRI_DIR/pause" "$CRI_PAUSE_IMAGE" /pause &&
-                        ctrd_import_image_cmd "$CRI_DIR/busybox" "$CRI_IMAGE" sh
+                ctrd_import_image_cmd "$CRI_DIR/img/pause" "$CRI_PAUSE_IMAGE" /pause &&
+                        ctrd_import_image_cmd "$CRI_DIR/img/busybox" "$CRI_IMAGE" sh
         ) || { echo "cannot import the images" >&2; return 1; }
         export CRI_DIR CRI_SOCK CRI_BRIDGE CRI_SUBNET CRI_PAUSE_IMAGE CRI_IMAGE
 }

@@ -258,72 +258,90 @@ class Client:
 
     # --- streaming (exec, attach) over the CRI streaming server ---------------
 
-    def exec_stream(self, cid, cmd, tty=False, stdin=False, **kw):
+    def exec_stream(self, cid, cmd, tty=False, stdin=False):
+        """A Stream to CMD run in CID through the CRI streaming server."""
         r = self.call("Exec", container_id=cid, cmd=list(cmd), tty=tty, stdin=stdin,
                       stdout=True, stderr=not tty)
-        return stream(r.url, **kw)
+        return Stream(r.url)
 
-    def attach(self, cid, tty=False, stdin=False, **kw):
+    def attach(self, cid, tty=False, stdin=False):
+        """A Stream attached to CID's stdio."""
         r = self.call("Attach", container_id=cid, tty=tty, stdin=stdin, stdout=True,
                       stderr=not tty)
-        return stream(r.url, **kw)
+        return Stream(r.url)
 
 
-# Channels of the Kubernetes remote command websocket protocol (v4.channel.k8s.io):
-# each binary message starts with its channel number.
-STDIN, STDOUT, STDERR, ERROR, RESIZE = 0, 1, 2, 3, 4
+class Stream:
+    """One exec or attach session over the streaming server's websocket, protocol
+    v4.channel.k8s.io: each binary message starts with its channel (0 stdin,
+    1 stdout, 2 stderr, 3 the final status as JSON, 4 terminal resize)."""
+    STDIN, STDOUT, STDERR, ERROR, RESIZE = 0, 1, 2, 3, 4
 
+    def __init__(self, url, timeout=60):
+        import websocket
+        self.ws = websocket.create_connection(url.replace("http://", "ws://", 1),
+                                              timeout=timeout,
+                                              subprotocols=["v4.channel.k8s.io"])
+        self.stdout = b""
+        self.stderr = b""
+        self.status = None   # the final status (a dict), once received
+        self.closed = False
 
-def stream(url, send=(), until=None, timeout=30):
-    """Talk to the streaming server at URL (http://127.0.0.1:port/exec/TOKEN).
-    SEND: a list of (channel, bytes) sent in order once connected; a callable
-    UNTIL(out) may instead be given as a tuple element (UNTIL-before-send pairs are
-    not needed by the tests). Reads until the server closes the connection, or
-    UNTIL(out) is true. Returns {"stdout": b, "stderr": b, "status": dict|None}."""
-    import websocket
-    ws = websocket.create_connection(url.replace("http://", "ws://", 1), timeout=timeout,
-                                     subprotocols=["v4.channel.k8s.io"])
-    out = {"stdout": b"", "stderr": b"", "status": None}
-    try:
-        for item in send:
-            if callable(item):
-                _read_until(ws, out, item, timeout)
+    def send(self, data, channel=0):
+        self.ws.send_binary(bytes([channel]) + data)
+
+    def resize(self, width, height):
+        self.send(json.dumps({"Width": width, "Height": height}).encode(), self.RESIZE)
+
+    def read_until(self, pred=None, timeout=60):
+        """Read until PRED(self) is true or, without PRED, until the server closes;
+        raises CriError at the deadline."""
+        import websocket
+        end = time.monotonic() + timeout
+        while not (pred and pred(self)):
+            if self.closed:
+                if pred:
+                    raise CriError("stream closed; stdout %r stderr %r status %r" % (
+                        self.stdout, self.stderr, self.status))
+                return self
+            if time.monotonic() > end:
+                raise CriError("stream: nothing after %ss; stdout %r stderr %r" % (
+                    timeout, self.stdout, self.stderr))
+            try:
+                op, data = self.ws.recv_data()
+            except (websocket.WebSocketConnectionClosedException, ConnectionError):
+                self.closed = True
                 continue
-            ch, data = item
-            ws.send_binary(bytes([ch]) + data)
-        _read_until(ws, out, until, timeout)
-    finally:
-        ws.close()
-    return out
+            if op == websocket.ABNF.OPCODE_CLOSE:
+                self.closed = True
+                continue
+            if not data:
+                continue
+            ch, payload = data[0], data[1:]
+            if ch == self.STDOUT:
+                self.stdout += payload
+            elif ch == self.STDERR:
+                self.stderr += payload
+            elif ch == self.ERROR and payload:
+                self.status = json.loads(payload)
+        return self
 
+    def exit_code(self):
+        """The exit code the final status reports (0 for Success)."""
+        if not self.status:
+            return None
+        if self.status.get("status") == "Success":
+            return 0
+        for c in self.status.get("details", {}).get("causes", []):
+            if c.get("reason") == "ExitCode":
+                return int(c.get("message"))
+        return -1
 
-def _read_until(ws, out, until, timeout):
-    import websocket
-    end = time.monotonic() + timeout
-    while not (until and until(out)):
-        if time.monotonic() > end:
-            raise CriError("stream: no end after %ss; got %r" % (timeout, out))
+    def close(self):
         try:
-            op, data = ws.recv_data()
-        except (websocket.WebSocketConnectionClosedException, ConnectionError):
-            return
-        except websocket.WebSocketTimeoutException:
-            continue
-        if op == websocket.ABNF.OPCODE_CLOSE:
-            return
-        if not data:
-            continue
-        ch, payload = data[0], data[1:]
-        if ch == STDOUT:
-            out["stdout"] += payload
-        elif ch == STDERR:
-            out["stderr"] += payload
-        elif ch == ERROR and payload:
-            out["status"] = json.loads(payload)
-
-
-def resize_msg(width, height):
-    return (RESIZE, json.dumps({"Width": width, "Height": height}).encode())
+            self.ws.close()
+        except Exception:
+            pass
 
 
 # --- command line ------------------------------------------------------------
