@@ -55,32 +55,35 @@ poll_until() {
         done
 }
 
-# ctrd_write_config DIR: containerd's config for the selected version, CRI off.
+# ctrd_write_config DIR [cri]: containerd's config for the selected version, CRI off
+# (with "cri": the CRI plugins stay on, the caller appends their sections).
 # 2.x reads config version 3, where the CRI plugin is split in several plugins.
 ctrd_write_config() {
-        local dir=$1
+        local dir=$1 cri_off=
         if [ "$(ctrd_major)" -ge 2 ]; then
+                [ "${2:-}" = cri ] || cri_off='"io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images",
+                    "io.containerd.cri.v1.runtime", "io.containerd.podsandbox.controller.v1.podsandbox",
+                    "io.containerd.sandbox.controller.v1.shim", '
                 cat >"$dir/config.toml" <<TOML
 version = 3
 root = "$dir/root"
 state = "$dir/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images",
-                    "io.containerd.cri.v1.runtime", "io.containerd.podsandbox.controller.v1.podsandbox",
-                    "io.containerd.sandbox.controller.v1.shim", "io.containerd.snapshotter.v1.btrfs",
+disabled_plugins = [${cri_off}"io.containerd.snapshotter.v1.btrfs",
                     "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs",
                     "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.erofs",
                     "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing",
                     "io.containerd.nri.v1.nri"]
 TOML
         else
+                [ "${2:-}" = cri ] || cri_off='"io.containerd.grpc.v1.cri", '
                 cat >"$dir/config.toml" <<TOML
 version = 2
 root = "$dir/root"
 state = "$dir/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
+disabled_plugins = [${cri_off}"io.containerd.snapshotter.v1.btrfs",
                     "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs",
                     "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp",
-                    "io.containerd.internal.v1.tracing"]
+                    "io.containerd.internal.v1.tracing", "io.containerd.nri.v1.nri"]
 TOML
         fi
         cat >>"$dir/config.toml" <<TOML
@@ -162,7 +165,8 @@ ctr_() {
 }
 
 # Build a small OCI image from a rootfs directory and import it as $2 (e.g.
-# localhost/busybox:test), so that Create gets real snapshot mounts.
+# localhost/busybox:test), so that Create gets real snapshot mounts. Its Cmd is
+# $CTRD_IMAGE_CMD (one word; default sh).
 ctrd_import_image() {
         local rootfs=$1 ref=$2 work
         work=$(mktemp -d)
@@ -172,8 +176,8 @@ ctrd_import_image() {
         layer_digest=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
         layer_size=$(stat -c %s "$work/layer.tar")
         mv "$work/layer.tar" "$work/oci/blobs/sha256/$layer_digest"
-        printf '{"architecture":"%s","os":"linux","config":{"Env":["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
-                "$(dpkg --print-architecture)" "$layer_digest" >"$work/config.json"
+        printf '{"architecture":"%s","os":"linux","config":{"Env":["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["%s"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+                "$(dpkg --print-architecture)" "${CTRD_IMAGE_CMD:-sh}" "$layer_digest" >"$work/config.json"
         config_digest=$(sha256sum "$work/config.json" | cut -d' ' -f1)
         config_size=$(stat -c %s "$work/config.json")
         mv "$work/config.json" "$work/oci/blobs/sha256/$config_digest"
