@@ -3,7 +3,8 @@
 # Idempotent: packages already present are skipped by apt-get.
 set -eu
 PKGS="build-essential meson ninja-build pkg-config libev-dev libjansson-dev libprotobuf-c-dev
-protobuf-c-compiler check runc crun containerd busybox-static iproute2 procps util-linux valgrind"
+protobuf-c-compiler check runc crun containerd busybox-static iproute2 procps util-linux valgrind
+qemu-system-x86 e2fsprogs"
 missing=""
 for p in $PKGS; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
