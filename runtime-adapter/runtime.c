@@ -163,6 +163,24 @@ static char *read_log_error(const char *path, off_t from) {
         return runtime_log_last_error(buf, (size_t)n);
 }
 
+bool runtime_error_not_exist(const char *error) {
+        if (!error)
+                return false;
+        if (strstr(error, "does not exist"))
+                return true;
+        /* crun: "error opening file `ROOT/ID/status`: No such file or directory" (state,
+         * kill) and "cannot open directory 'ROOT/ID': No such file or directory" (delete) */
+        if (!strcasestr(error, "no such file or directory"))
+                return false;
+        const char *f = strstr(error, "error opening file `");
+        return (f && strstr(f, "/status`:")) || strstr(error, "cannot open directory '");
+}
+
+bool runtime_error_not_running(const char *error) {
+        return error && (strstr(error, "not running") || strcasestr(error, "no such process") ||
+                         strstr(error, "process already finished"));
+}
+
 /* ---- parsing state / ps ------------------------------------------------------------ */
 
 void runtime_state_done(struct runtime_state *s) {

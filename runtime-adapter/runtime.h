@@ -101,6 +101,15 @@ void runtime_argv_free(char **argv);
  * or NULL if none. Non-JSON lines are skipped. Caller frees. */
 char *runtime_log_last_error(const char *log, size_t len);
 
+/* Whether a runtime's error says the container does not exist (deleted, or never
+ * created), in the words of runc ("container does not exist") or crun (its state
+ * file or directory under the root is missing). The one place this is decided: the
+ * error itself is passed on unchanged. */
+bool runtime_error_not_exist(const char *error);
+
+/* Whether a runtime's error for kill says the process is gone (exited, not running). */
+bool runtime_error_not_running(const char *error);
+
 struct runtime_state {
         char *id;
         pid_t pid;

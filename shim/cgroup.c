@@ -533,6 +533,65 @@ static const struct keyed_field v2_memory_events_fields[] = {
 };
 #undef V2E
 
+/* io.stat: one line per device, "MAJ:MIN rbytes=N wbytes=N rios=N wios=N dbytes=N ...";
+ * the four counters containerd reports are kept, other keys and bad lines skipped. */
+struct v2_io {
+        Nanoshim__Cgroups__V2IOStat stat;
+        Nanoshim__Cgroups__V2IOEntry *entries;
+        Nanoshim__Cgroups__V2IOEntry **ptrs;
+};
+
+static void v2_io_done(struct v2_io *io) {
+        free(io->entries);
+        free(io->ptrs);
+}
+
+static bool v2_io_read(int dirfd, struct v2_io *io) {
+        *io = (struct v2_io){.stat = NANOSHIM__CGROUPS__V2_IOSTAT__INIT};
+        _cleanup_free_ char *buf = NULL;
+        if (read_file_at(dirfd, "io.stat", CGROUP_FILE_MAX, &buf, NULL) < 0)
+                return false;
+        size_t lines = 0;
+        for (const char *c = buf; *c; c++)
+                lines += *c == '\n';
+        io->entries = calloc(lines + 1, sizeof *io->entries);
+        io->ptrs = calloc(lines + 1, sizeof *io->ptrs);
+        if (!io->entries || !io->ptrs) {
+                v2_io_done(io);
+                return false;
+        }
+        char *save = NULL;
+        for (char *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+                Nanoshim__Cgroups__V2IOEntry *e = &io->entries[io->stat.n_usage];
+                nanoshim__cgroups__v2_ioentry__init(e);
+                unsigned long long maj, min;
+                int n = 0;
+                if (sscanf(l, "%llu:%llu%n", &maj, &min, &n) != 2 || (l[n] != ' ' && l[n] != 0))
+                        continue;
+                e->major = maj;
+                e->minor = min;
+                char *save2 = NULL;
+                for (char *kv = strtok_r(l + n, " ", &save2); kv; kv = strtok_r(NULL, " ", &save2)) {
+                        char *eq = strchr(kv, '=');
+                        uint64_t v;
+                        if (!eq || parse_u64(eq + 1, UINT64_MAX, &v) < 0)
+                                continue;
+                        *eq = 0;
+                        if (strcmp(kv, "rbytes") == 0)
+                                e->rbytes = v;
+                        else if (strcmp(kv, "wbytes") == 0)
+                                e->wbytes = v;
+                        else if (strcmp(kv, "rios") == 0)
+                                e->rios = v;
+                        else if (strcmp(kv, "wios") == 0)
+                                e->wios = v;
+                }
+                io->ptrs[io->stat.n_usage++] = e;
+        }
+        io->stat.usage = io->ptrs;
+        return true;
+}
+
 static int collect_v2(const char *sysfs_root, const struct cgroup_paths *p, uint8_t **ret_buf, size_t *ret_len) {
         Nanoshim__Cgroups__V2Metrics m = NANOSHIM__CGROUPS__V2_METRICS__INIT;
         Nanoshim__Cgroups__V2PidsStat pids = NANOSHIM__CGROUPS__V2_PIDS_STAT__INIT;
@@ -560,11 +619,18 @@ static int collect_v2(const char *sysfs_root, const struct cgroup_paths *p, uint
         if (read_keyed_at(fd, "memory.events", v2_memory_events_fields, ELEMENTSOF(v2_memory_events_fields),
                           &events))
                 m.memory_events = &events;
+        /* containerd reports io whenever io.stat can be read, empty or not */
+        struct v2_io io;
+        if (v2_io_read(fd, &io))
+                m.io = &io.stat;
         size_t len = nanoshim__cgroups__v2_metrics__get_packed_size(&m);
         uint8_t *buf = malloc(len ? len : 1);
-        if (!buf)
+        if (!buf) {
+                v2_io_done(&io);
                 return -ENOMEM;
+        }
         nanoshim__cgroups__v2_metrics__pack(&m, buf);
+        v2_io_done(&io);
         *ret_buf = buf;
         *ret_len = len;
         return 0;

@@ -442,8 +442,7 @@ struct delete_state {
 
 static void on_force_deleted(const struct runtime_result *res, void *userdata) {
         struct delete_state *d = userdata;
-        if (res->exit_status != 0 && res->error && !strstr(res->error, "does not exist") &&
-            !strstr(res->error, "not exist"))
+        if (res->exit_status != 0 && res->error && !runtime_error_not_exist(res->error))
                 fprintf(stderr, "runtime delete: %s\n", res->error);
         d->done = true;
         ev_break(EV_DEFAULT, EVBREAK_ALL);

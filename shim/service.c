@@ -1021,10 +1021,9 @@ static void on_kill_done(const struct runtime_result *res, void *userdata) {
                 ttrpc_call_reply(o->call, NULL);
         else {
                 const char *e = runtime_error_text(res);
-                if (strstr(e, "not running") || strstr(e, "no such process") || strstr(e, "process already finished") ||
-                    strstr(e, "container not running"))
+                if (runtime_error_not_running(e))
                         ttrpc_call_reply_error(o->call, TTRPC_NOT_FOUND, "process already finished");
-                else if (strstr(e, "does not exist"))
+                else if (runtime_error_not_exist(e))
                         ttrpc_call_reply_error(o->call, TTRPC_NOT_FOUND, "no such container: %s", e);
                 else
                         ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "%s", e);
@@ -1150,7 +1149,7 @@ static void early_teardown_check(struct container *c) {
 static void on_early_deleted(const struct runtime_result *res, void *userdata) {
         struct op *o = userdata;
         struct container *c = o->c;
-        bool ok = res->exit_status == 0 || (res->error && strstr(res->error, "does not exist"));
+        bool ok = res->exit_status == 0 || runtime_error_not_exist(res->error);
         c->early_delete = ok ? EARLY_DELETE_DONE : EARLY_DELETE_FAILED;
         if (!ok)
                 log_warn("%s: runtime delete after the exit failed (%s); Delete will retry", c->id,
@@ -1220,7 +1219,7 @@ static void on_delete_done(const struct runtime_result *res, void *userdata) {
         struct op *o = userdata;
         struct container *c = o->c;
         struct process *p = c->init;
-        if (res->exit_status != 0 && (!res->error || !strstr(res->error, "does not exist"))) {
+        if (res->exit_status != 0 && !runtime_error_not_exist(res->error)) {
                 ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "failed to delete task: %s", runtime_error_text(res));
                 p->busy = false;
                 op_free(o);

@@ -364,10 +364,17 @@ options_case() {
         # A runtime binary of our own: runc, logging each call, proves BinaryName is used.
         printf '#!/bin/sh\necho "$*" >>%s/calls\nexec runc "$@"\n' "$d" >"$d/runc-logged"
         chmod +x "$d/runc-logged"
+        # The shim's cgroup: in the unified hierarchy itself (cgroup v2 only), or in the
+        # v1 hierarchies and the hybrid's unified one.
         local made=""
-        for ctrl in memory pids unified; do
-                [ -d "/sys/fs/cgroup/$ctrl" ] && mkdir "/sys/fs/cgroup/$ctrl/$cg" && made="$made $ctrl"
-        done
+        if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+                mkdir "/sys/fs/cgroup/$cg" && made=/sys/fs/cgroup/$cg
+        else
+                for ctrl in memory pids unified; do
+                        [ -d "/sys/fs/cgroup/$ctrl" ] && mkdir "/sys/fs/cgroup/$ctrl/$cg" && made="$made /sys/fs/cgroup/$ctrl/$cg"
+                done
+        fi
+        [ -n "$made" ] || { echo "no cgroup made for the shim"; return 1; }
         cat >"$d/options.toml" <<TOML
 # nanoshim runtime options
 BinaryName = "$d/runc-logged"
@@ -388,7 +395,10 @@ TOML
         ctr_ task delete opts1 >/dev/null
         ctr_ containers rm opts1
         poll_until 20 sh -c "! kill -0 $spid"
-        for ctrl in $made; do rmdir "/sys/fs/cgroup/$ctrl/$cg" || { echo "cgroup $ctrl/$cg busy"; ok=1; }; done
+        # The shim's runtime calls may still be leaving the cgroup as the shim is reaped:
+        # poll its removal.
+        local g
+        for g in $made; do poll_until 10 rmdir "$g" || { echo "cgroup $g busy: $(cat "$g/cgroup.procs" 2>&1)"; ok=1; }; done
         return $ok
 }
 expect "runtime-options-file" options_case

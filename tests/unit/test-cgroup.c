@@ -381,6 +381,8 @@ START_TEST(test_stats_v2_fake) {
                                       "pgfault 18\npgmajfault 19\nworkingset_refault 20\npgscan 24\n"
                                       "thp_collapse_alloc 31\n");
         write_text(cg, "memory.events", "low 1\nhigh 2\nmax 3\noom 4\noom_kill 5\noom_group_kill 0\n");
+        write_text(cg, "io.stat", "254:0 rbytes=4096 wbytes=2097152 rios=1 wios=32 dbytes=0 dios=0\n"
+                                  "not a device line\n7:1 wbytes=9 odd=x\n");
 
         uint8_t *buf = NULL;
         size_t len = 0;
@@ -388,10 +390,11 @@ START_TEST(test_stats_v2_fake) {
         ck_assert_int_eq(cgroup_stats_collect(sys, proc, 99, &buf, &len, &url), 0);
         ck_assert_str_eq(url, "io.containerd.cgroups.v2.Metrics");
 
-        /* containerd/cgroups v2/stats: pids = 1, cpu = 2, memory = 4, memory_events = 8. */
+        /* containerd/cgroups v2/stats: pids = 1, cpu = 2, memory = 4, io = 6,
+         * memory_events = 8. */
         bool seen[64];
-        ck_assert_uint_eq(top_level_fields(buf, len, seen), 4);
-        ck_assert(seen[1] && seen[2] && seen[4] && seen[8]);
+        ck_assert_uint_eq(top_level_fields(buf, len, seen), 5);
+        ck_assert(seen[1] && seen[2] && seen[4] && seen[6] && seen[8]);
 
         Nanoshim__Cgroups__V2Metrics *m = nanoshim__cgroups__v2_metrics__unpack(NULL, len, buf);
         ck_assert_ptr_nonnull(m);
@@ -435,6 +438,16 @@ START_TEST(test_stats_v2_fake) {
         ck_assert_uint_eq(m->memory_events->max, 3);
         ck_assert_uint_eq(m->memory_events->oom, 4);
         ck_assert_uint_eq(m->memory_events->oom_kill, 5);
+        ck_assert_ptr_nonnull(m->io);
+        ck_assert_uint_eq(m->io->n_usage, 2);
+        ck_assert_uint_eq(m->io->usage[0]->major, 254);
+        ck_assert_uint_eq(m->io->usage[0]->minor, 0);
+        ck_assert_uint_eq(m->io->usage[0]->rbytes, 4096);
+        ck_assert_uint_eq(m->io->usage[0]->wbytes, 2097152);
+        ck_assert_uint_eq(m->io->usage[0]->rios, 1);
+        ck_assert_uint_eq(m->io->usage[0]->wios, 32);
+        ck_assert_uint_eq(m->io->usage[1]->major, 7);
+        ck_assert_uint_eq(m->io->usage[1]->wbytes, 9);
         nanoshim__cgroups__v2_metrics__free_unpacked(m, NULL);
         free(buf);
         rm_rf(root);

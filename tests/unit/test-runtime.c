@@ -250,6 +250,24 @@ START_TEST(test_log_last_error) {
 }
 END_TEST
 
+/* The not-exist and not-running answers, in runc's and crun's words; other errors that
+ * mention a missing file are not mistaken for them. */
+START_TEST(test_error_classes) {
+        ck_assert(runtime_error_not_exist("container does not exist"));
+        ck_assert(runtime_error_not_exist("error opening file `/run/crun/c1/status`: No such file or directory"));
+        ck_assert(runtime_error_not_exist("cannot open directory '/run/crun/c1': No such file or directory"));
+        ck_assert(!runtime_error_not_exist(NULL));
+        ck_assert(!runtime_error_not_exist("executable file `/bin/x` not found: No such file or directory"));
+        ck_assert(!runtime_error_not_exist("error opening file `/b/config.json`: No such file or directory"));
+        ck_assert(!runtime_error_not_exist("error opening file `/run/crun/c1/status`: Permission denied"));
+        ck_assert(runtime_error_not_running("container not running"));
+        ck_assert(runtime_error_not_running("kill container: No such process"));
+        ck_assert(runtime_error_not_running("os: process already finished"));
+        ck_assert(!runtime_error_not_running("container does not exist"));
+        ck_assert(!runtime_error_not_running(NULL));
+}
+END_TEST
+
 START_TEST(test_parse_state) {
         struct runtime_state s;
         const char *ok = "{\"ociVersion\":\"1.0.2\",\"id\":\"c1\",\"pid\":4242,\"status\":\"running\","
@@ -762,6 +780,7 @@ int main(int argc, char **argv) {
         TCase *pure = tcase_create("pure");
         tcase_add_test(pure, test_build_argv);
         tcase_add_test(pure, test_log_last_error);
+        tcase_add_test(pure, test_error_classes);
         tcase_add_test(pure, test_parse_state);
         tcase_add_test(pure, test_parse_ps);
         suite_add_tcase(s, pure);
