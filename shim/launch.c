@@ -612,7 +612,7 @@ int launch_daemon(const struct shim_args *a) {
                 close(logfd);
         }
         fd_set_nonblock(STDERR_FILENO, true);
-        log_setup(STDERR_FILENO, a->debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, a->id ? a->id : "nanoshim");
+        log_setup(STDERR_FILENO, a->debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, identifier_is_valid(a->id) ? a->id : NULL);
 
         if (!identifier_is_valid(a->namespace))
                 return log_error_errno(-EINVAL, "invalid namespace \"%s\"", a->namespace);

@@ -10,13 +10,12 @@
 
 static int log_fd = STDERR_FILENO;
 static enum log_level log_max = LOG_LEVEL_INFO;
-static const char *log_ident = "nanoshim";
+static const char *log_ident = NULL; /* the id= field, when set */
 
 void log_setup(int borrowed_fd, enum log_level max_level, const char *ident) {
         log_fd = borrowed_fd;
         log_max = max_level;
-        if (ident)
-                log_ident = ident;
+        log_ident = ident;
 }
 
 enum log_level log_get_max_level(void) {
@@ -50,23 +49,36 @@ int log_internal(enum log_level level, int error, const char *fmt, ...) {
         }
         fmtbuf[o] = 0;
 
-        char msg[2048];
+        char raw[2048];
         va_list ap;
         va_start(ap, fmt);
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
-        vsnprintf(msg, sizeof msg, fmtbuf, ap);
+        vsnprintf(raw, sizeof raw, fmtbuf, ap);
 #pragma GCC diagnostic pop
         va_end(ap);
+        /* logfmt: the message stays one quoted value, whatever it holds */
+        char msg[2 * sizeof raw];
+        size_t m = 0;
+        for (const char *p = raw; *p && m < sizeof msg - 2; p++) {
+                if (*p == '"' || *p == '\\')
+                        msg[m++] = '\\', msg[m++] = *p;
+                else if (*p == '\n')
+                        msg[m++] = '\\', msg[m++] = 'n';
+                else
+                        msg[m++] = (unsigned char)*p < 0x20 ? ' ' : *p;
+        }
+        msg[m] = 0;
 
         struct timespec ts;
         struct tm tm;
         clock_gettime(CLOCK_REALTIME, &ts);
         gmtime_r(&ts.tv_sec, &tm);
-        char line[2300];
-        int n = snprintf(line, sizeof line, "time=\"%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ\" level=%s msg=\"%s\" pid=%d %s\n",
+        char line[4400];
+        int n = snprintf(line, sizeof line, "time=\"%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ\" level=%s msg=\"%s\" pid=%d%s%s\n",
                          tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                         ts.tv_nsec / 1000, level_names[level], msg, (int)getpid(), log_ident);
+                         ts.tv_nsec / 1000, level_names[level], msg, (int)getpid(), log_ident ? " id=" : "",
+                         log_ident ? log_ident : "");
         if (n > (int)sizeof line)
                 n = sizeof line;
         if (n > 0) {

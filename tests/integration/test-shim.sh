@@ -357,7 +357,7 @@ t_standalone_launch() {
         st=$WAITED
         [ "$st" != 0 ] && [ "$st" != timeout ] && pass "launch: a failed create ends the shim ($st)" ||
                 fail "launch: failed create: shim status $st"
-        grep -q 'exec: "/bin/nonexistent": stat /bin/nonexistent: no such file or directory' "$SHIM_DIR/bad.log" &&
+        grep -qF 'exec: \"/bin/nonexistent\": stat /bin/nonexistent: no such file or directory' "$SHIM_DIR/bad.log" &&
                 pass "launch: runc's message in the shim log" || fail "launch: runc's message missing: $(tail -3 "$SHIM_DIR/bad.log")"
         [ ! -e "$SHIM_DIR/s/bad.sock" ] && [ ! -e "$SHIM_DIR/s/bad.sock.launching" ] && pass "launch: its socket is removed" || fail "launch: socket left"
 
@@ -365,7 +365,7 @@ t_standalone_launch() {
         printf '{"id":"lc","stdout":"x","termnal":true}' >"$b/process.json"
         "$SHIM" -namespace "$IT_NS" -socket "$SHIM_DIR/s/typo.sock" -bundle "$b" -launch >"$SHIM_DIR/typo.log" 2>&1
         st=$?
-        [ "$st" != 0 ] && grep -q 'unknown key "termnal"' "$SHIM_DIR/typo.log" && pass "launch: unknown key refused" ||
+        [ "$st" != 0 ] && grep -qF 'unknown key \"termnal\"' "$SHIM_DIR/typo.log" && pass "launch: unknown key refused" ||
                 fail "launch: typo accepted (status $st): $(cat "$SHIM_DIR/typo.log")"
 }
 

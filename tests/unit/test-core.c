@@ -12,6 +12,7 @@
 #include "fd-util.h"
 #include "file-util.h"
 #include "ids.h"
+#include "log.h"
 #include "macro.h"
 #include "reaper.h"
 #include "unit.h"
@@ -206,6 +207,59 @@ START_TEST(test_normal_absolute_paths) {
 }
 END_TEST
 
+
+/* Every field of a log line is key=value (containerd re-logs the shim's lines, and log
+ * tools parse them): no bare trailing id, and a quote or newline in the message stays
+ * inside msg="...". */
+static void split_fields(char *line, char **keys, size_t max, size_t *n) {
+        *n = 0;
+        char *p = line;
+        while (*p && *p != '\n') {
+                ck_assert_uint_lt(*n, max);
+                keys[(*n)++] = p;
+                char *eq = strchr(p, '=');
+                ck_assert_msg(eq && eq < p + strcspn(p, " \n"), "field without '=' at: %s", p);
+                *eq = 0;
+                p = eq + 1;
+                if (*p == '"') { /* quoted value: up to the next unescaped quote */
+                        for (p++; *p && *p != '"'; p++)
+                                if (*p == '\\' && p[1])
+                                        p++;
+                        ck_assert_int_eq(*p, '"');
+                        p++;
+                } else
+                        p += strcspn(p, " \n");
+                ck_assert_msg(*p == ' ' || *p == '\n' || *p == 0, "junk after a value: %s", p);
+                if (*p == ' ')
+                        p++;
+        }
+}
+
+START_TEST(test_log_lines_are_key_value) {
+        int fds[2];
+        ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+        log_setup(fds[1], LOG_LEVEL_INFO, "c1-4db8");
+        log_info("%s: created, init pid %d, \"quoted\"\nand a second line", "c1", 42);
+        char buf[2048] = {0};
+        ssize_t n = read(fds[0], buf, sizeof buf - 1);
+        ck_assert_int_gt(n, 0);
+        ck_assert_int_eq(buf[n - 1], '\n');
+        ck_assert_ptr_null(memchr(buf, '\n', (size_t)n - 1)); /* one line */
+        char copy[2048];
+        memcpy(copy, buf, sizeof copy);
+        char *keys[16];
+        size_t nk;
+        split_fields(copy, keys, 16, &nk);
+        const char *want[] = {"time", "level", "msg", "pid", "id"};
+        ck_assert_uint_eq(nk, ELEMENTSOF(want));
+        for (size_t i = 0; i < nk; i++)
+                ck_assert_str_eq(keys[i], want[i]);
+        ck_assert_ptr_nonnull(strstr(buf, " id=c1-4db8\n"));
+        close(fds[0]);
+        close(fds[1]);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("core");
         TCase *tc = tcase_create("core");
@@ -219,6 +273,7 @@ int main(void) {
         tcase_add_test(tc, test_reaper_early_exit_stash);
         tcase_add_test(tc, test_reaper_orphans_counted_not_stashed);
         tcase_add_test(tc, test_close_all_fds_except);
+        tcase_add_test(tc, test_log_lines_are_key_value);
         suite_add_tcase(s, tc);
         return run_suite(s);
 }
