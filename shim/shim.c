@@ -42,10 +42,6 @@ static void on_terminate(struct ev_loop *loop, ev_signal *w, int revents) {
         shim_exit(s);
 }
 
-static bool peer_allowed(pid_t pid, uid_t uid, gid_t gid, void *userdata) {
-        return uid == 0 || uid == geteuid();
-}
-
 int shim_new(struct ev_loop *loop, const struct shim_config *cfg, struct shim **ret) {
         struct shim *s = calloc(1, sizeof *s);
         if (!s)
@@ -78,7 +74,7 @@ int shim_new(struct ev_loop *loop, const struct shim_config *cfg, struct shim **
         r = events_new(loop, cfg->events_address, s->namespace, &s->events);
         if (r < 0)
                 goto fail;
-        r = ttrpc_server_new(loop, cfg->listen_fd, service_dispatch, peer_allowed, s, &s->server);
+        r = ttrpc_server_new(loop, cfg->listen_fd, service_dispatch, NULL /* same user */, s, &s->server);
         if (r < 0)
                 goto fail;
         ev_signal_init(&s->sig_term, on_terminate, SIGTERM);

@@ -523,8 +523,8 @@ static void server_handle_frame(struct ttrpc_conn *conn, enum ttrpc_frame_kind k
         s->dispatch(&sc->pub, s->userdata);
 }
 
-static bool default_peer_ok(pid_t pid, uid_t uid, gid_t gid, void *userdata) {
-        return uid == 0 || uid == geteuid();
+bool ttrpc_peer_same_user(pid_t pid, uid_t uid, gid_t gid, void *userdata) {
+        return uid == geteuid() && gid == getegid();
 }
 
 static void server_accept_one(struct ttrpc_server *s, int fd) {
@@ -536,9 +536,9 @@ static void server_accept_one(struct ttrpc_server *s, int fd) {
                 log_debug_errno(-errno, "ttrpc: SO_PEERCRED failed, refusing peer: %m");
                 return;
         }
-        ttrpc_peer_ok_fn ok = s->peer_ok ? s->peer_ok : default_peer_ok;
+        ttrpc_peer_ok_fn ok = s->peer_ok ? s->peer_ok : ttrpc_peer_same_user;
         if (!ok(cred.pid, cred.uid, cred.gid, s->userdata)) {
-                log_debug("ttrpc: refusing peer pid %d uid %u", (int)cred.pid, (unsigned)cred.uid);
+                log_debug("ttrpc: refusing peer pid=%d uid=%u gid=%u", (int)cred.pid, (unsigned)cred.uid, (unsigned)cred.gid);
                 return;
         }
 

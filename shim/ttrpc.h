@@ -121,8 +121,12 @@ bool ttrpc_call_is_orphaned(const struct ttrpc_call *call);
 /* Handler for every decoded request. Unknown service/method: answer
  * ttrpc_call_reply_error(call, TTRPC_UNIMPLEMENTED, ...). */
 typedef void (*ttrpc_dispatch_fn)(struct ttrpc_call *call, void *userdata);
-/* Decides whether an accepted peer may talk to us (SO_PEERCRED); NULL = same uid only. */
+/* Decides whether an accepted peer may talk to us (SO_PEERCRED); NULL =
+ * ttrpc_peer_same_user(). */
 typedef bool (*ttrpc_peer_ok_fn)(pid_t pid, uid_t uid, gid_t gid, void *userdata);
+/* ttrpc's same-user rule (UnixSocketRequireSameUser): the peer's uid AND gid are our
+ * effective uid and gid; root with another gid is refused too. */
+bool ttrpc_peer_same_user(pid_t pid, uid_t uid, gid_t gid, void *userdata);
 
 /* Serve on an already listening socket (ownership of listen_fd moves to the server). */
 int ttrpc_server_new(struct ev_loop *loop, int listen_fd, ttrpc_dispatch_fn dispatch,

@@ -598,6 +598,11 @@ t_errors() {
         st=$?
         [ $st -eq 3 ] && echo "$err" | grep -q "$IT_TMP/nowhere.sock" && pass "no shim: exit 3 naming the socket" ||
                 fail "no shim: status $st, '$err'"
+        # ttrpc's same-user rule: uid 0 with another gid is not served (docs/reliability.md)
+        err=$(setpriv --regid 4242 --clear-groups "$SHIMCTL" -a "$SOCK" state x 2>&1)
+        st=$?
+        [ $st -eq 3 ] && echo "$err" | grep -q 'closed' && pass "peer uid 0 with another gid: refused" ||
+                fail "peer uid 0 with another gid: status $st, '$err'"
         shim_stop
 }
 

@@ -897,6 +897,38 @@ START_TEST(test_refused_peer) {
 }
 END_TEST
 
+
+/* The default peer check is ttrpc's same-user rule: the peer's uid AND gid must be the
+ * server's effective ones (uid 0 with another gid is refused too). SO_PEERCRED records
+ * the credentials at connect(): the client connects with another effective gid. */
+START_TEST(test_peer_other_gid_refused) {
+        if (geteuid() != 0)
+                return; /* cannot take another gid: nothing to show */
+        struct fx *f = fx_new(false);
+        gid_t gid = getegid();
+        ck_assert_int_eq(setegid(gid + 4242), 0);
+        struct ttrpc_client *c = NULL;
+        int r = ttrpc_client_connect(f->loop, f->path, &c);
+        ck_assert_int_eq(setegid(gid), 0);
+        ck_assert_int_eq(r, 0);
+        struct result res = { 0 };
+        ck_assert_int_eq(call(c, "Echo", "x", 0, &res), 0);
+        RUN_UNTIL(f->loop, res.done);
+        ck_assert_int_eq(res.code, TTRPC_UNAVAILABLE);
+        ck_assert_uint_eq(f->st.n_dispatched, 0);
+        ttrpc_client_free(c);
+
+        /* the same credentials as the server: served */
+        ck_assert_int_eq(ttrpc_client_connect(f->loop, f->path, &c), 0);
+        struct result ok = { 0 };
+        ck_assert_int_eq(call(c, "Echo", "y", 0, &ok), 0);
+        RUN_UNTIL(f->loop, ok.done);
+        ck_assert_int_eq(ok.code, 0);
+        ttrpc_client_free(c);
+        fx_free(f);
+}
+END_TEST
+
 START_TEST(test_client_gone_then_answer) {
         struct fx *f = fx_new(false);
         struct ttrpc_client *c = NULL;
@@ -1155,6 +1187,7 @@ int main(void) {
         tcase_add_test(tn, test_call_cap);
         tcase_add_test(tn, test_peer_never_reads);
         tcase_add_test(tn, test_refused_peer);
+        tcase_add_test(tn, test_peer_other_gid_refused);
         tcase_add_test(tn, test_client_gone_then_answer);
         tcase_add_test(tn, test_client_timeout);
         tcase_add_test(tn, test_peer_closes);
