@@ -45,6 +45,7 @@ struct process {
         int exit_status;
         struct timespec exited_at;
         bool starting;         /* a start is in flight: its event must precede the exit's */
+        bool start_failed;     /* exec: its start failed, it never ran (no exit event, ever) */
         bool busy;             /* a runtime call for this process is in flight */
         struct waiter *waiters;
         struct ttrpc_call *delete_call; /* init: a Delete waiting for the exit to be reported */

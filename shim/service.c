@@ -165,11 +165,19 @@ static void reply_wait(struct ttrpc_call *call, const struct process *p) {
         ttrpc_call_reply(call, &resp.base);
 }
 
-static bool execs_all_reported(const struct container *c) {
-        for (const struct process *e = c->execs; e; e = e->next)
+/* What an init's exit still waits for among the container's execs: one being started
+ * (its start event, and its exit if it started, come first: no grace), or one started
+ * and not yet reported (bounded by the grace timer). */
+enum exec_wait { EXECS_DONE, EXECS_RUNNING, EXECS_STARTING };
+static enum exec_wait execs_pending(const struct container *c) {
+        enum exec_wait w = EXECS_DONE;
+        for (const struct process *e = c->execs; e; e = e->next) {
+                if (e->starting)
+                        return EXECS_STARTING;
                 if (e->pid > 0 && !e->exit_reported)
-                        return false;
-        return true;
+                        w = EXECS_RUNNING;
+        }
+        return w;
 }
 
 static void delete_continue(struct process *p);
@@ -203,8 +211,9 @@ static void process_maybe_report_exit(struct process *p) {
         struct shim *s = c->shim;
         if (p->exit_reported || !p->exit_reaped || !p->exit_drained || p->starting || (p->is_init && c->killing_all))
                 return;
-        if (p->is_init && !execs_all_reported(c) && !c->exec_grace_expired) {
-                if (!ev_is_active(&c->exec_grace)) {
+        enum exec_wait ew = p->is_init ? execs_pending(c) : EXECS_DONE;
+        if (ew == EXECS_STARTING || (ew == EXECS_RUNNING && !c->exec_grace_expired)) {
+                if (ew == EXECS_RUNNING && !ev_is_active(&c->exec_grace)) {
                         ev_timer_set(&c->exec_grace, EXEC_GRACE_S, 0);
                         ev_timer_start(s->loop, &c->exec_grace);
                 }
@@ -701,6 +710,8 @@ static void start_succeeded(struct op *o) {
         p->starting = false;
         p->busy = false;
         process_maybe_report_exit(p); /* an exit that came during the start goes out now, after it */
+        if (!p->is_init && c->init)
+                process_maybe_report_exit(c->init); /* it waited for this start; now for the exit */
 }
 
 static void on_start_done(const struct runtime_result *res, void *userdata) {
@@ -718,16 +729,25 @@ static void on_start_done(const struct runtime_result *res, void *userdata) {
         op_free(o);
 }
 
-/* An exec that never started: it ends here, so that a Wait already outstanding returns. */
+/* An exec whose start failed never ran: as with runc-v2, no exit event, ever (the
+ * init's exit stays the container's last, and Docker takes 127/126 from the Start
+ * error); it stays "created" with pid 0, and Wait answers status 0 with no exit time
+ * (an outstanding one at once). The init's exit may have been waiting for this start. */
 static void exec_failed(struct process *p) {
+        struct container *c = p->container;
         p->pid = 0;
-        p->exit_status = 255;
-        p->exited_at = now_realtime();
-        p->exit_reaped = p->exit_drained = true;
+        p->start_failed = true;
         p->starting = false;
         p->busy = false;
         p->io = stdio_free(p->io);
-        process_maybe_report_exit(p);
+        while (p->waiters) {
+                struct waiter *w = p->waiters;
+                p->waiters = w->next;
+                reply_wait(w->call, p);
+                free(w);
+        }
+        if (c->init)
+                process_maybe_report_exit(c->init);
 }
 
 static void on_exec_done(const struct runtime_result *res, void *userdata) {
@@ -828,7 +848,10 @@ static void handle_start(struct shim *s, struct ttrpc_call *call) {
         struct container *c;
         struct process *p;
         if (resolve(s, call, req->id, req->exec_id, &c, &p) == 0) {
-                if (p->state != PROCESS_CREATED || p->busy || p->exit_reported)
+                if (p->start_failed)
+                        ttrpc_call_reply_error(call, TTRPC_FAILED_PRECONDITION, "exec %s: its start failed already",
+                                               p->id);
+                else if (p->state != PROCESS_CREATED || p->busy || p->exit_reported)
                         ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "cannot start a %s process",
                                                p->exit_reported ? "stopped" : process_state_to_string(p->state));
                 else if (!p->is_init)
@@ -900,7 +923,7 @@ static void handle_wait(struct shim *s, struct ttrpc_call *call) {
         struct container *c;
         struct process *p;
         if (resolve(s, call, req->id, req->exec_id, &c, &p) == 0) {
-                if (p->exit_reported)
+                if (p->exit_reported || p->start_failed)
                         reply_wait(call, p);
                 else {
                         struct waiter *w = calloc(1, sizeof *w);
@@ -1064,7 +1087,7 @@ static void handle_kill(struct shim *s, struct ttrpc_call *call) {
          * (~15 ms of Go start-up). The pid cannot have been reused: it is our child (the
          * init and execs are re-parented to us, the subreaper) and not reaped yet. */
         if (p->pid <= 0 && !p->exit_reaped)
-                ttrpc_call_reply_error(call, TTRPC_FAILED_PRECONDITION, "process not created");
+                ttrpc_call_reply_error(call, TTRPC_FAILED_PRECONDITION, "process not created: failed precondition"); /* runc-v2's words */
         else if (p->exit_reaped)
                 ttrpc_call_reply_error(call, TTRPC_NOT_FOUND, "process already finished");
         else if (kill(p->pid, (int)req->signal) < 0)

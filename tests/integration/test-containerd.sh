@@ -167,6 +167,34 @@ detached_case() {
 }
 run_both detached detached_case
 
+# An exec whose Start fails, asked directly on each shim's socket with shimctl: the
+# Start error, then State, Wait, Kill, Delete of it, must answer as runc-v2's do (it
+# stays "created" with pid 0; Wait answers 0 at once). No exit event for it: counted in
+# test-ordering.sh and test-shim.sh. containerd 1.x only: 2.x's runc-v2 serves the task
+# API as containerd.task.v3.Task only, which shimctl does not speak.
+SHIMCTL=$(dirname "$SHIM")/shimctl
+exec_start_failed_case() {
+        local sock ctl
+        ctr_ run -d --runtime "$RT" "$IMAGE" "$ID" sleep 1000 >/dev/null || return 1
+        poll_until 20 task_running "$ID" || return 2
+        sock=$(cat "$CTRD_DIR/state/io.containerd.runtime.v2.task/$CTR_NS/$ID/address") || return 3
+        ctl() { "$SHIMCTL" -a "${sock#unix://}" "$@" 2>&1; echo "rc $?"; }
+        ctl exec "$ID" m1 -- /bin/missing
+        ctl start "$ID" --exec m1
+        ctl state "$ID" --exec m1
+        ctl --timeout 10 wait "$ID" --exec m1
+        ctl kill "$ID" --exec m1 --signal KILL
+        ctl delete "$ID" --exec m1
+        ctl exec "$ID" m2 -- /etc/passwd
+        ctl start "$ID" --exec m2
+        ctl delete "$ID" --exec m2
+        ctr_ task kill -s KILL "$ID"
+        poll_until 20 task_stopped "$ID" || return 4
+        ctr_ task delete "$ID" | sed 's/^.*status/status/'
+        ctr_ containers rm "$ID"
+}
+[ "$(ctrd_major)" = 1 ] && run_both exec-start-failed exec_start_failed_case
+
 kill_all_case() {
         ctr_ run -d --runtime "$RT" "$IMAGE" "$ID" sh -c 'sleep 1000 & sleep 1000 & wait' >/dev/null || return 1
         poll_until 20 task_running "$ID" || return 2

@@ -571,6 +571,59 @@ t_orphan_storm() {
         orphan_storm orphans-hostpid 's/{"type": "pid"}, //'
 }
 
+# An exec whose start fails (missing command, a file that cannot be executed) never ran:
+# Start fails with runc's own text and no exit event is published for it (the init's
+# exit stays the container's last; Docker takes 127/126 from the Start error, an exit
+# event would override it). Wait, State, Kill and Delete of it answer as runc-v2's do:
+# "created", pid 0, status 0, no exit time (tests/integration/test-containerd.sh
+# compares the answers with runc-v2's).
+t_exec_start_failed() {
+        local ev=$IT_TMP/ev-xfail/ev.sock b err st got wpid
+        "$SHIMCTL" events --listen "$ev" --count 7 >"$IT_TMP/ev-xfail.out" 2>"$IT_TMP/ev-xfail.err" &
+        local rpid=$!
+        it_track "$rpid"
+        poll_until 10 test -S "$ev"
+        shim_start exec-start-failed "$ev" || return
+        b=$(bundle xfail sleep 1000)
+        ctl create xf --bundle "$b" >/dev/null && ctl start xf >/dev/null
+        ctl exec xf m1 -- /bin/missing
+        err=$(ctl start xf --exec m1 2>&1)
+        st=$?
+        [ $st = 1 ] && echo "$err" | grep -q '^shimctl: OCI runtime exec failed: .*exec: "/bin/missing": stat /bin/missing: no such file or directory (UNKNOWN)$' &&
+                pass "exec start failed: runc's own text" || fail "exec start failed: status $st, '$err'"
+        got=$(ctl state xf --exec m1 | grep -o '"pid":.*"status":"[a-z]*"\|"exit_status":.*' | tr '\n' ' ')
+        expect_eq "exec start failed: state" "$got" '"pid":0,"status":"created" "exit_status":0,"exited_at":null} '
+        got=$(ctl --timeout 10 wait xf --exec m1)
+        expect_eq "exec start failed: wait answers at once, status 0" "$got/$?" "0/0"
+        err=$(ctl kill xf --exec m1 --signal KILL 2>&1)
+        expect_eq "exec start failed: kill" "$err" "shimctl: process not created: failed precondition (FAILED_PRECONDITION)"
+        err=$(ctl start xf --exec m1 2>&1)
+        [ $? = 1 ] && pass "exec start failed: a second start is refused ($err)" || fail "second start: $err"
+        got=$(ctl delete xf --exec m1)
+        expect_eq "exec start failed: delete" "$got" '{"pid":0,"exit_status":0,"exited_at":null}'
+        ctl exec xf m2 -- /etc/passwd
+        err=$(ctl start xf --exec m2 2>&1)
+        echo "$err" | grep -q 'exec: "/etc/passwd": permission denied' && pass "exec not executable: runc's text" ||
+                fail "exec not executable: '$err'"
+        # a Wait already waiting when the start fails is answered
+        ctl exec xf m3 -- /bin/missing
+        ctl --timeout 20 wait xf --exec m3 >"$SHIM_DIR/wait-m3" 2>&1 &
+        wpid=$!
+        it_track "$wpid"
+        poll_until 10 sh -c "[ \$(grep -c 'Task Wait' '$SHIM_DIR/shim.log') -ge 2 ]" # m1's and m3's
+        ctl start xf --exec m3 >/dev/null 2>&1
+        wait_pid "$wpid" 20
+        expect_eq "exec start failed: an outstanding wait returns 0" "$WAITED/$(cat "$SHIM_DIR/wait-m3")" "0/0"
+        ctl kill xf --signal KILL
+        got=$(ctl --timeout 30 wait xf)
+        expect_eq "exec start failed: the init's status" "$got" 137
+        ctl delete xf >/dev/null
+        wait_pid "$rpid" 20 || fail "exec start failed: the receiver did not get 7 events"
+        expect_eq "exec start failed: no exit event for the execs" "$(topics_of "$IT_TMP/ev-xfail.out")" \
+                "create start exec-added exec-added exec-added exit delete"
+        shim_stop
+}
+
 t_errors() {
         shim_start errors || return
         local b err st
@@ -616,7 +669,7 @@ t_shutdown() {
         SHIM_PID=
 }
 
-for t in t_exit_codes t_sigkill t_sigterm_trap t_sigterm_ignored t_kill_all t_kill_all_before_exit t_exec t_concurrent_wait \
+for t in t_exit_codes t_sigkill t_sigterm_trap t_sigterm_ignored t_kill_all t_kill_all_before_exit t_exec t_exec_start_failed t_concurrent_wait \
         t_events_order t_events_late t_events_fail_first t_stdout_fifo t_backpressure t_stdin t_tty t_init_fds t_oom t_early_exit t_early_delete t_standalone_launch t_orphan_storm \
         t_errors t_shutdown; do
         if [ -n "${IT_ONLY:-}" ] && ! echo " $IT_ONLY " | grep -q " $t "; then
