@@ -364,12 +364,19 @@ static int apply_options(struct container *c, const Nanoshim__Types__Any *opts, 
                 free(c->rt_binary);
                 c->rt_binary = TAKE_PTR(o.binary_name);
         }
+        r = 0;
         if (o.root) {
+                /* as runc-v2: <Root>/<namespace>, so that two namespaces (Docker's and
+                 * Kubernetes' on one host) holding the same container id do not share
+                 * the runtime's state directory */
                 free(c->rt_root);
-                c->rt_root = TAKE_PTR(o.root);
+                if (asprintf(&c->rt_root, "%s/%s", o.root, c->shim->namespace) < 0) {
+                        c->rt_root = NULL;
+                        r = -ENOMEM;
+                }
         }
         runtime_options_done(&o);
-        return 0;
+        return r;
 }
 
 static void create_fail(struct op *o, int code, const char *fmt, ...) _printf_(3, 4);
@@ -581,8 +588,9 @@ static void handle_create(struct shim *s, struct ttrpc_call *call) {
 
         _cleanup_free_ char *err = NULL;
         int r;
-        if (apply_options(c, req->options, &err) < 0) {
-                create_fail(o, TTRPC_INVALID_ARGUMENT, "%s", err ? err : "bad options");
+        if ((r = apply_options(c, req->options, &err)) < 0) {
+                create_fail(o, r == -ENOMEM ? TTRPC_INTERNAL : TTRPC_INVALID_ARGUMENT, "%s",
+                            err ? err : r == -ENOMEM ? "out of memory" : "bad options");
                 return;
         }
 

@@ -77,8 +77,12 @@ it_cleanup() {
         trap - EXIT INT TERM
         if [ -n "$IT_TMP" ] && [ -d "$IT_TMP" ]; then
                 local id
-                for id in $(runc --root "$IT_TMP/runc" list -q 2>/dev/null); do
-                        runc --root "$IT_TMP/runc" delete --force "$id" >/dev/null 2>&1
+                local root
+                # -runtime-root as given; a Root in runtime options gets /<namespace>
+                for root in "$IT_TMP/runc" "$IT_TMP/runc/$IT_NS"; do
+                        for id in $(runc --root "$root" list -q 2>/dev/null); do
+                                runc --root "$root" delete --force "$id" >/dev/null 2>&1
+                        done
                 done
         fi
         local p

@@ -415,12 +415,15 @@ TOML
         }
         poll_until 20 task_running opts1 || { echo "never running"; ok=1; }
         grep -q "create" "$d/calls" 2>/dev/null || { echo "BinaryName not used"; ok=1; }
-        [ -d "$d/root/opts1" ] || { echo "Root not used: $(ls "$d/root")"; ok=1; }
+        # runc-v2's rule: the runtime's root is <Root>/<namespace> (two namespaces may
+        # hold the same container id)
+        [ -d "$d/root/$CTR_NS/opts1" ] || { echo "Root/<namespace> not used: $(find "$d/root")"; ok=1; }
         spid=$(shim_pid_of opts1)
         grep -q ":/$cg\$" "/proc/$spid/cgroup" 2>/dev/null || { echo "shim not in /$cg: $(cat "/proc/$spid/cgroup")"; ok=1; }
         ctr_ task kill -s KILL opts1
         poll_until 20 task_stopped opts1
         ctr_ task delete opts1 >/dev/null
+        [ ! -e "$d/root/$CTR_NS/opts1" ] || { echo "the runtime's state left in $d/root/$CTR_NS"; ok=1; }
         ctr_ containers rm opts1
         poll_until 20 sh -c "! kill -0 $spid"
         # The shim's runtime calls may still be leaving the cgroup as the shim is reaped:
