@@ -21,11 +21,7 @@ passed=0
 failed=0
 
 cleanup() {
-        local ids
-        ids=$(ctr_ task ls -q 2>/dev/null)
-        for id in $ids; do ctr_ task kill -s KILL "$id" >/dev/null 2>&1; done
-        for id in $ids; do poll_until 10 task_stopped "$id"; ctr_ task delete "$id" >/dev/null 2>&1; done
-        for id in $(ctr_ containers ls -q 2>/dev/null); do ctr_ containers rm "$id" >/dev/null 2>&1; done
+        ctrd_remove_all
         ctrd_stop
         # Snapshot mounts of the private root, if any survived.
         grep -o " ${WORK}[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount "$m" 2>/dev/null; done

@@ -31,13 +31,9 @@ WORK=$(mktemp -d /tmp/nanoshim-ord-XXXXXX)
 EVPID=
 
 cleanup() {
-        local ids id
         [ -n "$EVPID" ] && kill "$EVPID" 2>/dev/null && wait "$EVPID" 2>/dev/null
         if [ -n "${CTRD_SOCK:-}" ]; then
-                ids=$(ctr_ task ls -q 2>/dev/null)
-                for id in $ids; do ctr_ task kill -s KILL "$id" >/dev/null 2>&1; done
-                for id in $ids; do poll_until 10 task_gone_or_stopped "$id"; ctr_ task delete "$id" >/dev/null 2>&1; done
-                for id in $(ctr_ containers ls -q 2>/dev/null); do ctr_ containers rm "$id" >/dev/null 2>&1; done
+                ctrd_remove_all
                 ctrd_stop
         fi
         grep -o " ${WORK}[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount "$m" 2>/dev/null; done
@@ -45,15 +41,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-task_status() { ctr_ task ls 2>/dev/null | awk -v id="$1" '$1 == id {print $3}'; }
-task_gone_or_stopped() { local s; s=$(task_status "$1"); [ -z "$s" ] || [ "$s" = STOPPED ]; }
-started_execs() { grep -c "/tasks/exec-started {\"container_id\":\"$1\"" "$WORK/events"; }
 n_deleted() { grep -c '/tasks/delete ' "$WORK/events"; }
 
 # Remove a container once its task stopped (containerd's delete of it).
 finish() {
         local id=$1
-        poll_until 60 task_gone_or_stopped "$id" || echo "$id: task still $(task_status "$id") after 60 s" >>"$WORK/problems"
+        poll_until 60 ctrd_task_gone_or_stopped "$id" || echo "$id: task not stopped after 60 s" >>"$WORK/problems"
         ctr_ task delete "$id" >/dev/null 2>&1
         ctr_ containers rm "$id" >/dev/null 2>&1
 }
