@@ -71,7 +71,7 @@ write_report() {
                 echo "| memory | $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) |"
                 echo "| cgroups | $(if [ -e /sys/fs/cgroup/cgroup.controllers ]; then echo v2; else echo v1; fi) |"
                 echo "| containerd | $(containerd --version | awk '{ print $3 }') |"
-                echo "| containerd-shim-runc-v2 | $(dpkg-query -W -f='${Version}' containerd 2>/dev/null) (Debian's containerd package) |"
+                echo "| containerd-shim-runc-v2 | the one of containerd $CTRD_VERSION ($CTRD_BIN) |"
                 echo "| runc | $("$RUNC" --version | awk 'NR == 1 { print $3 }') |"
                 echo "| conmon | $(conmon --version | awk 'NR == 1 { print $3 }') |"
                 echo "| nanoshim | $("$SHIM" -v 2>/dev/null | head -n 1 || true) $(git -C "$SRC" rev-parse --short HEAD 2>/dev/null) |"

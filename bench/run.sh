@@ -2,8 +2,9 @@
 # nanoshim benchmark: nanoshim vs containerd-shim-runc-v2 (under a private containerd),
 # vs conmon and bare runc (standalone); memory, lifecycle latency, stdout throughput,
 # exit-event latency, orphan reaping, CPU. Writes bench/results/<date>-<host>.{md,tsv,png}.
-#   sudo bench/run.sh [-n CONTAINERS] [-r RUNS] [-t THROUGHPUT_RUNS] [-o DIR] [--quick]
+#   sudo [CTRD=1.6|1.7|2.1] bench/run.sh [-n CONTAINERS] [-r RUNS] [-t THROUGHPUT_RUNS] [-o DIR] [--quick]
 # Subjects alternate run by run (ABBA order) so that drift cancels out of the ratios.
+# CTRD picks the containerd (default 1.6, the system's; its own ctr and runc shim).
 # The whole script is one compound command, parsed before it runs: editing the file
 # during a run cannot change what the run does.
 {
@@ -77,7 +78,9 @@ RUNC=$(command -v runc)
 NANO=io.containerd.nanoshim.v2
 RUNCV2=io.containerd.runc.v2
 IMAGE=localhost/busybox:nsbench
+# A namespace per containerd version: runs on two versions never share runc state.
 CTR_NS=nsbench
+[ "${CTRD:-1.6}" = 1.6 ] || CTR_NS=nsbench-ctrd${CTRD//./}
 GIB_CMD=(dd if=/dev/zero bs=1M count=1024)
 
 WORK=$(mktemp -d /tmp/nsb.XXXXXX)
@@ -121,6 +124,7 @@ mk_bundle() {
 }
 
 ctrd_start "$WORK/ctrd" "$SHIM" || exit 1
+log "containerd $CTRD_VERSION ($CTRD_BIN)"
 ctrd_import_image "$ROOTFS" "$IMAGE" || { log "cannot import the image"; exit 1; }
 ctr_ events >"$WORK/events.log" 2>&1 &
 EVENTS_PID=$!
@@ -523,7 +527,7 @@ ev_done() {
 ev_kill() {
         local rt=$1 id=$2 addr t0
         run_d "$rt" "$id" -- sleep 100000 || { log "run -d $id failed"; return; }
-        addr=$(<"$CTRD_DIR/state/io.containerd.runtime.v2.task/$CTR_NS/$id/address")
+        addr=$(ctrd_shim_address "$id")
         t0=$("$SHIMCTL" -T -a "$addr" kill "$id" --signal KILL 2>&1 | awk '$2 == "Kill" && $3 == "sent" { print $4 }')
         [ -n "$t0" ] || { log "$id: no Kill timestamp from shimctl"; rm_ctr "$id"; return; }
         ev_done evk "$rt" "$id" "${t0/./}"
