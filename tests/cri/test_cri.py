@@ -5,7 +5,8 @@ answers are compared; the main facts are also checked against what Kubernetes ex
 
 Run by tests/cri/test-cri.sh, which starts containerd (tests/cri/cri-env.sh) and
 passes CRI_DIR, CRI_SOCK, CRI_SUBNET, CRI_BRIDGE, CRI_IMAGE. Prints PASS/FAIL lines;
-exit 1 on any failure. CRI_ONLY=name,name runs only those scenarios.
+exit 1 on any failure. CRI_ONLY=name,name runs only those scenarios; CRI_VERBOSE=1
+prints the (common) answers of the scenarios that passed.
 """
 import glob
 import ipaddress
@@ -522,6 +523,9 @@ def main():
             else:
                 passes += 1
                 log("PASS: %s (nanoshim and runc answer alike)" % name)
+                if os.environ.get("CRI_VERBOSE"):
+                    for k in sorted(answers["runc"]):
+                        log("    %s: %r" % (k, answers["runc"][k]))
     finally:
         cleanup_pods()
     log("%d passed, %d failed%s" % (passes, len(failures), (": " + " ".join(failures)) if failures else ""))
