@@ -75,6 +75,8 @@ def load():
         raise CriError("needs python3-grpcio and python3-grpc-tools (Debian's "
                        "/usr/bin/python3): %s" % e)
     src = proto_path()
+    if not os.path.isfile(src):
+        raise CriError("no CRI definition at " + src)
     with open(src) as f:
         text = f.read()
     # Debian's grpc-tools bundles an older protoc that does not know the
