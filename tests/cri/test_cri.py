@@ -427,7 +427,8 @@ def sc_shimkill(h):
               "the sandbox to be not ready", 120)
     ans["sandbox"] = cri.pb.PodSandboxState.Name(st.state)
     pod.remove()
-    left = leftovers(pod.id, pod.ctrs.values())
+    # (runc-v2 on containerd 2.x never cleans up here: do not wait the full minute)
+    left = leftovers(pod.id, pod.ctrs.values(), 15 if h == "runc" else 60)
     if h == "runc" and left and all(x.startswith(("runc/", "cgroup ")) for x in left):
         # containerd 2.x's runc-v2 leaves its containers' runc state and cgroups
         # behind when its shim was killed (its processes are gone): noted, cleaned.
