@@ -168,3 +168,18 @@ bench_cleanup() {
         [ -z "${BENCH_SLEEP_FIFO:-}" ] || rm -f "$BENCH_SLEEP_FIFO"
         exit "$rc"
 }
+
+# bench_under_subreaper SCRIPT ARGS...: unless already done, build build/ (setting it
+# up if needed) and run SCRIPT again with ARGS under build/tests/subreaper, so that
+# every orphan (shims daemonised by containerd, conmon, bare runc's containers) is
+# reaped by us. Call after installing the packages SCRIPT needs; returns only when
+# already under the subreaper.
+bench_under_subreaper() {
+        [ -z "${NSB_UNDER_SUBREAPER:-}" ] || return 0
+        local script=$1
+        shift
+        [ -f "$SRC/build/build.ninja" ] || meson setup "$SRC/build" "$SRC" >/dev/null || exit 1
+        ninja -C "$SRC/build" >/dev/null || exit 1
+        export NSB_UNDER_SUBREAPER=1
+        exec "$SRC/build/tests/subreaper" bash "$script" "$@"
+}

@@ -25,11 +25,10 @@ if [ -z "${NSB_UNDER_SUBREAPER:-}" ]; then
         "$SRC/tools/install-deps.sh" || exit 1
         command -v perf >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
                 linux-perf >/dev/null || exit 1
-        [ -f "$SRC/build/build.ninja" ] || meson setup "$SRC/build" "$SRC" >/dev/null || exit 1
-        ninja -C "$SRC/build" >/dev/null || exit 1
-        export NSB_UNDER_SUBREAPER=1
-        exec "$SRC/build/tests/subreaper" bash "$0" "${ORIG_ARGS[@]}"
 fi
+# shellcheck source=bench/lib.sh
+. "$SRC/bench/lib.sh"
+bench_under_subreaper "$0" "${ORIG_ARGS[@]}"
 # shellcheck source=tests/integration/ctrd-lib.sh
 . "$SRC/tests/integration/ctrd-lib.sh"
 CTR_NS=nsphases

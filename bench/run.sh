@@ -63,16 +63,12 @@ if [ -z "${NSB_UNDER_SUBREAPER:-}" ]; then
                         { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
                                 --no-install-recommends $extra >/dev/null; } || exit 1
         fi
-        [ -f "$SRC/build/build.ninja" ] || meson setup "$SRC/build" "$SRC" >/dev/null || exit 1
-        ninja -C "$SRC/build" >/dev/null || exit 1
-        export NSB_UNDER_SUBREAPER=1
-        exec "$SRC/build/tests/subreaper" bash "$0" "${ORIG_ARGS[@]}"
 fi
-
-# shellcheck source=tests/integration/ctrd-lib.sh
-. "$SRC/tests/integration/ctrd-lib.sh"
 # shellcheck source=bench/lib.sh
 . "$SRC/bench/lib.sh"
+bench_under_subreaper "$0" "${ORIG_ARGS[@]}"
+# shellcheck source=tests/integration/ctrd-lib.sh
+. "$SRC/tests/integration/ctrd-lib.sh"
 
 RUNC=$(command -v runc)
 NANO=io.containerd.nanoshim.v2

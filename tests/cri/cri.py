@@ -75,6 +75,8 @@ def load():
         raise CriError("needs python3-grpcio and python3-grpc-tools (Debian's "
                        "/usr/bin/python3): %s" % e)
     src = proto_path()
+    if not os.path.isfile(src):
+        raise CriError("no CRI definition at " + src)
     with open(src) as f:
         text = f.read()
     # Debian's grpc-tools bundles an older protoc that does not know the
@@ -203,25 +205,30 @@ class Client:
     def start_pod(self, handler, name, containers, image, timings=None, **pod_kw):
         """RunPodSandbox, then CreateContainer + StartContainer for each
         (name, command) of CONTAINERS. Returns (pod_id, [container ids]); TIMINGS,
-        a dict, receives the seconds of each step when given."""
+        a dict, receives the seconds of RunPodSandbox ("run_pod") and of all
+        CreateContainer ("create") and StartContainer ("start") calls."""
         pod_cfg = self.pod_config(name, **pod_kw)
+        t = {"run_pod": 0.0, "create": 0.0, "start": 0.0}
         t0 = time.monotonic()
         pod = self.run_pod(handler, pod_cfg)
-        t1 = time.monotonic()
+        t["run_pod"] = time.monotonic() - t0
         cids = []
         try:
             for cname, cmd in containers:
                 cfg = self.container_config(cname, image, cmd,
                                             log_path=cname + ".log" if pod_kw.get("log_directory") else "")
+                t1 = time.monotonic()
                 cid = self.create_container(pod, pod_cfg, cfg)
+                t2 = time.monotonic()
                 cids.append(cid)
                 self.start_container(cid)
+                t["create"] += t2 - t1
+                t["start"] += time.monotonic() - t2
         except CriError:
             self.stop_remove_pod(pod)
             raise
         if timings is not None:
-            timings["run_pod"] = t1 - t0
-            timings["containers"] = time.monotonic() - t1
+            timings.update(t)
         return pod, cids
 
     def stop_remove_pod(self, pod_id):
@@ -371,7 +378,7 @@ def _pods_cmd(c, a):
             except CriError as e:
                 errors.append(str(e))
                 return
-            t["start"] = time.monotonic() - t0
+            t["total"] = time.monotonic() - t0
             results[i] = {"pod": pod, "containers": cids, "timings": t}
 
     def run_all(fn):

@@ -23,9 +23,15 @@ if ! why=$(cri_prereqs); then
         why=$(cri_prereqs) || skip "$why"
 fi
 ctrd_select 2>/dev/null || skip "containerd $CTRD cannot be had (tools/containerd-version.sh $CTRD failed)"
-/usr/bin/python3 -c "import sys; sys.path.insert(0, '$SRC/tests/cri'); import cri; cri.load()" 2>"/tmp/.cri-load-$$" ||
-        { why=$(tail -n 3 "/tmp/.cri-load-$$"); rm -f "/tmp/.cri-load-$$"; skip "no CRI client: $why"; }
-rm -f "/tmp/.cri-load-$$"
+why=$(/usr/bin/python3 -c "
+import sys
+sys.path.insert(0, '$SRC/tests/cri')
+import cri
+try:
+    cri.load()
+except cri.CriError as e:
+    print(e)
+    sys.exit(1)" 2>&1) || skip "no CRI client: $why"
 
 WORK=$(mktemp -d "/tmp/nanoshim-$TAG-XXXXXX")
 export CRI_TAG=$TAG CRI_CGROUP_PARENT=/nanoshim-$TAG-$$
