@@ -183,3 +183,74 @@ bench_under_subreaper() {
         export NSB_UNDER_SUBREAPER=1
         exec "$SRC/build/tests/subreaper" bash "$script" "$@"
 }
+
+# perf_sched_events PERF_DATA: one line per scheduler event recorded by `perf record -e
+# sched:sched_process_exec,sched:sched_process_fork,sched:sched_process_exit`, in time
+# order: TIME KIND TGID DETAIL (the exec'd file, the forked child, "dead" for the exit
+# of a whole process).
+perf_sched_events() {
+        perf script -i "$1" -F pid,time,event,trace 2>/dev/null | awk '
+                {
+                        for (i = 1; i <= NF; i++) if ($i ~ /^sched:/) break
+                        t = $(i - 1); sub(/:$/, "", t); tgid = $(i - 2)
+                        if ($i ~ /exec/) { for (j = i; j <= NF; j++) if ($j ~ /^filename=/) { sub(/^filename=/, "", $j); print t, "exec", tgid, $j } }
+                        else if ($i ~ /fork/) { for (j = i; j <= NF; j++) if ($j ~ /^child_pid=/) { sub(/^child_pid=/, "", $j); print t, "fork", tgid, $j } }
+                        else if ($i ~ /exit/ && $0 ~ /group_dead=true/) print t, "exit", tgid, "dead"
+                }'
+}
+
+# cut_phases CLIENT CONTAINERD_PID: the events (perf_sched_events) on stdin, one run of
+# the client binary CLIENT (ctr, docker) after the other, each cut at the same points for both
+# shims: the client starts, the shim's `start` action is exec'd, `runc create` and
+# `runc start` run, the container's `true` exits, the shim daemon exits, containerd's
+# `delete` action ends, the client exits. One line per run and phase: SHIM PHASE MS.
+# Only processes descending from that containerd count: other agents' shims and runc
+# may run at the same time.
+cut_phases() {
+        awk -v client="$1" -v ctrd="$2" '
+                function out(name, a, b) { if (a > 0 && b > 0) printf "%s %s %.3f\n", kind, name, (b - a) * 1000 }
+                $2 == "exec" && $4 == client { run = 1; cl = $3; t0 = $1; kind = ""; nrunc = 0
+                        shim_start = rc0 = rc1 = rs0 = rs1 = true_exit = 0; last_shim = 0; split("", shim); split("", fam); fam[ctrd] = 1 }
+                !run { next }
+                $2 == "fork" && ($3 in fam) { fam[$4] = 1 }
+                $2 == "exec" && $4 ~ /containerd-shim-/ && ($3 in fam) {
+                        if (!kind) { kind = ($4 ~ /containerd-shim-nanoshim-v2$/) ? "nanoshim" : "runc-v2"; shim_start = $1 }
+                        shim[$3] = 0; last_shim = $3 }
+                $2 == "exec" && $4 ~ /\/runc$/ && ($3 in fam) { nrunc++; if (nrunc == 1) { rc = $3; rc0 = $1 } else if (nrunc == 2) { rs = $3; rs0 = $1 } }
+                $2 == "exec" && $4 ~ /\/true$/ && ($3 in fam) { tr = $3 }
+                $2 == "exit" {
+                        if ($3 == rc) rc1 = $1
+                        if ($3 == rs) rs1 = $1
+                        if ($3 == tr) true_exit = $1
+                        if ($3 in shim) shim[$3] = $1
+                        if ($3 == cl && kind) {
+                                # the last shim process is the delete action of containerd; the
+                                # daemon is the one of the others that exited last
+                                del_end = shim[last_shim]; daemon_exit = 0
+                                for (p in shim) if (p != last_shim && shim[p] > daemon_exit) daemon_exit = shim[p]
+                                out("1_client_start->shim_start", t0, shim_start)
+                                out("2_shim_start->runc_create", shim_start, rc0)
+                                out("3_runc_create", rc0, rc1)
+                                out("4_create_done->runc_start", rc1, rs0)
+                                out("5_runc_start", rs0, rs1)
+                                out("6_runc_start_done->init_exit", rs1, true_exit)
+                                out("7_init_exit->daemon_exit", true_exit, daemon_exit)
+                                out("8_daemon_exit->delete_action_done", daemon_exit, del_end)
+                                out("9_->client_exit", del_end, $1)
+                                out("9z_total", t0, $1)
+                                run = 0
+                        }
+                }' | sort -k1,1 -k2,2 -k3g
+}
+
+# phase_medians PHASES_FILE: the markdown table of each phase's median per shim.
+phase_medians() {
+        echo "| phase | nanoshim | runc-v2 |"
+        echo "|---|---|---|"
+        local p
+        for p in $(cut -d' ' -f2 "$1" | sort -u); do
+                awk -v p="$p" '$2 == p { v[$1, ++n[$1]] = $3 }
+                        function med(k,   c) { c = n[k]; if (!c) return "-"; return sprintf("%.2f", (c % 2) ? v[k, (c + 1) / 2] : (v[k, c / 2] + v[k, c / 2 + 1]) / 2) }
+                        END { name = p; sub(/^[0-9]z?_/, "", name); print "| " name " | " med("nanoshim") " | " med("runc-v2") " |" }' "$1"
+        done
+}

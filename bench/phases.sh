@@ -31,6 +31,8 @@ fi
 bench_under_subreaper "$0" "${ORIG_ARGS[@]}"
 # shellcheck source=tests/integration/ctrd-lib.sh
 . "$SRC/tests/integration/ctrd-lib.sh"
+# shellcheck source=bench/lib.sh
+. "$SRC/bench/lib.sh"
 CTR_NS=nsphases
 IMAGE=localhost/busybox:nsphases
 WORK=$(mktemp -d /tmp/nsp.XXXXXX)
@@ -73,60 +75,10 @@ kill -INT "$PERF_PID"
 wait "$PERF_PID"
 PERF_PID=""
 
-# One line per event, in time order: TIME KIND TGID DETAIL (the exec'd file, the forked
-# child, "dead" for the exit of a whole process).
-perf script -i "$WORK/perf.data" -F pid,time,event,trace 2>/dev/null | awk '
-        {
-                for (i = 1; i <= NF; i++) if ($i ~ /^sched:/) break
-                t = $(i - 1); sub(/:$/, "", t); tgid = $(i - 2)
-                if ($i ~ /exec/) { for (j = i; j <= NF; j++) if ($j ~ /^filename=/) { sub(/^filename=/, "", $j); print t, "exec", tgid, $j } }
-                else if ($i ~ /fork/) { for (j = i; j <= NF; j++) if ($j ~ /^child_pid=/) { sub(/^child_pid=/, "", $j); print t, "fork", tgid, $j } }
-                else if ($i ~ /exit/ && $0 ~ /group_dead=true/) print t, "exit", tgid, "dead"
-        }' >"$WORK/events"
-
-# Cut each ctr run into phases; one line per run and phase: SHIM PHASE MS.
-awk '
-        function out(name, a, b) { if (a > 0 && b > 0) printf "%s %s %.3f\n", kind, name, (b - a) * 1000 }
-        $2 == "exec" && $4 == "/usr/bin/ctr" { run = 1; ctr = $3; t0 = $1; kind = ""; nrunc = 0
-                shim_start = rc0 = rc1 = rs0 = rs1 = true_exit = 0; last_shim = 0; split("", shim) }
-        !run { next }
-        $2 == "exec" && $4 ~ /containerd-shim-/ {
-                if (!kind) { kind = ($4 ~ /nanoshim/) ? "nanoshim" : "runc-v2"; shim_start = $1 }
-                shim[$3] = 0; last_shim = $3 }
-        $2 == "exec" && $4 ~ /\/runc$/ { nrunc++; if (nrunc == 1) { rc = $3; rc0 = $1 } else if (nrunc == 2) { rs = $3; rs0 = $1 } }
-        $2 == "exec" && $4 == "/bin/true" { tr = $3 }
-        $2 == "exit" {
-                if ($3 == rc) rc1 = $1
-                if ($3 == rs) rs1 = $1
-                if ($3 == tr) true_exit = $1
-                if ($3 in shim) shim[$3] = $1
-                if ($3 == ctr) {
-                        # the last shim process is the delete action of containerd; the daemon
-                        # is the one of the others that exited last
-                        del_end = shim[last_shim]; daemon_exit = 0
-                        for (p in shim) if (p != last_shim && shim[p] > daemon_exit) daemon_exit = shim[p]
-                        out("1_ctr_start->shim_start", t0, shim_start)
-                        out("2_shim_start->runc_create", shim_start, rc0)
-                        out("3_runc_create", rc0, rc1)
-                        out("4_create_done->runc_start", rc1, rs0)
-                        out("5_runc_start", rs0, rs1)
-                        out("6_init_exit->daemon_exit", true_exit, daemon_exit)
-                        out("7_daemon_exit->delete_action_done", daemon_exit, del_end)
-                        out("8_->ctr_exit", del_end, $1)
-                        out("9_total", t0, $1)
-                        run = 0
-                }
-        }' "$WORK/events" | sort -k1,1 -k2,2 -k3g >"$WORK/phases"
+perf_sched_events "$WORK/perf.data" | cut_phases "$(command -v ctr)" "$CTRD_PID" >"$WORK/phases"
 
 echo "Medians over $RUNS runs of \`ctr run --rm IMAGE id /bin/true\` per shim (ms):"
 echo
-echo "| phase | nanoshim | runc-v2 |"
-echo "|---|---|---|"
-cut -d' ' -f2 "$WORK/phases" | sort -u >"$WORK/phase-names"
-while read -r p; do
-        awk -v p="$p" '$2 == p { v[$1, ++n[$1]] = $3 }
-                function med(k,   c) { c = n[k]; if (!c) return "-"; return sprintf("%.2f", (c % 2) ? v[k, (c + 1) / 2] : (v[k, c / 2] + v[k, c / 2 + 1]) / 2) }
-                END { name = p; sub(/^[0-9]_/, "", name); print "| " name " | " med("nanoshim") " | " med("runc-v2") " |" }' "$WORK/phases"
-done <"$WORK/phase-names"
+phase_medians "$WORK/phases"
 exit 0
 }

@@ -5,7 +5,7 @@ set -eu
 PKGS="build-essential meson ninja-build pkg-config libev-dev libjansson-dev libprotobuf-c-dev
 protobuf-c-compiler check runc crun containerd busybox-static iproute2 procps util-linux valgrind
 python3-grpcio python3-grpc-tools python3-websocket containernetworking-plugins
-qemu-system-x86 e2fsprogs"
+qemu-system-x86 e2fsprogs curl"
 missing=""
 for p in $PKGS; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
