@@ -181,6 +181,11 @@ $bb mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
 $bb mkdir -p /dev/pts /dev/shm /dev/mqueue
 $bb mount -t devpts -o newinstance,ptmxmode=0666,gid=5,mode=620 devpts /dev/pts
 $bb ln -sf pts/ptmx /dev/ptmx 2>/dev/null
+# what udev would make: crun reads `update --resources -` from /dev/stdin
+$bb ln -sf /proc/self/fd /dev/fd
+$bb ln -sf /proc/self/fd/0 /dev/stdin
+$bb ln -sf /proc/self/fd/1 /dev/stdout
+$bb ln -sf /proc/self/fd/2 /dev/stderr
 $bb mount -t tmpfs -o mode=1777 shm /dev/shm
 $bb mount -t mqueue mqueue /dev/mqueue
 $bb hostname nanoshim-vm

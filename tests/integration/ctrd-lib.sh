@@ -4,6 +4,9 @@
 #   ctrd_start DIR SHIM_BINARY     (sets CTRD_PID, CTRD_SOCK, CTRD_DIR)
 #   ctr_ ARGS...                   ctr against it (namespace $CTR_NS, default "nanoshim-test")
 #   ctrd_stop [SIGNAL]             stop it (default TERM; KILL for crash tests)
+#   ctrd_teardown WORK             kill and remove every task and container of $CTR_NS,
+#                                  stop containerd, unmount what is left under WORK, rm it
+#   task_status ID, task_stopped ID, task_running ID
 # CTRD=1.6|1.7|2.1 picks the containerd version (default 1.6, the system's): 1.7 and
 # 2.1 are Debian trixie's and sid's, fetched and unpacked by tools/containerd-version.sh
 # (never installed). Its own ctr and containerd-shim-runc-v2 are used with it:
@@ -162,6 +165,19 @@ ctrd_shim_address() {
 
 ctr_() {
         ctr --address "$CTRD_SOCK" -n "$CTR_NS" "$@"
+}
+
+task_status() { ctr_ task ls 2>/dev/null | awk -v id="$1" '$1 == id {print $3}'; }
+task_stopped() { [ "$(task_status "$1")" = STOPPED ] || [ -z "$(task_status "$1")" ]; }
+task_running() { [ "$(task_status "$1")" = RUNNING ]; }
+
+ctrd_teardown() {
+        local work=$1
+        ctrd_remove_all
+        ctrd_stop
+        # Snapshot mounts of the private root, if any survived.
+        grep -o " ${work}[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount "$m" 2>/dev/null; done
+        rm -rf "$work"
 }
 
 # Build a small OCI image from a rootfs directory and import it as $2 (e.g.

@@ -22,23 +22,12 @@ WORK=$(mktemp -d /tmp/nanoshim-ctrd-XXXXXX)
 passed=0
 failed=0
 
-cleanup() {
-        ctrd_remove_all
-        ctrd_stop
-        # Snapshot mounts of the private root, if any survived.
-        grep -o " ${WORK}[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount "$m" 2>/dev/null; done
-        rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap 'ctrd_teardown "$WORK"' EXIT
 
 pass() { echo "PASS: $1"; passed=$((passed + 1)); }
 # selected NAME: whether scenario NAME runs (all of them unless CTRD_SCENARIOS names some).
 selected() { [ -z "${CTRD_SCENARIOS:-}" ] || [[ $1 == no-shim-or-mount-left || $1 == no-task-api-downgrade ]] || [[ " $CTRD_SCENARIOS " == *" $1 "* ]]; }
 fail() { echo "FAIL: $1"; shift; for l in "$@"; do echo "    $l"; done; failed=$((failed + 1)); }
-
-task_status() { ctr_ task ls 2>/dev/null | awk -v id="$1" '$1 == id {print $3}'; }
-task_stopped() { [ "$(task_status "$1")" = STOPPED ] || [ -z "$(task_status "$1")" ]; }
-task_running() { [ "$(task_status "$1")" = RUNNING ]; }
 
 # Replace what legitimately differs between the two runs (ids, runtime names).
 normalize() { tr -d '\000' | sed -e 's/\^@//g' -e "s/$1/ID/g" -e 's/nanoshim/RT/g; s/runc\.v2/RT/g; s/time="[^"]*"/time=T/g' -e '/resize pty/d'; }
