@@ -212,13 +212,6 @@ ctrd_import_image() {
         return $rc
 }
 
-# ctrd_task_gone_or_stopped ID: no task ID, or a stopped one.
-ctrd_task_gone_or_stopped() {
-        local st
-        st=$(ctr_ task ls 2>/dev/null | awk -v id="$1" '$1 == id {print $3}')
-        [ -z "$st" ] || [ "$st" = STOPPED ]
-}
-
 # ctrd_remove_all: kill, delete and remove every task and container of $CTR_NS (at a
 # test's exit, whatever it left).
 ctrd_remove_all() {
@@ -226,7 +219,7 @@ ctrd_remove_all() {
         ids=$(ctr_ task ls -q 2>/dev/null)
         for id in $ids; do ctr_ task kill -s KILL "$id" >/dev/null 2>&1; done
         for id in $ids; do
-                poll_until 10 ctrd_task_gone_or_stopped "$id"
+                poll_until 10 task_stopped "$id"
                 ctr_ task delete "$id" >/dev/null 2>&1
         done
         for id in $(ctr_ containers ls -q 2>/dev/null); do ctr_ containers rm "$id" >/dev/null 2>&1; done
