@@ -34,10 +34,7 @@ cleanup() {
                 dockerd_stop
         fi
         if [ -n "${CTRD_DIR:-}" ]; then
-                local id
-                for id in $(ctr_ task ls -q 2>/dev/null); do ctr_ task kill -s KILL "$id" >/dev/null 2>&1; done
-                for id in $(ctr_ task ls -q 2>/dev/null); do poll_until 10 task_gone_or_stopped "$id"; ctr_ task delete "$id" >/dev/null 2>&1; done
-                for id in $(ctr_ containers ls -q 2>/dev/null); do ctr_ containers rm "$id" >/dev/null 2>&1; done
+                ctrd_remove_all
                 ctrd_stop
         fi
         grep -o " ${WORK}[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount "$m" 2>/dev/null; done
@@ -47,12 +44,6 @@ trap cleanup EXIT
 
 pass() { echo "PASS: $1"; passed=$((passed + 1)); }
 fail() { echo "FAIL: $1"; shift; for l in "$@"; do echo "    $l"; done; failed=$((failed + 1)); }
-
-task_gone_or_stopped() {
-        local st
-        st=$(ctr_ task ls 2>/dev/null | awk -v id="$1" '$1 == id {print $3}')
-        [ -z "$st" ] || [ "$st" = STOPPED ]
-}
 
 # docker's view of a container: `state NAME FIELD` (a Go template field of .State).
 state() { docker_ inspect -f "{{.State.$2}}" "$1" 2>/dev/null; }

@@ -46,7 +46,7 @@ n_deleted() { grep -c '/tasks/delete ' "$WORK/events"; }
 # Remove a container once its task stopped (containerd's delete of it).
 finish() {
         local id=$1
-        poll_until 60 ctrd_task_gone_or_stopped "$id" || echo "$id: task not stopped after 60 s" >>"$WORK/problems"
+        poll_until 60 task_stopped "$id" || echo "$id: task not stopped after 60 s" >>"$WORK/problems"
         ctr_ task delete "$id" >/dev/null 2>&1
         ctr_ containers rm "$id" >/dev/null 2>&1
 }
