@@ -5,7 +5,7 @@
 # both shims: ctr starts, the shim's `start` action is exec'd, `runc create` and `runc
 # start` run, the container's /bin/true exits, the shim daemon exits, containerd's
 # `delete` action ends, ctr exits. Prints a table of medians (ms).
-#   sudo bench/phases.sh [-r RUNS]      (default 20 runs per shim)
+#   sudo [CTRD=1.6|1.7|2.1] bench/phases.sh [-r RUNS]      (default 20 runs per shim)
 # Needs perf (Debian: linux-perf), installed if missing.
 {
 set -uo pipefail
@@ -33,6 +33,7 @@ fi
 # shellcheck source=tests/integration/ctrd-lib.sh
 . "$SRC/tests/integration/ctrd-lib.sh"
 CTR_NS=nsphases
+[ "${CTRD:-1.6}" = 1.6 ] || CTR_NS=nsphases-ctrd${CTRD//./}
 IMAGE=localhost/busybox:nsphases
 WORK=$(mktemp -d /tmp/nsp.XXXXXX)
 chmod 700 "$WORK"
@@ -88,7 +89,7 @@ perf script -i "$WORK/perf.data" -F pid,time,event,trace 2>/dev/null | awk '
 # Cut each ctr run into phases; one line per run and phase: SHIM PHASE MS.
 awk '
         function out(name, a, b) { if (a > 0 && b > 0) printf "%s %s %.3f\n", kind, name, (b - a) * 1000 }
-        $2 == "exec" && $4 == "/usr/bin/ctr" { run = 1; ctr = $3; t0 = $1; kind = ""; nrunc = 0
+        $2 == "exec" && $4 ~ /\/ctr$/ { run = 1; ctr = $3; t0 = $1; kind = ""; nrunc = 0
                 shim_start = rc0 = rc1 = rs0 = rs1 = true_exit = 0; last_shim = 0; split("", shim) }
         !run { next }
         $2 == "exec" && $4 ~ /containerd-shim-/ {
