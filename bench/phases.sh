@@ -5,7 +5,7 @@
 # both shims: ctr starts, the shim's `start` action is exec'd, `runc create` and `runc
 # start` run, the container's /bin/true exits, the shim daemon exits, containerd's
 # `delete` action ends, ctr exits. Prints a table of medians (ms).
-#   sudo bench/phases.sh [-r RUNS]      (default 20 runs per shim)
+#   sudo [CTRD=1.6|1.7|2.1] bench/phases.sh [-r RUNS]      (default 20 runs per shim)
 # Needs perf (Debian: linux-perf), installed if missing.
 {
 set -uo pipefail
@@ -31,9 +31,8 @@ fi
 bench_under_subreaper "$0" "${ORIG_ARGS[@]}"
 # shellcheck source=tests/integration/ctrd-lib.sh
 . "$SRC/tests/integration/ctrd-lib.sh"
-# shellcheck source=bench/lib.sh
-. "$SRC/bench/lib.sh"
 CTR_NS=nsphases
+[ "${CTRD:-1.6}" = 1.6 ] || CTR_NS=nsphases-ctrd${CTRD//./}
 IMAGE=localhost/busybox:nsphases
 WORK=$(mktemp -d /tmp/nsp.XXXXXX)
 chmod 700 "$WORK"
