@@ -13,19 +13,24 @@ TAG=doc${CTRD//./}
 why=$(cri_prereqs) || { echo "SKIP: $why"; exit 77; }
 ctrd_select 2>/dev/null || { echo "SKIP: containerd $CTRD cannot be had"; exit 77; }
 
-# doc_table N: the ```toml block of docs/containerd.md that starts with "version = N",
+# doc_table FILE N: the first ```toml block of FILE that starts with "version = N",
 # without that line (ctrd_write_config writes it).
 doc_table() {
-        awk -v want="version = $1" '
+        awk -v want="version = $2" '
                 /^```toml/ { inblock = 1; first = 1; keep = 0; next }
-                /^```/ { inblock = 0; next }
+                /^```/ { if (keep) exit; inblock = 0; next }
                 inblock && first { first = 0; keep = ($0 == want); next }
-                inblock && keep { print }' "$SRC/docs/containerd.md"
+                inblock && keep { print }' "$SRC/docs/$1"
 }
 major=2
 [ "$(ctrd_major)" -ge 2 ] && major=3
-table=$(doc_table "$major")
+table=$(doc_table containerd.md "$major")
 [ -n "$table" ] || { echo "FAIL: docs/containerd.md has no \`\`\`toml block starting with version = $major"; exit 1; }
+# docs/kubernetes.md shows the same table: it may not drift.
+if [ "$(doc_table kubernetes.md "$major")" != "$table" ]; then
+        echo "FAIL: docs/kubernetes.md's version = $major table differs from docs/containerd.md's"
+        exit 1
+fi
 
 # cri-env's configuration, with its nanoshim table replaced by the documented one.
 eval "$(declare -f cri_write_config | sed '1s/cri_write_config/cri_write_config_tested/')"

@@ -6,7 +6,9 @@
 #   test-cri.sh CTRD_VERSION SHIM_BINARY SOURCE_ROOT    (root; 77 = skipped)
 # Everything is private: containerd's root, state and sockets, runc's --root, the
 # pods' cgroup parent, the CNI bridge and subnet; all of it is removed afterwards and
-# checked to be gone.
+# checked to be gone. The whole script is one compound command, read before it runs:
+# editing the file during a run cannot change what the run does.
+{
 set -u
 export CTRD=$1
 SHIM=$(readlink -f "$2")
@@ -79,3 +81,4 @@ if [ "$rc" != 0 ]; then
         tail -n 40 "$WORK/containerd.log"
 fi
 exit $rc
+}
