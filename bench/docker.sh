@@ -134,7 +134,7 @@ report=$OUT/$(date -u +%F)-$(hostname -s)-docker.md
         echo "| dockerd, docker CLI | $DOCKER_VERSION (Debian $DOCKER_SUITE, unpacked) |"
         echo "| containerd, containerd-shim-runc-v2 | $CTRD_VERSION |"
         echo "| runc | $(runc --version | awk 'NR == 1 {print $3}') |"
-        echo "| nanoshim | $("$WORK/bin/containerd-shim-nanoshim-v2" -v 2>/dev/null | head -n1) |"
+        echo "| nanoshim | $("$WORK/bin/containerd-shim-nanoshim-v2" -v 2>/dev/null | head -n1) $(git -C "$SRC" rev-parse --short HEAD 2>/dev/null) |"
         echo
         echo "\`docker run --rm --net none IMAGE true\`, $RUNS runs each, alternating (ABBA); ratio: median (and p90) of the per-pair ratios nanoshim/runc."
         echo
