@@ -127,6 +127,51 @@ children_count() {
         echo "$n"
 }
 
+# sample_procs PID...: (uses $WORK for two scratch files) "pid pss rss uss threads fds inotify cpu_ns wakeups" per process
+# (one awk for the smaps; fds, threads' schedstat read without a fork).
+sample_procs() {
+        local p f fds run cnt sum wk _ files=()
+        [ $# -gt 0 ] || return 0
+        for p in "$@"; do
+                files+=("/proc/$p/smaps_rollup" "/proc/$p/status")
+                fds=0
+                for f in /proc/"$p"/fd/*; do
+                        [ -e "$f" ] || [ -L "$f" ] || continue
+                        fds=$((fds + 1))
+                done
+                sum=0 wk=0
+                for f in /proc/"$p"/task/*/schedstat; do
+                        read -r run _ cnt <"$f" 2>/dev/null || continue
+                        sum=$((sum + run)) wk=$((wk + cnt))
+                done
+                echo "$p $fds $sum $wk"
+        done >"$WORK/.pf"
+        # inotify instances: links to anon_inode:inotify
+        find $(printf '/proc/%s/fd ' "$@") -lname 'anon_inode:inotify' 2>/dev/null |
+                awk -F/ '{ n[$3]++ } END { for (p in n) print p, n[p] }' >"$WORK/.pino"
+        awk '
+                FILENAME ~ /\.pino$/ { ino[$1] = $2; next }
+                FILENAME ~ /\.pf$/ { fds[$1] = $2; ns[$1] = $3; wk[$1] = $4; order[++n] = $1; next }
+                FILENAME ~ /smaps_rollup$/ {
+                        split(FILENAME, a, "/"); p = a[3]
+                        if ($1 == "Pss:") pss[p] = $2
+                        if ($1 == "Rss:") rss[p] = $2
+                        if ($1 == "Private_Clean:" || $1 == "Private_Dirty:") uss[p] += $2
+                        next }
+                FILENAME ~ /status$/ { split(FILENAME, a, "/"); if ($1 == "Threads:") thr[a[3]] = $2 }
+                END { for (i = 1; i <= n; i++) { p = order[i]
+                        printf "%s %d %d %d %d %d %d %s %s\n", p, pss[p], rss[p], uss[p], thr[p], fds[p], ino[p] + 0, ns[p], wk[p] } }
+        ' "$WORK/.pino" "$WORK/.pf" "${files[@]}" 2>/dev/null
+}
+
+# rest_delta BEFORE AFTER US: "processes cpu_ns wakeups seconds" over the window
+# (processes alive at both ends).
+rest_delta() {
+        awk -v us="$3" 'NR == FNR { ns[$1] = $8; wk[$1] = $9; next }
+                ($1 in ns) { n++; dns += $8 - ns[$1]; dwk += $9 - wk[$1] }
+                END { printf "%d %d %d %.3f\n", n, dns, dwk, us / 1e6 }' "$1" "$2"
+}
+
 # ISO or ctr-style timestamp -> microseconds since the epoch.
 ts_to_us() {
         date -u -d "$1" +%s%6N

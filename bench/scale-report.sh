@@ -255,6 +255,11 @@ scale_report() {
                 plot_version "$d" "$v" "$base-$v.png"
                 version_section "$d" "$v" "$(basename "$base")-$v.png" >>"$md"
         done
+        if [ -d "$run/cri" ]; then
+                cri_section "$run/cri" "$base-cri.png" "$(basename "$base")-cri.png" >>"$md"
+        else
+                printf '\n## Pods through the CRI plugin\n\nNot measured in this run (-k 0).\n' >>"$md"
+        fi
         cp -r "$run"/. "$base/"
         log "report: $md"
 }
@@ -332,4 +337,72 @@ version_section() {
         echo "### Limits at N=$top"
         echo
         limits_text "$d" "$top"
+}
+
+# cri_section DIR PNG PNG_NAME: the pods through the CRI plugin.
+cri_section() {
+        local d=$1 png=$2 name=$3 h n
+        echo
+        echo "## Pods of 2 containers through the CRI plugin"
+        echo
+        if [ -s "$d/skipped" ]; then
+                echo "Skipped: $(cat "$d/skipped")."
+                return
+        fi
+        echo "containerd $(awk '{ print $2 }' "$d/versions" 2>/dev/null), handlers \`nanoshim\` and \`runc\`" \
+                "(containerd-shim-runc-v2), batches of 10 pods alternating between them, one pod at a time" \
+                "(RunPodSandbox with the CNI bridge, then CreateContainer + StartContainer twice, by" \
+                "tests/cri/cri.py). Both handlers run one shim per pod (the sandbox's), holding the pause" \
+                "container and the 2 sleepers."
+        echo
+        [ -s "$d/fail" ] && { echo "Failures: $(wc -l <"$d/fail") (first: \`$(head -n 1 "$d/fail" | cut -c1-200)\`)"; echo; }
+        echo "| handler | pods | shims | PSS KB/pod | RSS KB/pod | USS KB/pod | PSS total MB | threads | fds | containerd RSS MB | pod start ms, median of the last 10 | p90 |"
+        echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+        for n in $(ls "$d"/sup.nanoshim.* 2>/dev/null | sed 's/.*\.//' | sort -n); do
+                for h in nanoshim runc; do
+                        [ -e "$d/sup.$h.$n" ] || continue
+                        local lat
+                        lat=$(awk -v n="$n" '$1 > n - 10 && $1 <= n { print $2 * 1000 }' "$d/pods.$h" 2>/dev/null >"$d/.lat"; stats "$d/.lat")
+                        awk -v h="$h" -v n="$n" -v lat="$lat" -v crss="$(awk '{ print $3 / 1024 }' "$d/ctrd.$n")" '
+                                { np++; pss += $2; rss += $3; uss += $4; thr += $5; fds += $6 }
+                                END { split(lat, l, " ")
+                                        printf "| %s | %d | %d | %.0f | %.0f | %.0f | %.1f | %d | %d | %.1f | %.1f | %.1f |\n", h, n, np,
+                                                pss / n, rss / n, uss / n, pss / 1024, thr, fds, crss, l[1], l[2] }' "$d/sup.$h.$n"
+                done
+        done
+        rm -f "$d/.lat"
+        echo
+        local a b r
+        a=$(awk 'END { print $2 }' <(awk '{ print $2 }' "$d/pods.nanoshim" 2>/dev/null | sort -g | awk '{ v[NR] = $1 } END { print NR, v[int((NR + 1) / 2)] }'))
+        for h in nanoshim runc; do
+                [ -s "$d/rm.$h" ] && echo "Removal of all $(cut -d' ' -f1 "$d/rm.$h") \`$h\` pods (StopPodSandbox + RemovePodSandbox each): $(cut -d' ' -f2 "$d/rm.$h") s."
+        done
+        echo
+        local last
+        last=$(ls "$d"/sup.nanoshim.* 2>/dev/null | sed 's/.*\.//' | sort -n | tail -n 1)
+        if [ -n "$last" ] && [ -e "$d/sup.runc.$last" ]; then
+                a=$(awk '{ s += $2 } END { print s }' "$d/sup.nanoshim.$last")
+                b=$(awk '{ s += $2 } END { print s }' "$d/sup.runc.$last")
+                echo "PSS of the shims at $last pods: nanoshim/runc-v2 = $(fdiv "$a" "$b")."
+                echo
+        fi
+        if command -v gnuplot >/dev/null && [ -s "$d/pods.nanoshim" ]; then
+                {
+                        echo "set terminal pngcairo size 1200,450 font ',9'"
+                        echo "set output '$png'"
+                        echo "set multiplot layout 1,2 title 'pods of 2 containers through the CRI plugin'"
+                        echo "set grid; set key top left; set xlabel 'pods of the handler running'"
+                        echo "set title \"pod start (sandbox + 2 containers), ms\""
+                        echo "plot '$d/pods.nanoshim' using 1:(\$2*1000) with points pt 7 ps 0.5 lc rgb '#1f77b4' title 'nanoshim', '$d/pods.runc' using 1:(\$2*1000) with points pt 7 ps 0.5 lc rgb '#d62728' title 'runc-v2'"
+                        for h in nanoshim runc; do
+                                for f in "$d"/sup."$h".*; do
+                                        [ -e "$f" ] && awk -v n="${f##*.}" '{ s += $2 } END { print n, s / n }' "$f"
+                                done | sort -n >"$d/pss.$h"
+                        done
+                        echo "set title \"shims' PSS per pod, KB\"; set logscale y"
+                        echo "plot '$d/pss.nanoshim' using 1:2 with linespoints lw 2 pt 7 lc rgb '#1f77b4' title 'nanoshim', '$d/pss.runc' using 1:2 with linespoints lw 2 pt 7 lc rgb '#d62728' title 'runc-v2'"
+                        echo "unset multiplot"
+                } >"$d/plot.gp"
+                gnuplot "$d/plot.gp" 2>"$d/plot.err" && { echo "![CRI pods]($name)"; echo; }
+        fi
 }

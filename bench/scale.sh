@@ -23,6 +23,8 @@ PAR=8
 SEQ_MAX=50 # one-at-a-time starts per fill at most (the rest go $PAR in flight: time)
 POD_SIZE=10
 OUT=$SRC/bench/results
+CRI_PODS=100
+CRI_VERSION=2.1
 MEASURE=""
 ORIG_ARGS=("$@")
 usage() {
@@ -32,7 +34,9 @@ usage() {
         echo "  -s LIST     subjects, of: nano pod runc conmon (default: all)"
         echo "  -i SECONDS  the at-rest window at each checkpoint (default $REST_S)"
         echo "  -o DIR      where results go (default bench/results)"
-        echo "  --quick     smoke test: -c 2.1 -p 2.1=\"10,20\" -i 5"
+        echo "  -k PODS     pods of 2 containers per handler through the CRI plugin (default $CRI_PODS; 0: none)"
+        echo "  -K VERSION  the containerd version for the CRI part (default $CRI_VERSION)"
+        echo "  --quick     smoke test: -c 2.1 -p 2.1=\"10,20\" -i 5 -k 20"
 }
 while [ $# -gt 0 ]; do
         case $1 in
@@ -41,7 +45,9 @@ while [ $# -gt 0 ]; do
         -s) SUBJECTS=$2; shift ;;
         -i) REST_S=$2; shift ;;
         -o) OUT=$2; shift ;;
-        --quick) VERSIONS=2.1 POPS[2.1]="10,20" REST_S=5 ;;
+        -k) CRI_PODS=$2; shift ;;
+        -K) CRI_VERSION=$2; shift ;;
+        --quick) VERSIONS=2.1 POPS[2.1]="10,20" REST_S=5 CRI_PODS=20 ;;
         --measure) MEASURE=$2; shift ;; # internal: one version's measurements into DIR
         -h | --help) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
@@ -90,6 +96,13 @@ if [ -z "$MEASURE" ]; then
                 CTRD=$v bash "$0" --measure "$RUN/$v" -p "$v=${POPS[$v]}" -s "$SUBJECTS" -i "$REST_S" ||
                         log "containerd $v: the measurement failed (rc $?), see above"
         done
+        if [ "$CRI_PODS" -gt 0 ]; then
+                mkdir -p "$RUN/bin"
+                cp "$SRC/build/containerd-shim-nanoshim-v2" "$RUN/bin/" &&
+                        CTRD=$CRI_VERSION bash "$SRC/bench/scale-cri.sh" "$RUN/cri" "$RUN/bin/containerd-shim-nanoshim-v2" "$CRI_PODS" ||
+                        log "CRI: not measured (rc $?)"
+                rm -rf "$RUN/bin"
+        fi
         T_END=$(now_us)
         LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
         # shellcheck source=bench/scale-report.sh
@@ -366,43 +379,6 @@ inits() {
         awk -v pre="$s$p-" 'index($1, pre) == 1 { print $2 }' "$WORK/tasks"
 }
 
-# sample_procs PID...: "pid pss rss uss threads fds inotify cpu_ns wakeups" per process
-# (one awk for the smaps; fds, threads' schedstat read without a fork).
-sample_procs() {
-        local p f fds run cnt sum wk _ files=()
-        [ $# -gt 0 ] || return 0
-        for p in "$@"; do
-                files+=("/proc/$p/smaps_rollup" "/proc/$p/status")
-                fds=0
-                for f in /proc/"$p"/fd/*; do
-                        [ -e "$f" ] || [ -L "$f" ] || continue
-                        fds=$((fds + 1))
-                done
-                sum=0 wk=0
-                for f in /proc/"$p"/task/*/schedstat; do
-                        read -r run _ cnt <"$f" 2>/dev/null || continue
-                        sum=$((sum + run)) wk=$((wk + cnt))
-                done
-                echo "$p $fds $sum $wk"
-        done >"$WORK/pf"
-        # inotify instances: links to anon_inode:inotify
-        find $(printf '/proc/%s/fd ' "$@") -lname 'anon_inode:inotify' 2>/dev/null |
-                awk -F/ '{ n[$3]++ } END { for (p in n) print p, n[p] }' >"$WORK/pino"
-        awk '
-                FILENAME ~ /pino$/ { ino[$1] = $2; next }
-                FILENAME ~ /pf$/ { fds[$1] = $2; ns[$1] = $3; wk[$1] = $4; order[++n] = $1; next }
-                FILENAME ~ /smaps_rollup$/ {
-                        split(FILENAME, a, "/"); p = a[3]
-                        if ($1 == "Pss:") pss[p] = $2
-                        if ($1 == "Rss:") rss[p] = $2
-                        if ($1 == "Private_Clean:" || $1 == "Private_Dirty:") uss[p] += $2
-                        next }
-                FILENAME ~ /status$/ { split(FILENAME, a, "/"); if ($1 == "Threads:") thr[a[3]] = $2 }
-                END { for (i = 1; i <= n; i++) { p = order[i]
-                        printf "%s %d %d %d %d %d %d %s %s\n", p, pss[p], rss[p], uss[p], thr[p], fds[p], ino[p] + 0, ns[p], wk[p] } }
-        ' "$WORK/pino" "$WORK/pf" "${files[@]}" 2>/dev/null
-}
-
 # system_sample: tasks on the machine, pid_max, open files.
 system_sample() {
         local t=(/proc/[0-9]*/task/[0-9]*)
@@ -436,14 +412,6 @@ checkpoint() {
         sample_procs "$CTRD_PID" >"$WORK/after.ctrd"
         rest_delta "$DATA/ctrd.$n.$(echo $GROUP | tr ' ' +)" "$WORK/after.ctrd" $((te - ts)) \
                 >"$DATA/restctrd.$n.$(echo $GROUP | tr ' ' +)"
-}
-
-# rest_delta BEFORE AFTER US: "processes cpu_ns wakeups seconds" over the window
-# (processes alive at both ends).
-rest_delta() {
-        awk -v us="$3" 'NR == FNR { ns[$1] = $8; wk[$1] = $9; next }
-                ($1 in ns) { n++; dns += $8 - ns[$1]; dwk += $9 - wk[$1] }
-                END { printf "%d %d %d %.3f\n", n, dns, dwk, us / 1e6 }' "$1" "$2"
 }
 
 # ------------------------------------------------------------------------------------
