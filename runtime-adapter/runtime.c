@@ -49,7 +49,6 @@ struct runtime_op {
         pid_t pid;
         bool exited;
         int exit_status;
-        bool cancelled;
         off_t log_offset;   /* size of the JSON log before the call */
         struct capture out, err;
         bool missing;       /* the binary was not found: completes from this timer */
@@ -290,7 +289,7 @@ static void op_maybe_complete(struct ev_loop *loop, struct runtime_op *op) {
                 return;
         struct runtime *rt = op->rt;
         op_unlink(op);
-        if (op->cancelled || !rt) {
+        if (!rt) { /* detached by runtime_free() */
                 if (rt && !op->missing)
                         reaper_release(rt->reaper);
                 op_free(loop, op);
@@ -417,16 +416,13 @@ static char *binary_resolve(const char *bin) {
         return NULL;
 }
 
-/* Spawn `argv` with stdio[3] (-1: /dev/null; -2: capture into the op) and an optional
- * stdin fd. Completion goes through the reaper. */
 static void on_deferred(struct ev_loop *loop, ev_timer *w, int revents) {
         op_maybe_complete(loop, w->data);
 }
 
 /* A missing binary is an answer like any other (status 127, a clear message), given
  * from the loop so that callers have one completion path. */
-static int spawn_missing(struct runtime *rt, const char *name, runtime_done_fn done, void *ud,
-                         struct runtime_op **ret_op) {
+static int spawn_missing(struct runtime *rt, const char *name, runtime_done_fn done, void *ud) {
         struct runtime_op *op = calloc(1, sizeof *op);
         if (!op || !(op->name = strdup(name))) {
                 free(op);
@@ -443,17 +439,17 @@ static int spawn_missing(struct runtime *rt, const char *name, runtime_done_fn d
         ev_timer_start(rt->loop, &op->deferred);
         op->next = rt->ops;
         rt->ops = op;
-        if (ret_op)
-                *ret_op = op;
         return 0;
 }
 
+/* Spawn the runtime with the subcommand `cmd` and the fds stdio_in[3] as its 0,1,2 (-1:
+ * /dev/null; -2: a pipe captured into the op). Completion goes through the reaper. */
 static int spawn(struct runtime *rt, const char *name, const char *const *cmd, const int stdio_in[3],
-                 runtime_done_fn done, void *ud, struct runtime_op **ret_op) {
+                 runtime_done_fn done, void *ud) {
         /* Looked up once, not at every exec: execvp tries each PATH entry in turn, and
          * every failed execve costs (~0.1 ms each here). */
         if (!rt->resolved && !(rt->resolved = binary_resolve(rt->binary)))
-                return spawn_missing(rt, name, done, ud, ret_op);
+                return spawn_missing(rt, name, done, ud);
         struct runtime_config cfg = {rt->binary, rt->root, rt->log_path, rt->systemd_cgroup};
         char **argv = NULL;
         int r = runtime_build_argv(&cfg, cmd, &argv);
@@ -533,8 +529,6 @@ static int spawn(struct runtime *rt, const char *name, const char *const *cmd, c
         if (r < 0)
                 log_error_errno(r, "cannot watch runtime pid %d: %m", (int)pid); /* cannot happen: fresh pid */
         log_debug("runtime: %s %s (pid %d)", rt->binary, name, (int)pid);
-        if (ret_op)
-                *ret_op = op;
         return 0;
 fail:
         runtime_argv_free(argv);
@@ -548,11 +542,6 @@ fail:
                 free(op);
         }
         return r;
-}
-
-void runtime_op_cancel(struct runtime_op *op) {
-        if (op)
-                op->cancelled = true;
 }
 
 int runtime_new(struct ev_loop *loop, struct reaper *reaper, const struct runtime_config *cfg, struct runtime **ret) {
@@ -580,7 +569,6 @@ struct runtime *runtime_free(struct runtime *rt) {
         while (rt->ops) {
                 struct runtime_op *op = rt->ops;
                 rt->ops = op->next;
-                op->cancelled = true;
                 if (op->missing)
                         op_free(rt->loop, op);
                 else {
@@ -601,13 +589,12 @@ struct runtime *runtime_free(struct runtime *rt) {
 static const int CAPTURE_ERR[3] = {-1, -1, -2};
 static const int CAPTURE_BOTH[3] = {-1, -2, -2};
 
-static int simple(struct runtime *rt, const char *name, const char *const *cmd, runtime_done_fn done, void *ud,
-                  struct runtime_op **ret_op) {
-        return spawn(rt, name, cmd, CAPTURE_ERR, done, ud, ret_op);
+static int simple(struct runtime *rt, const char *name, const char *const *cmd, runtime_done_fn done, void *ud) {
+        return spawn(rt, name, cmd, CAPTURE_ERR, done, ud);
 }
 
 static int create_or_run(struct runtime *rt, bool run, const struct runtime_create_opts *o, runtime_done_fn done,
-                         void *ud, struct runtime_op **ret_op) {
+                         void *ud) {
         const char *cmd[16];
         size_t k = 0;
         cmd[k++] = run ? "run" : "create";
@@ -627,36 +614,32 @@ static int create_or_run(struct runtime *rt, bool run, const struct runtime_crea
                 cmd[k++] = "--no-new-keyring";
         cmd[k++] = o->id;
         cmd[k] = NULL;
-        return spawn(rt, cmd[0], cmd, o->stdio, done, ud, ret_op);
+        return spawn(rt, cmd[0], cmd, o->stdio, done, ud);
 }
 
-int runtime_create(struct runtime *rt, const struct runtime_create_opts *o, runtime_done_fn done, void *ud,
-                   struct runtime_op **ret_op) {
-        return create_or_run(rt, false, o, done, ud, ret_op);
+int runtime_create(struct runtime *rt, const struct runtime_create_opts *o, runtime_done_fn done, void *ud) {
+        return create_or_run(rt, false, o, done, ud);
 }
 
-int runtime_run(struct runtime *rt, const struct runtime_create_opts *o, runtime_done_fn done, void *ud,
-                struct runtime_op **ret_op) {
-        return create_or_run(rt, true, o, done, ud, ret_op);
+int runtime_run(struct runtime *rt, const struct runtime_create_opts *o, runtime_done_fn done, void *ud) {
+        return create_or_run(rt, true, o, done, ud);
 }
 
-int runtime_start(struct runtime *rt, const char *id, runtime_done_fn done, void *ud, struct runtime_op **ret_op) {
+int runtime_start(struct runtime *rt, const char *id, runtime_done_fn done, void *ud) {
         const char *cmd[] = {"start", id, NULL};
-        return simple(rt, "start", cmd, done, ud, ret_op);
+        return simple(rt, "start", cmd, done, ud);
 }
 
-int runtime_kill(struct runtime *rt, const char *id, int sig, bool all, runtime_done_fn done, void *ud,
-                 struct runtime_op **ret_op) {
+int runtime_kill(struct runtime *rt, const char *id, int sig, bool all, runtime_done_fn done, void *ud) {
         char signum[16];
         snprintf(signum, sizeof signum, "%d", sig);
         const char *cmd[] = {"kill", all ? "--all" : id, all ? id : signum, all ? signum : NULL, NULL};
-        return simple(rt, "kill", cmd, done, ud, ret_op);
+        return simple(rt, "kill", cmd, done, ud);
 }
 
-int runtime_delete(struct runtime *rt, const char *id, bool force, runtime_done_fn done, void *ud,
-                   struct runtime_op **ret_op) {
+int runtime_delete(struct runtime *rt, const char *id, bool force, runtime_done_fn done, void *ud) {
         const char *cmd[] = {"delete", force ? "--force" : id, force ? id : NULL, NULL};
-        return simple(rt, "delete", cmd, done, ud, ret_op);
+        return simple(rt, "delete", cmd, done, ud);
 }
 
 int runtime_delete_stopped_in_place(struct runtime *rt, const char *id, pid_t init_pid, char **ret_reason) {
@@ -673,18 +656,17 @@ int runtime_delete_stopped_in_place(struct runtime *rt, const char *id, pid_t in
         return runc_state_remove(rt->root, id, init_pid, "/sys/fs/cgroup/", ret_reason);
 }
 
-int runtime_state(struct runtime *rt, const char *id, runtime_done_fn done, void *ud, struct runtime_op **ret_op) {
+int runtime_state(struct runtime *rt, const char *id, runtime_done_fn done, void *ud) {
         const char *cmd[] = {"state", id, NULL};
-        return spawn(rt, "state", cmd, CAPTURE_BOTH, done, ud, ret_op);
+        return spawn(rt, "state", cmd, CAPTURE_BOTH, done, ud);
 }
 
-int runtime_ps(struct runtime *rt, const char *id, runtime_done_fn done, void *ud, struct runtime_op **ret_op) {
+int runtime_ps(struct runtime *rt, const char *id, runtime_done_fn done, void *ud) {
         const char *cmd[] = {"ps", "--format", "json", id, NULL};
-        return spawn(rt, "ps", cmd, CAPTURE_BOTH, done, ud, ret_op);
+        return spawn(rt, "ps", cmd, CAPTURE_BOTH, done, ud);
 }
 
-int runtime_exec(struct runtime *rt, const struct runtime_exec_opts *o, runtime_done_fn done, void *ud,
-                 struct runtime_op **ret_op) {
+int runtime_exec(struct runtime *rt, const struct runtime_exec_opts *o, runtime_done_fn done, void *ud) {
         const char *cmd[16];
         size_t k = 0;
         cmd[k++] = "exec";
@@ -700,21 +682,20 @@ int runtime_exec(struct runtime *rt, const struct runtime_exec_opts *o, runtime_
         }
         cmd[k++] = o->id;
         cmd[k] = NULL;
-        return spawn(rt, "exec", cmd, o->stdio, done, ud, ret_op);
+        return spawn(rt, "exec", cmd, o->stdio, done, ud);
 }
 
-int runtime_pause(struct runtime *rt, const char *id, runtime_done_fn done, void *ud, struct runtime_op **ret_op) {
+int runtime_pause(struct runtime *rt, const char *id, runtime_done_fn done, void *ud) {
         const char *cmd[] = {"pause", id, NULL};
-        return simple(rt, "pause", cmd, done, ud, ret_op);
+        return simple(rt, "pause", cmd, done, ud);
 }
 
-int runtime_resume(struct runtime *rt, const char *id, runtime_done_fn done, void *ud, struct runtime_op **ret_op) {
+int runtime_resume(struct runtime *rt, const char *id, runtime_done_fn done, void *ud) {
         const char *cmd[] = {"resume", id, NULL};
-        return simple(rt, "resume", cmd, done, ud, ret_op);
+        return simple(rt, "resume", cmd, done, ud);
 }
 
-int runtime_update(struct runtime *rt, const char *id, const char *resources_json, runtime_done_fn done, void *ud,
-                   struct runtime_op **ret_op) {
+int runtime_update(struct runtime *rt, const char *id, const char *resources_json, runtime_done_fn done, void *ud) {
         /* A memfd as stdin: written up front, so nothing can block. */
         _cleanup_close_ int fd = memfd_create("nanoshim-resources", MFD_CLOEXEC);
         if (fd < 0)
@@ -726,5 +707,5 @@ int runtime_update(struct runtime *rt, const char *id, const char *resources_jso
                 return -errno;
         const char *cmd[] = {"update", "--resources", "-", id, NULL};
         int in[3] = {fd, -1, -2};
-        return spawn(rt, "update", cmd, in, done, ud, ret_op);
+        return spawn(rt, "update", cmd, in, done, ud);
 }

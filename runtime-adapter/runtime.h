@@ -37,11 +37,6 @@ struct runtime_result {
 };
 typedef void (*runtime_done_fn)(const struct runtime_result *res, void *userdata);
 
-/* A handle to an operation in flight, to cancel it (its callback then never runs; the
- * child is still reaped). */
-struct runtime_op;
-void runtime_op_cancel(struct runtime_op *op);
-
 struct runtime_create_opts {
         const char *id;
         const char *bundle;
@@ -51,16 +46,12 @@ struct runtime_create_opts {
         bool no_new_keyring;
         int stdio[3];               /* the runtime's (and so the container's) fds 0,1,2; -1 = /dev/null */
 };
-int runtime_create(struct runtime *rt, const struct runtime_create_opts *o, runtime_done_fn done, void *ud,
-                   struct runtime_op **ret_op);
+int runtime_create(struct runtime *rt, const struct runtime_create_opts *o, runtime_done_fn done, void *ud);
 /* `run --detach` with the same options: create and start in one runtime execution. */
-int runtime_run(struct runtime *rt, const struct runtime_create_opts *o, runtime_done_fn done, void *ud,
-                struct runtime_op **ret_op);
-int runtime_start(struct runtime *rt, const char *id, runtime_done_fn done, void *ud, struct runtime_op **ret_op);
-int runtime_kill(struct runtime *rt, const char *id, int signal, bool all, runtime_done_fn done, void *ud,
-                 struct runtime_op **ret_op);
-int runtime_delete(struct runtime *rt, const char *id, bool force, runtime_done_fn done, void *ud,
-                   struct runtime_op **ret_op);
+int runtime_run(struct runtime *rt, const struct runtime_create_opts *o, runtime_done_fn done, void *ud);
+int runtime_start(struct runtime *rt, const char *id, runtime_done_fn done, void *ud);
+int runtime_kill(struct runtime *rt, const char *id, int signal, bool all, runtime_done_fn done, void *ud);
+int runtime_delete(struct runtime *rt, const char *id, bool force, runtime_done_fn done, void *ud);
 /* For a container whose init (init_pid) has exited and been reaped, in a PID namespace
  * of its own and without poststop hooks: remove what runc keeps for it, its cgroups and
  * its state directory, as `runc delete` would, but in place (no runc start-up: 5-10 ms
@@ -71,9 +62,9 @@ int runtime_delete(struct runtime *rt, const char *id, bool force, runtime_done_
 int runtime_delete_stopped_in_place(struct runtime *rt, const char *id, pid_t init_pid, char **ret_reason);
 
 /* `state <id>`: out = JSON; parse with runtime_parse_state(). */
-int runtime_state(struct runtime *rt, const char *id, runtime_done_fn done, void *ud, struct runtime_op **ret_op);
+int runtime_state(struct runtime *rt, const char *id, runtime_done_fn done, void *ud);
 /* `ps --format json <id>`: out = JSON array of pids; parse with runtime_parse_ps(). */
-int runtime_ps(struct runtime *rt, const char *id, runtime_done_fn done, void *ud, struct runtime_op **ret_op);
+int runtime_ps(struct runtime *rt, const char *id, runtime_done_fn done, void *ud);
 struct runtime_exec_opts {
         const char *id;
         const char *process_file; /* OCI process JSON */
@@ -82,13 +73,11 @@ struct runtime_exec_opts {
         bool detach;
         int stdio[3];
 };
-int runtime_exec(struct runtime *rt, const struct runtime_exec_opts *o, runtime_done_fn done, void *ud,
-                 struct runtime_op **ret_op);
-int runtime_pause(struct runtime *rt, const char *id, runtime_done_fn done, void *ud, struct runtime_op **ret_op);
-int runtime_resume(struct runtime *rt, const char *id, runtime_done_fn done, void *ud, struct runtime_op **ret_op);
+int runtime_exec(struct runtime *rt, const struct runtime_exec_opts *o, runtime_done_fn done, void *ud);
+int runtime_pause(struct runtime *rt, const char *id, runtime_done_fn done, void *ud);
+int runtime_resume(struct runtime *rt, const char *id, runtime_done_fn done, void *ud);
 /* `update --resources - <id>` with resources_json on stdin. */
-int runtime_update(struct runtime *rt, const char *id, const char *resources_json, runtime_done_fn done, void *ud,
-                   struct runtime_op **ret_op);
+int runtime_update(struct runtime *rt, const char *id, const char *resources_json, runtime_done_fn done, void *ud);
 
 /* ---- pure helpers, unit-tested on their own ---- */
 

@@ -29,7 +29,7 @@ struct events {
         char *namespace;
         struct ttrpc_client *client;
         struct event_item *head, *tail;
-        size_t n_pending, n_sent;
+        size_t n_pending;
         bool in_flight;
         bool reconnect;      /* drop the client before the next try */
         bool closing;
@@ -103,7 +103,6 @@ static void on_forward_done(int code, const char *message, const uint8_t *resp, 
                 if (!ev->head)
                         ev->tail = NULL;
                 ev->n_pending--;
-                ev->n_sent++;
                 log_debug("events: %s delivered", it->topic);
                 item_free(it);
         }
@@ -298,11 +297,4 @@ void events_flush(struct events *ev, double deadline_s, void (*fn)(void *userdat
         }
         ev_timer_set(&ev->flush_timer, deadline_s, 0);
         ev_timer_start(ev->loop, &ev->flush_timer);
-}
-
-size_t events_pending(const struct events *ev) {
-        return ev->n_pending;
-}
-size_t events_sent(const struct events *ev) {
-        return ev->n_sent;
 }

@@ -35,5 +35,3 @@ void events_send_now(struct events *ev);
 /* Callback once the outbox is empty (now or later), or at the deadline. For shutdown. */
 void events_flush(struct events *ev, double deadline_s, void (*fn)(void *userdata), void *userdata);
 
-size_t events_pending(const struct events *ev);
-size_t events_sent(const struct events *ev);

@@ -31,6 +31,7 @@
 #include "runtime.h"
 #include "sha256.h"
 #include "shim.h"
+#include "task-service.h"
 #include "spec.h"
 #include "standalone.h"
 #include "task.pb-c.h"
@@ -518,7 +519,7 @@ int launch_delete(const struct shim_args *a) {
                 if (r == 0)
                         r = runtime_new(loop, reaper, &cfg, &rt);
                 if (r == 0)
-                        r = runtime_delete(rt, a->id, true, on_force_deleted, &d, NULL);
+                        r = runtime_delete(rt, a->id, true, on_force_deleted, &d);
                 if (r == 0)
                         while (!d.done)
                                 ev_run(loop, EVRUN_ONCE);
@@ -584,7 +585,7 @@ struct launch_outcome {
 static void on_launched(int status, void *ud) {
         struct launch_outcome *o = ud;
         struct shim *s = o->shim;
-        if (status < 0 && shim_n_containers(s) == 0) {
+        if (status < 0 && task_service_n_containers(s) == 0) {
                 o->failed = true;
                 shim_exit(s);
                 return;
@@ -679,6 +680,8 @@ int launch_daemon(const struct shim_args *a) {
                 .runtime_binary = a->runtime,
                 .runtime_root = a->runtime_root,
                 .debug = a->debug,
+                .dispatch = task_service_dispatch,
+                .forget_all = task_service_forget_all,
         };
         struct shim *s = NULL;
         int r = shim_new(EV_DEFAULT, &cfg, &s);

@@ -31,17 +31,15 @@
 #include "spec.h"
 #include "standalone.h"
 #include "stdio-relay.h"
+#include "task-service.h"
 #include "task.pb-c.h"
 #include "timeutil.h"
 #include "ttrpc.h"
 
-#define TASK_SERVICE "containerd.task.v2.Task"
 /* What containerd 2.x calls when `start` answered bootstrap version 3 (launch.c): the same
  * methods and messages as v2, under a new package name. */
-#define TASK_SERVICE_V3 "containerd.task.v3.Task"
 #define EXIT_DRAIN_DEADLINE_S 2.0
 #define EXEC_GRACE_S 2.0
-#define PROCESS_SPEC_TYPE "types.containerd.io/opencontainers/runtime-spec/1/Process"
 
 /* ------------------------------------------------------------------------------------ */
 /* containers                                                                           */
@@ -109,7 +107,7 @@ static void exec_unlink(struct container *c, struct process *p) {
                 *pp = p->next;
 }
 
-size_t shim_n_containers(const struct shim *s) {
+size_t task_service_n_containers(const struct shim *s) {
         size_t n = 0;
         for (struct container *c = s->containers; c; c = c->next)
                 n++;
@@ -295,7 +293,7 @@ static void on_process_exit(pid_t pid, int wait_status, void *userdata) {
                  * not meet it, `runc kill --all` freezes the cgroup meanwhile and `runc
                  * delete` would find the container "paused". */
                 container_ref(c);
-                c->killing_all = runtime_kill(c->rt, c->id, SIGKILL, true, on_kill_all_done, c, NULL) == 0;
+                c->killing_all = runtime_kill(c->rt, c->id, SIGKILL, true, on_kill_all_done, c) == 0;
                 if (!c->killing_all)
                         container_unref(c);
         }
@@ -312,7 +310,7 @@ struct op {
         struct container *c;
         struct process *p;
         struct ttrpc_call *call;
-        int signal;
+        bool pause; /* Pause (else Resume) */
         bool run_now; /* Create: create and start in one runtime execution */
         char *tmp_path;
         void *req; /* unpacked request kept for the completion (Create) */
@@ -686,8 +684,8 @@ static void handle_create(struct shim *s, struct ttrpc_call *call) {
         const char *run_now = ttrpc_call_metadata(call, STANDALONE_RUN_METADATA);
         o->run_now = run_now && strcmp(run_now, "true") == 0;
         r = !pidfile      ? -ENOMEM
-            : o->run_now ? runtime_run(c->rt, &co, on_create_done, o, NULL)
-                         : runtime_create(c->rt, &co, on_create_done, o, NULL);
+            : o->run_now ? runtime_run(c->rt, &co, on_create_done, o)
+                         : runtime_create(c->rt, &co, on_create_done, o);
         if (r < 0)
                 create_fail(o, TTRPC_UNKNOWN, "OCI runtime create failed: %s", strerror(-r));
 }
@@ -839,7 +837,7 @@ static void start_exec(struct shim *s, struct ttrpc_call *call, struct container
         if (p->io && !p->terminal)
                 stdio_child_fds(p->io, eo.stdio);
         p->starting = p->busy = true;
-        r = runtime_exec(c->rt, &eo, on_exec_done, o, NULL);
+        r = runtime_exec(c->rt, &eo, on_exec_done, o);
         if (r < 0) {
                 ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "OCI runtime exec failed: %s", strerror(-r));
                 exec_failed(p);
@@ -867,7 +865,7 @@ static void handle_start(struct shim *s, struct ttrpc_call *call) {
                 else {
                         struct op *o = op_new(c, p, call);
                         p->starting = p->busy = true;
-                        int r = o ? runtime_start(c->rt, c->id, on_start_done, o, NULL) : -ENOMEM;
+                        int r = o ? runtime_start(c->rt, c->id, on_start_done, o) : -ENOMEM;
                         if (r < 0) {
                                 p->starting = p->busy = false;
                                 ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "OCI runtime start failed: %s", strerror(-r));
@@ -1034,7 +1032,7 @@ static void handle_pids(struct shim *s, struct ttrpc_call *call) {
         struct container *c;
         if (resolve(s, call, req->id, NULL, &c, NULL) == 0) {
                 struct op *o = op_new(c, c->init, call);
-                int r = o ? runtime_ps(c->rt, c->id, on_ps_done, o, NULL) : -ENOMEM;
+                int r = o ? runtime_ps(c->rt, c->id, on_ps_done, o) : -ENOMEM;
                 if (r < 0) {
                         ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "failed to list processes: %s", strerror(-r));
                         op_free(o);
@@ -1084,7 +1082,7 @@ static void handle_kill(struct shim *s, struct ttrpc_call *call) {
         }
         if (p->is_init && req->all) {
                 struct op *o = op_new(c, p, call);
-                int r = o ? runtime_kill(c->rt, c->id, (int)req->signal, req->all, on_kill_done, o, NULL) : -ENOMEM;
+                int r = o ? runtime_kill(c->rt, c->id, (int)req->signal, req->all, on_kill_done, o) : -ENOMEM;
                 if (r < 0) {
                         ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "kill failed: %s", strerror(-r));
                         op_free(o);
@@ -1200,7 +1198,7 @@ static void early_runtime_delete(struct container *c) {
         }
         log_debug("%s: running the runtime's delete: %s", c->id, why ? why : strerror(-r));
         struct op *o = op_new(c, p, NULL);
-        if (o && runtime_delete(c->rt, c->id, false, on_early_deleted, o, NULL) == 0)
+        if (o && runtime_delete(c->rt, c->id, false, on_early_deleted, o) == 0)
                 c->early_delete = EARLY_DELETE_RUNNING;
         else
                 op_free(o);
@@ -1301,7 +1299,7 @@ static void delete_with_runtime(struct container *c, struct ttrpc_call *call) {
         struct op *o = op_new(c, p, call);
         p->busy = true;
         /* A created container's init is still waiting in runc init: force it down. */
-        int r = o ? runtime_delete(c->rt, c->id, !p->exit_reported, on_delete_done, o, NULL) : -ENOMEM;
+        int r = o ? runtime_delete(c->rt, c->id, !p->exit_reported, on_delete_done, o) : -ENOMEM;
         if (r < 0) {
                 p->busy = false;
                 ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "failed to delete task: %s", strerror(-r));
@@ -1413,7 +1411,7 @@ out:
 static void on_pause_resume_done(const struct runtime_result *res, void *userdata) {
         struct op *o = userdata;
         struct container *c = o->c;
-        bool pause = o->signal == 1;
+        bool pause = o->pause;
         c->pausing = false;
         c->init->busy = false;
         if (res->exit_status != 0) {
@@ -1452,11 +1450,11 @@ static void pause_resume(struct shim *s, struct ttrpc_call *call, const char *id
                 ttrpc_call_reply_error(call, TTRPC_INTERNAL, "out of memory");
                 return;
         }
-        o->signal = pause ? 1 : 0;
+        o->pause = pause;
         p->busy = true;
         c->pausing = pause;
-        int r = pause ? runtime_pause(c->rt, c->id, on_pause_resume_done, o, NULL)
-                      : runtime_resume(c->rt, c->id, on_pause_resume_done, o, NULL);
+        int r = pause ? runtime_pause(c->rt, c->id, on_pause_resume_done, o)
+                      : runtime_resume(c->rt, c->id, on_pause_resume_done, o);
         if (r < 0) {
                 p->busy = false;
                 c->pausing = false;
@@ -1523,7 +1521,7 @@ static void handle_update(struct shim *s, struct ttrpc_call *call) {
                 goto out;
         }
         struct op *o = op_new(c, c->init, call);
-        int r = o ? runtime_update(c->rt, c->id, json, on_update_done, o, NULL) : -ENOMEM;
+        int r = o ? runtime_update(c->rt, c->id, json, on_update_done, o) : -ENOMEM;
         if (r < 0) {
                 ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "failed to update resources: %s", strerror(-r));
                 op_free(o);
@@ -1615,7 +1613,7 @@ static void handle_shutdown(struct shim *s, struct ttrpc_call *call) {
         if (s->containers == NULL)
                 shim_exit(s);
         else
-                log_debug("shutdown requested, %zu container(s) still managed: staying", shim_n_containers(s));
+                log_debug("shutdown requested, %zu container(s) still managed: staying", task_service_n_containers(s));
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -1648,9 +1646,9 @@ static const struct method methods[] = {
 };
 #undef M
 
-void service_dispatch(struct ttrpc_call *call, void *userdata) {
+void task_service_dispatch(struct ttrpc_call *call, void *userdata) {
         struct shim *s = userdata;
-        if (!call->service || (strcmp(call->service, TASK_SERVICE) != 0 && strcmp(call->service, TASK_SERVICE_V3) != 0)) {
+        if (!call->service || (strcmp(call->service, TASK_SERVICE_V2) != 0 && strcmp(call->service, TASK_SERVICE_V3) != 0)) {
                 ttrpc_call_reply_error(call, TTRPC_UNIMPLEMENTED, "service %s", call->service ? call->service : "");
                 return;
         }
@@ -1680,7 +1678,7 @@ void service_dispatch(struct ttrpc_call *call, void *userdata) {
         ttrpc_call_reply_error(call, TTRPC_UNIMPLEMENTED, "method %s", call->method ? call->method : "");
 }
 
-void service_free_containers(struct shim *s) {
+void task_service_forget_all(struct shim *s) {
         while (s->containers) {
                 struct container *c = s->containers;
                 s->containers = c->next;

@@ -47,6 +47,7 @@ int shim_new(struct ev_loop *loop, const struct shim_config *cfg, struct shim **
         if (!s)
                 return -ENOMEM;
         s->loop = loop;
+        s->forget_all = cfg->forget_all;
         s->namespace = strdup(cfg->namespace ? cfg->namespace : "default");
         s->runtime_binary = strdup(cfg->runtime_binary ? cfg->runtime_binary : "runc");
         if (cfg->runtime_root)
@@ -74,7 +75,7 @@ int shim_new(struct ev_loop *loop, const struct shim_config *cfg, struct shim **
         r = events_new(loop, cfg->events_address, s->namespace, &s->events);
         if (r < 0)
                 goto fail;
-        r = ttrpc_server_new(loop, cfg->listen_fd, service_dispatch, NULL /* same user */, s, &s->server);
+        r = ttrpc_server_new(loop, cfg->listen_fd, cfg->dispatch, NULL /* same user */, s, &s->server);
         if (r < 0)
                 goto fail;
         ev_signal_init(&s->sig_term, on_terminate, SIGTERM);
@@ -98,7 +99,8 @@ int shim_finish(struct shim *s) {
         ev_signal_stop(s->loop, &s->sig_term);
         ev_signal_stop(s->loop, &s->sig_int);
         s->server = ttrpc_server_free(s->server);
-        service_free_containers(s);
+        if (s->forget_all)
+                s->forget_all(s);
         stdio_kill_lingering_loggers(); /* (needs the reaper) */
         s->events = events_free(s->events);
         s->reaper = reaper_free(s->reaper);

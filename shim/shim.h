@@ -14,6 +14,8 @@ struct ttrpc_server;
 struct events;
 struct runtime;
 struct cgroup_oom_watch;
+struct shim;
+struct ttrpc_call;
 
 struct shim_config {
         const char *namespace;        /* containerd namespace ("default") */
@@ -24,6 +26,10 @@ struct shim_config {
         const char *runtime_root;     /* default "/run/containerd/runc/<ns>" */
         const char *state_dir;        /* where exit records are kept (0700); may be NULL */
         bool debug;
+        /* The service on the socket: its dispatch function (called with the shim as
+         * userdata) and what forgets its containers at the end (shim_finish()). */
+        void (*dispatch)(struct ttrpc_call *call, void *shim);
+        void (*forget_all)(struct shim *s);
 };
 
 struct container {
@@ -68,6 +74,7 @@ struct shim {
         char *runtime_root;
         char *state_dir;
         struct container *containers;
+        void (*forget_all)(struct shim *s);
         bool exiting;
         ev_signal sig_term, sig_int;
 };
@@ -77,9 +84,4 @@ int shim_new(struct ev_loop *loop, const struct shim_config *cfg, struct shim **
 int shim_finish(struct shim *s);
 /* Leave the loop once events are flushed. */
 void shim_exit(struct shim *s);
-size_t shim_n_containers(const struct shim *s);
 
-/* service.c: the containerd.task.v2.Task dispatcher. */
-void service_dispatch(struct ttrpc_call *call, void *userdata);
-/* Forget every container (at exit). */
-void service_free_containers(struct shim *s);

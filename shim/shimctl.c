@@ -32,10 +32,10 @@
 #include "macro.h"
 #include "runc-options.pb-c.h"
 #include "task.pb-c.h"
+#include "task-service.h"
 #include "timeutil.h"
 #include "ttrpc.h"
 
-#define TASK_SERVICE "containerd.task.v2.Task"
 #define PROCESS_SPEC_TYPE "types.containerd.io/opencontainers/runtime-spec/1/Process"
 #define RESOURCES_TYPE "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources"
 #define RUNC_OPTIONS_TYPE_URL "containerd.runc.v1.Options"
@@ -266,7 +266,7 @@ static int ctl_call(const struct ctl *ctl, double default_timeout_s, const char 
         int64_t timeout_ns = (int64_t)(timeout_s * 1e9);
         struct reply rep = {0};
         struct timespec sent = now_realtime();
-        r = ttrpc_client_call(client, TASK_SERVICE, method, req, timeout_ns, NULL, 0, on_reply, &rep);
+        r = ttrpc_client_call(client, TASK_SERVICE_V2, method, req, timeout_ns, NULL, 0, on_reply, &rep);
         if (r < 0) {
                 ttrpc_client_free(client);
                 fprintf(stderr, "shimctl: cannot send %s to %s: %s\n", method, socket_path(ctl->address),

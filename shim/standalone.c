@@ -16,10 +16,10 @@
 #include "macro.h"
 #include "runc-options.pb-c.h"
 #include "runtime-options.h"
+#include "task-service.h"
 #include "task.pb-c.h"
 #include "ttrpc.h"
 
-#define TASK_SERVICE "containerd.task.v2.Task"
 #define LAUNCH_TIMEOUT_NS (120LL * 1000000000LL)
 
 void standalone_done(struct standalone_launch *l) {
@@ -210,7 +210,7 @@ int standalone_run(struct ev_loop *loop, const char *socket_path, const char *bu
         req.options = &any;
         /* Create and start in one call (and one runtime execution) when both are wanted. */
         struct ttrpc_kv md = {STANDALONE_RUN_METADATA, "true"};
-        r = ttrpc_client_call(run->client, TASK_SERVICE, "Create", &req.base, LAUNCH_TIMEOUT_NS, l->start ? &md : NULL,
+        r = ttrpc_client_call(run->client, TASK_SERVICE_V2, "Create", &req.base, LAUNCH_TIMEOUT_NS, l->start ? &md : NULL,
                               l->start ? 1 : 0, on_created, run);
         free(packed);
         if (r < 0) {

@@ -89,7 +89,7 @@ static const char *cid;
 
 static char *state_status(pid_t *ret_pid) {
         struct call c = {0};
-        RUN(&c, runtime_state(rt, cid, on_done, &c, NULL));
+        RUN(&c, runtime_state(rt, cid, on_done, &c));
         struct runtime_state s;
         char *status = NULL;
         if (c.status == 0 && c.out && runtime_parse_state(c.out, strlen(c.out), &s) == 0) {
@@ -169,7 +169,7 @@ int main(int argc, char **argv) {
         struct runtime_create_opts co = {.id = id, .bundle = bundle, .pid_file = pid_file, .stdio = {-1, out[1], out[1]}};
         /* Held from create until the init is watched: an init dying early is kept. */
         reaper_hold(reaper);
-        RUN(&c, runtime_create(rt, &co, on_done, &c, NULL));
+        RUN(&c, runtime_create(rt, &co, on_done, &c));
         close(out[1]);
         if (c.status != 0 && c.error && strstr(c.error, "hybrid mode not supported")) {
                 /* crun 1.8 refuses hosts whose cgroup v2 hierarchy holds a controller
@@ -194,7 +194,7 @@ int main(int argc, char **argv) {
         CHECK(strcmp(st, "created") == 0 && state_pid == pid, "state: created, pid %d (%s, %d)", (int)pid, st,
               (int)state_pid);
 
-        RUN(&c, runtime_start(rt, id, on_done, &c, NULL));
+        RUN(&c, runtime_start(rt, id, on_done, &c));
         CHECK(c.status == 0, "start exits 0");
         free(st);
         st = state_status(NULL);
@@ -204,7 +204,7 @@ int main(int argc, char **argv) {
         ssize_t n = poll(&pfd, 1, 10000) == 1 ? read(out[0], buf, sizeof buf - 1) : -1;
         CHECK(n > 0 && strcmp(buf, "hello-from-init\n") == 0, "the container's stdout reached the pipe");
 
-        RUN(&c, runtime_ps(rt, id, on_done, &c, NULL));
+        RUN(&c, runtime_ps(rt, id, on_done, &c));
         pid_t *pids = NULL;
         size_t n_pids = 0;
         CHECK(c.status == 0 && runtime_parse_ps(c.out, strlen(c.out), &pids, &n_pids) == 0 && n_pids == 1 &&
@@ -212,19 +212,19 @@ int main(int argc, char **argv) {
               "ps lists the init (%s)", c.out ? c.out : "");
         free(pids);
 
-        RUN(&c, runtime_pause(rt, id, on_done, &c, NULL));
+        RUN(&c, runtime_pause(rt, id, on_done, &c));
         free(st);
         st = state_status(NULL);
         CHECK(c.status == 0 && strcmp(st, "paused") == 0, "pause: %s", st);
-        RUN(&c, runtime_resume(rt, id, on_done, &c, NULL));
+        RUN(&c, runtime_resume(rt, id, on_done, &c));
         free(st);
         st = state_status(NULL);
         CHECK(c.status == 0 && strcmp(st, "running") == 0, "resume: %s", st);
 
-        RUN(&c, runtime_update(rt, id, "{\"pids\":{\"limit\":64}}", on_done, &c, NULL));
+        RUN(&c, runtime_update(rt, id, "{\"pids\":{\"limit\":64}}", on_done, &c));
         CHECK(c.status == 0, "update with resources on stdin (%d: %s)", c.status, c.error ? c.error : "");
 
-        RUN(&c, runtime_kill(rt, id, SIGKILL, false, on_done, &c, NULL));
+        RUN(&c, runtime_kill(rt, id, SIGKILL, false, on_done, &c));
         CHECK(c.status == 0, "kill exits 0");
         CHECK(wait_for(&init_exit.done) && init_exit.status == 137, "the init's exit reaches the reaper: %d",
               init_exit.status);
@@ -232,12 +232,12 @@ int main(int argc, char **argv) {
         st = state_status(NULL);
         CHECK(strcmp(st, "stopped") == 0, "state: stopped (%s)", st);
 
-        RUN(&c, runtime_delete(rt, id, false, on_done, &c, NULL));
+        RUN(&c, runtime_delete(rt, id, false, on_done, &c));
         CHECK(c.status == 0, "delete exits 0");
         free(st);
         st = state_status(NULL);
         CHECK(runtime_error_not_exist(st), "state after delete: the runtime's own error (%s)", st);
-        RUN(&c, runtime_kill(rt, id, SIGKILL, false, on_done, &c, NULL));
+        RUN(&c, runtime_kill(rt, id, SIGKILL, false, on_done, &c));
         CHECK(c.status != 0 && runtime_error_not_exist(c.error),
               "kill after delete fails with the runtime's message (%s)", c.error ? c.error : "(none)");
 
@@ -246,14 +246,14 @@ int main(int argc, char **argv) {
         struct runtime_create_opts bad = {.id = bad_id, .bundle = bad_bundle, .pid_file = pid_file,
                                           .stdio = {-1, -1, -1}};
         reaper_hold(reaper);
-        RUN(&c, runtime_create(rt, &bad, on_done, &c, NULL));
+        RUN(&c, runtime_create(rt, &bad, on_done, &c));
         reaper_release(reaper);
         /* runc: exec: "/bin/nonexistent": stat /bin/nonexistent: no such file or directory;
          * crun: executable file `/bin/nonexistent` not found ...: No such file or directory */
         CHECK(c.status != 0 && c.error && strstr(c.error, "/bin/nonexistent") &&
                       strcasestr(c.error, "no such file or directory"),
               "failed create: %s", c.error ? c.error : "(no error)");
-        RUN(&c, runtime_delete(rt, bad_id, true, on_done, &c, NULL));
+        RUN(&c, runtime_delete(rt, bad_id, true, on_done, &c));
         CHECK(c.status == 0, "delete --force after a failed create");
 
         /* The runtime itself missing. */
@@ -262,7 +262,7 @@ int main(int argc, char **argv) {
         runtime_new(EV_DEFAULT, reaper, &mcfg, &missing);
         struct runtime *saved = rt;
         rt = missing;
-        RUN(&c, runtime_start(rt, id, on_done, &c, NULL));
+        RUN(&c, runtime_start(rt, id, on_done, &c));
         CHECK(c.status == 127 && c.error && strstr(c.error, "not found"), "missing runtime binary: %s",
               c.error ? c.error : "");
         rt = saved;

@@ -327,7 +327,7 @@ START_TEST(test_call_argv_and_status) {
         env_open(&e, fake_bin, "/run/fake-root", true, true);
         struct done d = {0};
         setenv("FAKE_EXIT", "0", 1);
-        ck_assert_int_eq(runtime_kill(e.rt, "c1", 9, true, on_done, &d, NULL), 0);
+        ck_assert_int_eq(runtime_kill(e.rt, "c1", 9, true, on_done, &d), 0);
         ck_assert(run_until(done_called, &d, 10));
         ck_assert_int_eq(d.exit_status, 0);
         ck_assert(!d.has_error);
@@ -337,7 +337,7 @@ START_TEST(test_call_argv_and_status) {
         ck_assert_record("argv", 0, want);
 
         struct done d2 = {0};
-        ck_assert_int_eq(runtime_kill(e.rt, "c1", 15, false, on_done, &d2, NULL), 0);
+        ck_assert_int_eq(runtime_kill(e.rt, "c1", 15, false, on_done, &d2), 0);
         ck_assert(run_until(done_called, &d2, 10));
         snprintf(want, sizeof want, "--root /run/fake-root --log %s --log-format json --systemd-cgroup kill c1 15",
                  log_path);
@@ -356,26 +356,26 @@ START_TEST(test_call_argv_each) {
         struct runtime_exec_opts eo = {.id = "c1", .process_file = "/b/p.json", .pid_file = "/b/e.pid", .detach = true,
                                        .stdio = {-1, -1, -1}};
         /* One at a time, so that the records come in order. */
-        ck_assert_int_eq(runtime_create(e.rt, &co, on_done, &d[0], NULL), 0);
+        ck_assert_int_eq(runtime_create(e.rt, &co, on_done, &d[0]), 0);
         ck_assert(run_until(done_called, &d[0], 10));
-        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d[1], NULL), 0);
+        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d[1]), 0);
         ck_assert(run_until(done_called, &d[1], 10));
-        ck_assert_int_eq(runtime_delete(e.rt, "c1", true, on_done, &d[2], NULL), 0);
+        ck_assert_int_eq(runtime_delete(e.rt, "c1", true, on_done, &d[2]), 0);
         ck_assert(run_until(done_called, &d[2], 10));
-        ck_assert_int_eq(runtime_exec(e.rt, &eo, on_done, &d[3], NULL), 0);
+        ck_assert_int_eq(runtime_exec(e.rt, &eo, on_done, &d[3]), 0);
         ck_assert(run_until(done_called, &d[3], 10));
-        ck_assert_int_eq(runtime_pause(e.rt, "c1", on_done, &d[4], NULL), 0);
+        ck_assert_int_eq(runtime_pause(e.rt, "c1", on_done, &d[4]), 0);
         ck_assert(run_until(done_called, &d[4], 10));
-        ck_assert_int_eq(runtime_resume(e.rt, "c1", on_done, &d[5], NULL), 0);
+        ck_assert_int_eq(runtime_resume(e.rt, "c1", on_done, &d[5]), 0);
         ck_assert(run_until(done_called, &d[5], 10));
-        ck_assert_int_eq(runtime_ps(e.rt, "c1", on_done, &d[6], NULL), 0);
+        ck_assert_int_eq(runtime_ps(e.rt, "c1", on_done, &d[6]), 0);
         ck_assert(run_until(done_called, &d[6], 10));
-        ck_assert_int_eq(runtime_delete(e.rt, "c1", false, on_done, &d[7], NULL), 0);
+        ck_assert_int_eq(runtime_delete(e.rt, "c1", false, on_done, &d[7]), 0);
         ck_assert(run_until(done_called, &d[7], 10));
         struct done d8 = {0};
         co.console_socket = NULL;
         co.no_new_keyring = false;
-        ck_assert_int_eq(runtime_run(e.rt, &co, on_done, &d8, NULL), 0);
+        ck_assert_int_eq(runtime_run(e.rt, &co, on_done, &d8), 0);
         ck_assert(run_until(done_called, &d8, 10));
         ck_assert_record("argv", 8, "run --detach --bundle /b --pid-file /b/init.pid --no-pivot c1");
         ck_assert_record("argv", 0, "create --bundle /b --pid-file /b/init.pid --console-socket /s/console.sock "
@@ -405,7 +405,7 @@ START_TEST(test_child_is_clean) {
         struct env e;
         env_open(&e, fake_bin, NULL, true, false);
         struct done d = {0};
-        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d, NULL), 0);
+        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d), 0);
         ck_assert(run_until(done_called, &d, 10));
         ck_assert_int_eq(d.exit_status, 0);
         ck_assert_record("fds", 0, "0 1 2");
@@ -424,7 +424,7 @@ START_TEST(test_error_messages) {
         struct done d = {0};
         setenv("FAKE_EXIT", "1", 1);
         setenv("FAKE_LOG_ERROR", "container \\\"c1\\\" does not exist", 1);
-        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d, NULL), 0);
+        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d), 0);
         ck_assert(run_until(done_called, &d, 10));
         ck_assert_int_eq(d.exit_status, 1);
         ck_assert_str_eq(d.error, "container \"c1\" does not exist");
@@ -433,14 +433,14 @@ START_TEST(test_error_messages) {
         unsetenv("FAKE_LOG_ERROR");
         setenv("FAKE_STDERR", "runc: something broke\n", 1);
         struct done d2 = {0};
-        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d2, NULL), 0);
+        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d2), 0);
         ck_assert(run_until(done_called, &d2, 10));
         ck_assert_str_eq(d2.error, "runc: something broke");
 
         unsetenv("FAKE_STDERR");
         setenv("FAKE_EXIT", "3", 1);
         struct done d3 = {0};
-        ck_assert_int_eq(runtime_pause(e.rt, "c1", on_done, &d3, NULL), 0);
+        ck_assert_int_eq(runtime_pause(e.rt, "c1", on_done, &d3), 0);
         ck_assert(run_until(done_called, &d3, 10));
         ck_assert_int_eq(d3.exit_status, 3);
         ck_assert_ptr_nonnull(strstr(d3.error, "pause exited with status 3"));
@@ -448,7 +448,7 @@ START_TEST(test_error_messages) {
         /* Success: no error even if the log holds old ones. */
         setenv("FAKE_EXIT", "0", 1);
         struct done d4 = {0};
-        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d4, NULL), 0);
+        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d4), 0);
         ck_assert(run_until(done_called, &d4, 10));
         ck_assert(!d4.has_error);
         env_close(&e);
@@ -460,7 +460,7 @@ START_TEST(test_killed_runtime) {
         env_open(&e, fake_bin, NULL, false, false);
         struct done d = {0};
         setenv("FAKE_SIGNAL", "9", 1);
-        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d, NULL), 0);
+        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d), 0);
         ck_assert(run_until(done_called, &d, 10));
         ck_assert_int_eq(d.exit_status, 137);
         ck_assert(d.has_error);
@@ -472,7 +472,7 @@ START_TEST(test_missing_binary) {
         struct env e;
         env_open(&e, "/nonexistent/bin/runc", NULL, false, false);
         struct done d = {0};
-        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d, NULL), 0);
+        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d), 0);
         ck_assert_int_eq(d.calls, 0); /* never from inside the call */
         ck_assert(run_until(done_called, &d, 10));
         ck_assert_int_eq(d.exit_status, 127);
@@ -483,13 +483,13 @@ START_TEST(test_missing_binary) {
         setenv("PATH", tmpdir, 1);
         env_open(&e, "no-such-runtime", NULL, false, false);
         struct done d2 = {0};
-        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d2, NULL), 0);
+        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d2), 0);
         ck_assert(run_until(done_called, &d2, 10));
         ck_assert_int_eq(d2.exit_status, 127);
         env_close(&e);
         env_open(&e, "fake-runtime", NULL, false, false);
         struct done d3 = {0};
-        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d3, NULL), 0);
+        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d3), 0);
         ck_assert(run_until(done_called, &d3, 10));
         ck_assert_int_eq(d3.exit_status, 0);
         env_close(&e);
@@ -501,7 +501,7 @@ START_TEST(test_state_output_captured) {
         env_open(&e, fake_bin, NULL, false, false);
         struct done d = {0};
         setenv("FAKE_STDOUT", "{\"id\":\"c1\",\"pid\":77,\"status\":\"paused\",\"bundle\":\"/b\"}", 1);
-        ck_assert_int_eq(runtime_state(e.rt, "c1", on_done, &d, NULL), 0);
+        ck_assert_int_eq(runtime_state(e.rt, "c1", on_done, &d), 0);
         ck_assert(run_until(done_called, &d, 10));
         struct runtime_state s;
         ck_assert_int_eq(runtime_parse_state(d.out, strlen(d.out), &s), 0);
@@ -522,7 +522,7 @@ START_TEST(test_create_stdio) {
         setenv("FAKE_STDOUT", "to-the-container-stdout", 1);
         struct runtime_create_opts co = {.id = "c1", .bundle = "/b", .pid_file = "/b/pid", .stdio = {-1, p[1], -1}};
         struct done d = {0};
-        ck_assert_int_eq(runtime_create(e.rt, &co, on_done, &d, NULL), 0);
+        ck_assert_int_eq(runtime_create(e.rt, &co, on_done, &d), 0);
         close(p[1]);
         ck_assert(run_until(done_called, &d, 10));
         char buf[64] = {0};
@@ -538,7 +538,7 @@ START_TEST(test_update_stdin) {
         env_open(&e, fake_bin, NULL, false, false);
         setenv("FAKE_READ_STDIN", "1", 1);
         struct done d = {0};
-        ck_assert_int_eq(runtime_update(e.rt, "c1", "{\"memory\":{\"limit\":1048576}}", on_done, &d, NULL), 0);
+        ck_assert_int_eq(runtime_update(e.rt, "c1", "{\"memory\":{\"limit\":1048576}}", on_done, &d), 0);
         ck_assert(run_until(done_called, &d, 10));
         ck_assert_record("argv", 0, "update --resources - c1");
         ck_assert_record("stdin", 0, "{\"memory\":{\"limit\":1048576}}");
@@ -550,29 +550,12 @@ static bool reaped_one(void *ud) {
         return reaper_n_reaped(ud) >= 1;
 }
 
-/* A cancelled call never calls back, and its child is still reaped. */
-START_TEST(test_cancel) {
-        struct env e;
-        env_open(&e, fake_bin, NULL, false, false);
-        struct done d = {0};
-        struct runtime_op *op = NULL;
-        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d, &op), 0);
-        runtime_op_cancel(op);
-        ck_assert(run_until(reaped_one, e.reaper, 10));
-        /* give a wrong callback every chance to run */
-        for (int i = 0; i < 10; i++)
-                ev_run(EV_DEFAULT, EVRUN_NOWAIT);
-        ck_assert_int_eq(d.calls, 0);
-        env_close(&e);
-}
-END_TEST
-
 /* Freeing the runtime with calls in flight detaches them. */
 START_TEST(test_free_detaches) {
         struct env e;
         env_open(&e, fake_bin, NULL, false, false);
         struct done d = {0};
-        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d, NULL), 0);
+        ck_assert_int_eq(runtime_start(e.rt, "c1", on_done, &d), 0);
         runtime_free(e.rt);
         e.rt = NULL;
         ck_assert(run_until(reaped_one, e.reaper, 10));
@@ -796,7 +779,6 @@ int main(int argc, char **argv) {
         tcase_add_test(calls, test_state_output_captured);
         tcase_add_test(calls, test_create_stdio);
         tcase_add_test(calls, test_update_stdin);
-        tcase_add_test(calls, test_cancel);
         tcase_add_test(calls, test_free_detaches);
         suite_add_tcase(s, calls);
         TCase *inplace = tcase_create("delete-in-place");
