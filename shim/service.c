@@ -514,39 +514,29 @@ static bool dup_or_null(char **dst, const char *src) {
         return *dst != NULL;
 }
 
-static void handle_create(struct shim *s, struct ttrpc_call *call) {
-        Nanoshim__Task__CreateTaskRequest *req =
-                nanoshim__task__create_task_request__unpack(NULL, call->payload_len, call->payload);
-        if (!req) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode Create request");
-                return;
-        }
+static void handle_create(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
+        Nanoshim__Task__CreateTaskRequest *req = (Nanoshim__Task__CreateTaskRequest *)*msg;
         if (!identifier_is_valid(req->id)) {
                 ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "invalid container id \"%.80s\"", req->id);
-                nanoshim__task__create_task_request__free_unpacked(req, NULL);
                 return;
         }
         if (container_find(s, req->id)) {
                 ttrpc_call_reply_error(call, TTRPC_ALREADY_EXISTS, "container %s: already exists", req->id);
-                nanoshim__task__create_task_request__free_unpacked(req, NULL);
                 return;
         }
         if (!path_is_normal_absolute(req->bundle, 4000)) {
                 ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "bundle must be an absolute path, got \"%.200s\"",
                                        req->bundle ? req->bundle : "");
-                nanoshim__task__create_task_request__free_unpacked(req, NULL);
                 return;
         }
         if (req->checkpoint && *req->checkpoint) {
                 ttrpc_call_reply_error(call, TTRPC_UNIMPLEMENTED, "restore from a checkpoint is not supported by nanoshim");
-                nanoshim__task__create_task_request__free_unpacked(req, NULL);
                 return;
         }
 
         struct container *c = calloc(1, sizeof *c);
         if (!c) {
                 ttrpc_call_reply_error(call, TTRPC_INTERNAL, "out of memory");
-                nanoshim__task__create_task_request__free_unpacked(req, NULL);
                 return;
         }
         c->shim = s;
@@ -562,20 +552,17 @@ static void handle_create(struct shim *s, struct ttrpc_call *call) {
         c->next = s->containers;
         s->containers = c; /* reserved: a second Create of the id is refused */
         struct op *o = op_new(c, c->init, call);
-        if (!o || !c->id || !c->bundle || !c->rt_binary || !c->rt_root || !c->rt_log || !c->init) {
-                if (o)
-                        o->req = req;
-                else
-                        nanoshim__task__create_task_request__free_unpacked(req, NULL);
-                if (o)
-                        create_fail(o, TTRPC_INTERNAL, "out of memory");
-                else {
-                        container_remove(c);
-                        ttrpc_call_reply_error(call, TTRPC_INTERNAL, "out of memory");
-                }
+        if (!o) {
+                container_remove(c);
+                ttrpc_call_reply_error(call, TTRPC_INTERNAL, "out of memory");
                 return;
         }
-        o->req = req;
+        o->req = req; /* the request is the operation's now: the completion reads it */
+        *msg = NULL;
+        if (!c->id || !c->bundle || !c->rt_binary || !c->rt_root || !c->rt_log || !c->init) {
+                create_fail(o, TTRPC_INTERNAL, "out of memory");
+                return;
+        }
         struct process *p = c->init;
         p->terminal = req->terminal;
         if (!dup_or_null(&p->stdin_path, req->stdin) || !dup_or_null(&p->stdout_path, req->stdout) ||
@@ -845,12 +832,8 @@ static void start_exec(struct shim *s, struct ttrpc_call *call, struct container
         }
 }
 
-static void handle_start(struct shim *s, struct ttrpc_call *call) {
-        Nanoshim__Task__StartRequest *req = nanoshim__task__start_request__unpack(NULL, call->payload_len, call->payload);
-        if (!req) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode Start request");
-                return;
-        }
+static void handle_start(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
+        Nanoshim__Task__StartRequest *req = (Nanoshim__Task__StartRequest *)*msg;
         struct container *c;
         struct process *p;
         if (resolve(s, call, req->id, req->exec_id, &c, &p) == 0) {
@@ -873,7 +856,6 @@ static void handle_start(struct shim *s, struct ttrpc_call *call) {
                         }
                 }
         }
-        nanoshim__task__start_request__free_unpacked(req, NULL);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -892,12 +874,8 @@ static Nanoshim__Types__Status process_status(const struct process *p) {
         return NANOSHIM__TYPES__STATUS__RUNNING;
 }
 
-static void handle_state(struct shim *s, struct ttrpc_call *call) {
-        Nanoshim__Task__StateRequest *req = nanoshim__task__state_request__unpack(NULL, call->payload_len, call->payload);
-        if (!req) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode State request");
-                return;
-        }
+static void handle_state(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
+        Nanoshim__Task__StateRequest *req = (Nanoshim__Task__StateRequest *)*msg;
         struct container *c;
         struct process *p;
         if (resolve(s, call, req->id, req->exec_id, &c, &p) == 0) {
@@ -917,15 +895,10 @@ static void handle_state(struct shim *s, struct ttrpc_call *call) {
                 resp.exited_at = &ts;
                 ttrpc_call_reply(call, &resp.base);
         }
-        nanoshim__task__state_request__free_unpacked(req, NULL);
 }
 
-static void handle_wait(struct shim *s, struct ttrpc_call *call) {
-        Nanoshim__Task__WaitRequest *req = nanoshim__task__wait_request__unpack(NULL, call->payload_len, call->payload);
-        if (!req) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode Wait request");
-                return;
-        }
+static void handle_wait(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
+        Nanoshim__Task__WaitRequest *req = (Nanoshim__Task__WaitRequest *)*msg;
         struct container *c;
         struct process *p;
         if (resolve(s, call, req->id, req->exec_id, &c, &p) == 0) {
@@ -942,23 +915,16 @@ static void handle_wait(struct shim *s, struct ttrpc_call *call) {
                         }
                 }
         }
-        nanoshim__task__wait_request__free_unpacked(req, NULL);
 }
 
-static void handle_connect(struct shim *s, struct ttrpc_call *call) {
-        Nanoshim__Task__ConnectRequest *req =
-                nanoshim__task__connect_request__unpack(NULL, call->payload_len, call->payload);
-        if (!req) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode Connect request");
-                return;
-        }
+static void handle_connect(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
+        Nanoshim__Task__ConnectRequest *req = (Nanoshim__Task__ConnectRequest *)*msg;
         Nanoshim__Task__ConnectResponse resp = NANOSHIM__TASK__CONNECT_RESPONSE__INIT;
         resp.shim_pid = (uint32_t)getpid();
         struct container *c = req->id ? container_find(s, req->id) : NULL;
         if (c && c->created)
                 resp.task_pid = (uint32_t)c->init->pid;
         ttrpc_call_reply(call, &resp.base);
-        nanoshim__task__connect_request__free_unpacked(req, NULL);
 }
 
 static void on_ps_done(const struct runtime_result *res, void *userdata) {
@@ -1023,12 +989,8 @@ static void on_ps_done(const struct runtime_result *res, void *userdata) {
         op_free(o);
 }
 
-static void handle_pids(struct shim *s, struct ttrpc_call *call) {
-        Nanoshim__Task__PidsRequest *req = nanoshim__task__pids_request__unpack(NULL, call->payload_len, call->payload);
-        if (!req) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode Pids request");
-                return;
-        }
+static void handle_pids(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
+        Nanoshim__Task__PidsRequest *req = (Nanoshim__Task__PidsRequest *)*msg;
         struct container *c;
         if (resolve(s, call, req->id, NULL, &c, NULL) == 0) {
                 struct op *o = op_new(c, c->init, call);
@@ -1038,7 +1000,6 @@ static void handle_pids(struct shim *s, struct ttrpc_call *call) {
                         op_free(o);
                 }
         }
-        nanoshim__task__pids_request__free_unpacked(req, NULL);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -1060,12 +1021,8 @@ static void on_kill_done(const struct runtime_result *res, void *userdata) {
         op_free(o);
 }
 
-static void handle_kill(struct shim *s, struct ttrpc_call *call) {
-        Nanoshim__Task__KillRequest *req = nanoshim__task__kill_request__unpack(NULL, call->payload_len, call->payload);
-        if (!req) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode Kill request");
-                return;
-        }
+static void handle_kill(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
+        Nanoshim__Task__KillRequest *req = (Nanoshim__Task__KillRequest *)*msg;
         struct container *c;
         struct process *p;
         if (resolve(s, call, req->id, req->exec_id, &c, &p) < 0)
@@ -1101,8 +1058,7 @@ static void handle_kill(struct shim *s, struct ttrpc_call *call) {
                                        errno == ESRCH ? "process already finished" : strerror(errno));
         else
                 ttrpc_call_reply(call, NULL);
-out:
-        nanoshim__task__kill_request__free_unpacked(req, NULL);
+out:;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -1307,13 +1263,8 @@ static void delete_with_runtime(struct container *c, struct ttrpc_call *call) {
         }
 }
 
-static void handle_delete(struct shim *s, struct ttrpc_call *call) {
-        Nanoshim__Task__DeleteRequest *req =
-                nanoshim__task__delete_request__unpack(NULL, call->payload_len, call->payload);
-        if (!req) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode Delete request");
-                return;
-        }
+static void handle_delete(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
+        Nanoshim__Task__DeleteRequest *req = (Nanoshim__Task__DeleteRequest *)*msg;
         struct container *c;
         struct process *p;
         if (resolve(s, call, req->id, req->exec_id, &c, &p) < 0)
@@ -1336,20 +1287,14 @@ static void handle_delete(struct shim *s, struct ttrpc_call *call) {
                 goto out;
         }
         delete_with_runtime(c, call);
-out:
-        nanoshim__task__delete_request__free_unpacked(req, NULL);
+out:;
 }
 
 /* ------------------------------------------------------------------------------------ */
 /* Exec                                                                                 */
 
-static void handle_exec(struct shim *s, struct ttrpc_call *call) {
-        Nanoshim__Task__ExecProcessRequest *req =
-                nanoshim__task__exec_process_request__unpack(NULL, call->payload_len, call->payload);
-        if (!req) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode Exec request");
-                return;
-        }
+static void handle_exec(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
+        Nanoshim__Task__ExecProcessRequest *req = (Nanoshim__Task__ExecProcessRequest *)*msg;
         struct container *c;
         _cleanup_free_ char *err = NULL;
         json_t *spec = NULL;
@@ -1402,7 +1347,6 @@ static void handle_exec(struct shim *s, struct ttrpc_call *call) {
         ttrpc_call_reply(call, NULL);
 out:
         json_decref(spec);
-        nanoshim__task__exec_process_request__free_unpacked(req, NULL);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -1463,25 +1407,14 @@ static void pause_resume(struct shim *s, struct ttrpc_call *call, const char *id
         }
 }
 
-static void handle_pause(struct shim *s, struct ttrpc_call *call) {
-        Nanoshim__Task__PauseRequest *req = nanoshim__task__pause_request__unpack(NULL, call->payload_len, call->payload);
-        if (!req) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode Pause request");
-                return;
-        }
+static void handle_pause(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
+        Nanoshim__Task__PauseRequest *req = (Nanoshim__Task__PauseRequest *)*msg;
         pause_resume(s, call, req->id, true);
-        nanoshim__task__pause_request__free_unpacked(req, NULL);
 }
 
-static void handle_resume(struct shim *s, struct ttrpc_call *call) {
-        Nanoshim__Task__ResumeRequest *req =
-                nanoshim__task__resume_request__unpack(NULL, call->payload_len, call->payload);
-        if (!req) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode Resume request");
-                return;
-        }
+static void handle_resume(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
+        Nanoshim__Task__ResumeRequest *req = (Nanoshim__Task__ResumeRequest *)*msg;
         pause_resume(s, call, req->id, false);
-        nanoshim__task__resume_request__free_unpacked(req, NULL);
 }
 
 static void on_update_done(const struct runtime_result *res, void *userdata) {
@@ -1493,13 +1426,8 @@ static void on_update_done(const struct runtime_result *res, void *userdata) {
         op_free(o);
 }
 
-static void handle_update(struct shim *s, struct ttrpc_call *call) {
-        Nanoshim__Task__UpdateTaskRequest *req =
-                nanoshim__task__update_task_request__unpack(NULL, call->payload_len, call->payload);
-        if (!req) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode Update request");
-                return;
-        }
+static void handle_update(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
+        Nanoshim__Task__UpdateTaskRequest *req = (Nanoshim__Task__UpdateTaskRequest *)*msg;
         struct container *c;
         _cleanup_free_ char *json = NULL;
         if (resolve(s, call, req->id, NULL, &c, NULL) < 0)
@@ -1526,16 +1454,11 @@ static void handle_update(struct shim *s, struct ttrpc_call *call) {
                 ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "failed to update resources: %s", strerror(-r));
                 op_free(o);
         }
-out:
-        nanoshim__task__update_task_request__free_unpacked(req, NULL);
+out:;
 }
 
-static void handle_stats(struct shim *s, struct ttrpc_call *call) {
-        Nanoshim__Task__StatsRequest *req = nanoshim__task__stats_request__unpack(NULL, call->payload_len, call->payload);
-        if (!req) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode Stats request");
-                return;
-        }
+static void handle_stats(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
+        Nanoshim__Task__StatsRequest *req = (Nanoshim__Task__StatsRequest *)*msg;
         struct container *c;
         if (resolve(s, call, req->id, NULL, &c, NULL) == 0) {
                 uint8_t *buf = NULL;
@@ -1557,19 +1480,13 @@ static void handle_stats(struct shim *s, struct ttrpc_call *call) {
                 }
                 free(buf);
         }
-        nanoshim__task__stats_request__free_unpacked(req, NULL);
 }
 
 /* ------------------------------------------------------------------------------------ */
 /* CloseIO, ResizePty, Shutdown                                                         */
 
-static void handle_close_io(struct shim *s, struct ttrpc_call *call) {
-        Nanoshim__Task__CloseIORequest *req =
-                nanoshim__task__close_iorequest__unpack(NULL, call->payload_len, call->payload);
-        if (!req) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode CloseIO request");
-                return;
-        }
+static void handle_close_io(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
+        Nanoshim__Task__CloseIORequest *req = (Nanoshim__Task__CloseIORequest *)*msg;
         struct container *c;
         struct process *p;
         if (resolve(s, call, req->id, req->exec_id, &c, &p) == 0) {
@@ -1577,16 +1494,10 @@ static void handle_close_io(struct shim *s, struct ttrpc_call *call) {
                         stdio_close_stdin(p->io);
                 ttrpc_call_reply(call, NULL);
         }
-        nanoshim__task__close_iorequest__free_unpacked(req, NULL);
 }
 
-static void handle_resize_pty(struct shim *s, struct ttrpc_call *call) {
-        Nanoshim__Task__ResizePtyRequest *req =
-                nanoshim__task__resize_pty_request__unpack(NULL, call->payload_len, call->payload);
-        if (!req) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode ResizePty request");
-                return;
-        }
+static void handle_resize_pty(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
+        Nanoshim__Task__ResizePtyRequest *req = (Nanoshim__Task__ResizePtyRequest *)*msg;
         struct container *c;
         struct process *p;
         if (resolve(s, call, req->id, req->exec_id, &c, &p) == 0) {
@@ -1598,17 +1509,9 @@ static void handle_resize_pty(struct shim *s, struct ttrpc_call *call) {
                 else
                         ttrpc_call_reply(call, NULL);
         }
-        nanoshim__task__resize_pty_request__free_unpacked(req, NULL);
 }
 
-static void handle_shutdown(struct shim *s, struct ttrpc_call *call) {
-        Nanoshim__Task__ShutdownRequest *req =
-                nanoshim__task__shutdown_request__unpack(NULL, call->payload_len, call->payload);
-        if (!req) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode Shutdown request");
-                return;
-        }
-        nanoshim__task__shutdown_request__free_unpacked(req, NULL);
+static void handle_shutdown(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
         ttrpc_call_reply(call, NULL);
         if (s->containers == NULL)
                 shim_exit(s);
@@ -1619,9 +1522,12 @@ static void handle_shutdown(struct shim *s, struct ttrpc_call *call) {
 /* ------------------------------------------------------------------------------------ */
 /* dispatch                                                                             */
 
+/* A handler gets its request decoded; the dispatcher frees it after the handler
+ * returns, unless the handler took it (set *msg to NULL: Create keeps it for its
+ * completion). */
 struct method {
         const char *name;
-        void (*fn)(struct shim *s, struct ttrpc_call *call);
+        void (*fn)(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg);
         const ProtobufCMessageDescriptor *request;
 };
 
@@ -1668,7 +1574,16 @@ void task_service_dispatch(struct ttrpc_call *call, void *userdata) {
                                                        call->method);
                                 return;
                         }
-                        methods[i].fn(s, call);
+                        ProtobufCMessage *msg = protobuf_c_message_unpack(methods[i].request, NULL,
+                                                                          call->payload_len, call->payload);
+                        if (!msg) {
+                                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode %s request",
+                                                       call->method);
+                                return;
+                        }
+                        methods[i].fn(s, call, &msg);
+                        if (msg)
+                                protobuf_c_message_free_unpacked(msg, NULL);
                         return;
                 }
         if (call->method && strcmp(call->method, "Checkpoint") == 0) {
