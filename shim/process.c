@@ -23,6 +23,15 @@ static const bool transitions[_PROCESS_STATE_MAX][_PROCESS_STATE_MAX] = {
         [PROCESS_STOPPED] = {[PROCESS_DELETED] = true},
 };
 
+static const char *const exit_stage_names[_EXIT_STAGE_MAX] = {
+        [EXIT_RUNNING] = "running", [EXIT_REAPED] = "reaped", [EXIT_DRAINED] = "drained",
+        [EXIT_AWAITING_EXECS] = "awaiting-execs", [EXIT_REPORTED] = "reported", [EXIT_NEVER] = "never-started",
+};
+
+const char *exit_stage_to_string(enum exit_stage s) {
+        return s < _EXIT_STAGE_MAX ? exit_stage_names[s] : "invalid";
+}
+
 const char *process_state_to_string(enum process_state s) {
         return s < _PROCESS_STATE_MAX ? state_names[s] : "invalid";
 }

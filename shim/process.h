@@ -19,6 +19,28 @@ enum process_state {
         _PROCESS_STATE_MAX,
 };
 const char *process_state_to_string(enum process_state s);
+
+/* Where a process is on its way from running to its reported exit. In this order; a
+ * stage is left only when what it waits for is done:
+ *   RUNNING          not exited (or not started yet)
+ *   REAPED           the wait status is known; its output is still being drained
+ *   DRAINED          output drained; waiting for its start event to be queued (a Start
+ *                    in flight) and, for an init without its own PID namespace, for the
+ *                    `runtime kill --all` of the rest of the container
+ *   AWAITING_EXECS   init only: waiting while an exec's Start is in flight, and for
+ *                    every started exec's exit to be reported (2 s grace for those)
+ *   REPORTED         state STOPPED, /tasks/exit queued, Wait answered (final)
+ *   NEVER            an exec whose Start failed: it never ran, no exit ever (final) */
+enum exit_stage {
+        EXIT_RUNNING,
+        EXIT_REAPED,
+        EXIT_DRAINED,
+        EXIT_AWAITING_EXECS,
+        EXIT_REPORTED,
+        EXIT_NEVER,
+        _EXIT_STAGE_MAX,
+};
+const char *exit_stage_to_string(enum exit_stage s);
 bool process_can_transition(enum process_state from, enum process_state to);
 
 struct waiter {
@@ -38,14 +60,12 @@ struct process {
         struct stdio *io;
         char *spec_json;       /* exec: the OCI process JSON to hand to the runtime */
 
-        /* Exit bookkeeping: reaped -> drained -> reported (event queued, waiters answered). */
-        bool exit_reaped;
-        bool exit_drained;
-        bool exit_reported;
+        /* The exit pipeline (docs/design.md, "Exits"): exit_step() in service.c is the
+         * only writer of `exit`. */
+        enum exit_stage exit;
         int exit_status;
         struct timespec exited_at;
         bool starting;         /* a start is in flight: its event must precede the exit's */
-        bool start_failed;     /* exec: its start failed, it never ran (no exit event, ever) */
         bool busy;             /* a runtime call for this process is in flight */
         struct waiter *waiters;
         struct ttrpc_call *delete_call; /* init: a Delete waiting for the exit to be reported */

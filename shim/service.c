@@ -172,7 +172,7 @@ static enum exec_wait execs_pending(const struct container *c) {
         for (const struct process *e = c->execs; e; e = e->next) {
                 if (e->starting)
                         return EXECS_STARTING;
-                if (e->pid > 0 && !e->exit_reported)
+                if (e->pid > 0 && e->exit != EXIT_REPORTED)
                         w = EXECS_RUNNING;
         }
         return w;
@@ -189,7 +189,8 @@ static void on_oom(void *userdata) {
         publish(c->shim, "/tasks/oom", "containerd.events.TaskOOM", &ev.base);
 }
 
-static void process_maybe_report_exit(struct process *p);
+enum exit_event { EXIT_EV_REAPED, EXIT_EV_DRAINED, EXIT_EV_START_FAILED, EXIT_EV_CHECK };
+static void exit_step(struct process *p, enum exit_event ev);
 static void early_teardown(struct container *c);
 static void delete_with_runtime(struct container *c, struct ttrpc_call *call);
 
@@ -198,32 +199,34 @@ static void on_exec_grace(struct ev_loop *loop, ev_timer *w, int revents) {
         log_warn("%s: exec processes still running after the init exited, reporting the init's exit", c->id);
         c->exec_grace_expired = true;
         if (c->init)
-                process_maybe_report_exit(c->init);
+                exit_step(c->init, EXIT_EV_CHECK);
 }
 
-/* The one place an exit becomes visible: state, event, waiters. It happens once the
- * process was reaped, its output drained, its start event queued, and (init) every
- * exec's exit reported first. */
-static void process_maybe_report_exit(struct process *p) {
+/* Its wait status is known (whether or not the exit is reported yet). */
+static bool process_reaped(const struct process *p) {
+        return p->exit >= EXIT_REAPED && p->exit <= EXIT_REPORTED;
+}
+
+static void answer_waiters(struct process *p) {
+        while (p->waiters) {
+                struct waiter *w = p->waiters;
+                p->waiters = w->next;
+                reply_wait(w->call, p);
+                free(w);
+        }
+}
+
+/* The one place an exit becomes visible: state, event, waiters (exit_step() reached
+ * EXIT_REPORTED). */
+static void exit_report(struct process *p) {
         struct container *c = p->container;
         struct shim *s = c->shim;
-        if (p->exit_reported || !p->exit_reaped || !p->exit_drained || p->starting || (p->is_init && c->killing_all))
-                return;
-        enum exec_wait ew = p->is_init ? execs_pending(c) : EXECS_DONE;
-        if (ew == EXECS_STARTING || (ew == EXECS_RUNNING && !c->exec_grace_expired)) {
-                if (ew == EXECS_RUNNING && !ev_is_active(&c->exec_grace)) {
-                        ev_timer_set(&c->exec_grace, EXEC_GRACE_S, 0);
-                        ev_timer_start(s->loop, &c->exec_grace);
-                }
-                return;
-        }
         ev_timer_stop(s->loop, &c->exec_grace);
         /* An OOM kill that caused this exit is announced before it (the eventfd may lag). */
         bool oom = false;
         if (p->is_init && c->oom && cgroup_oom_check_final(c->oom, &oom) == 0 && oom)
                 on_oom(c);
 
-        p->exit_reported = true;
         if (p->state != PROCESS_STOPPED)
                 (void)process_transition(p, PROCESS_STOPPED);
         log_info("%s: process %s (pid %d) exited with status %d", c->id, p->id, (int)p->pid, p->exit_status);
@@ -247,15 +250,9 @@ static void process_maybe_report_exit(struct process *p) {
         ev.exit_status = (uint32_t)p->exit_status;
         ev.exited_at = &ts;
         publish(s, "/tasks/exit", "containerd.events.TaskExit", &ev.base);
-
-        while (p->waiters) {
-                struct waiter *w = p->waiters;
-                p->waiters = w->next;
-                reply_wait(w->call, p);
-                free(w);
-        }
+        answer_waiters(p);
         if (!p->is_init && c->init)
-                process_maybe_report_exit(c->init);
+                exit_step(c->init, EXIT_EV_CHECK); /* the init may wait for this exec */
         if (p->is_init && c->early_delete_ok) {
                 events_send_now(s->events); /* the exit event goes out before the teardown */
                 early_teardown(c);
@@ -263,10 +260,64 @@ static void process_maybe_report_exit(struct process *p) {
         delete_continue(p);
 }
 
+/* The next stage of p's exit pipeline given what just happened, or p->exit itself
+ * when it must wait (the table in docs/design.md). */
+static enum exit_stage exit_next(struct process *p, enum exit_event ev) {
+        struct container *c = p->container;
+        switch (p->exit) {
+        case EXIT_RUNNING:
+                return ev == EXIT_EV_REAPED        ? EXIT_REAPED
+                       : ev == EXIT_EV_START_FAILED ? EXIT_NEVER
+                                                    : EXIT_RUNNING;
+        case EXIT_REAPED:
+                return ev == EXIT_EV_DRAINED ? EXIT_DRAINED : EXIT_REAPED;
+        case EXIT_DRAINED:
+                if (p->starting || (p->is_init && c->killing_all))
+                        return EXIT_DRAINED;
+                return p->is_init ? EXIT_AWAITING_EXECS : EXIT_REPORTED;
+        case EXIT_AWAITING_EXECS: {
+                enum exec_wait w = execs_pending(c);
+                if (w == EXECS_DONE || (w == EXECS_RUNNING && c->exec_grace_expired))
+                        return EXIT_REPORTED;
+                if (w == EXECS_RUNNING && !ev_is_active(&c->exec_grace)) {
+                        ev_timer_set(&c->exec_grace, EXEC_GRACE_S, 0);
+                        ev_timer_start(c->shim->loop, &c->exec_grace);
+                }
+                return EXIT_AWAITING_EXECS;
+        }
+        default:
+                return p->exit; /* REPORTED and NEVER are final */
+        }
+}
+
+/* Every transition of the exit pipeline goes through here: ev happened to p (or
+ * EXIT_EV_CHECK: something it may wait for changed); move as far as it can go. */
+static void exit_step(struct process *p, enum exit_event ev) {
+        for (;;) {
+                enum exit_stage next = exit_next(p, ev);
+                if (next == p->exit)
+                        return;
+                log_debug("%s: exit of %s: %s -> %s", p->container->id, p->id, exit_stage_to_string(p->exit),
+                          exit_stage_to_string(next));
+                p->exit = next;
+                if (next == EXIT_REPORTED) {
+                        exit_report(p);
+                        return;
+                }
+                if (next == EXIT_NEVER) {
+                        /* as runc-v2: Wait answers status 0, no exit time; the init
+                         * may have waited for this start */
+                        answer_waiters(p);
+                        if (p->container->init)
+                                exit_step(p->container->init, EXIT_EV_CHECK);
+                        return;
+                }
+                ev = EXIT_EV_CHECK;
+        }
+}
+
 static void on_drained(struct stdio *io, void *userdata) {
-        struct process *p = userdata;
-        p->exit_drained = true;
-        process_maybe_report_exit(p);
+        exit_step(userdata, EXIT_EV_DRAINED);
 }
 
 static void on_kill_all_done(const struct runtime_result *res, void *userdata) {
@@ -275,17 +326,17 @@ static void on_kill_all_done(const struct runtime_result *res, void *userdata) {
                 log_debug("%s: kill --all after the init's exit: %s", c->id, res->error ? res->error : "failed");
         c->killing_all = false;
         if (c->init)
-                process_maybe_report_exit(c->init);
+                exit_step(c->init, EXIT_EV_CHECK);
         container_unref(c);
 }
 
 static void on_process_exit(pid_t pid, int wait_status, void *userdata) {
         struct process *p = userdata;
         struct container *c = p->container;
-        p->exit_reaped = true;
         p->exit_status = exit_status_from_wait(wait_status);
         p->exited_at = now_realtime();
         log_debug("%s: pid %d of %s reaped, status %d", c->id, (int)pid, p->id, p->exit_status);
+        exit_step(p, EXIT_EV_REAPED);
         /* Without a private pid namespace the init's death does not take the rest of the
          * container with it: do what the kernel would have done. */
         if (p->is_init && !c->private_pidns && c->rt) {
@@ -702,9 +753,9 @@ static void start_succeeded(struct op *o) {
         ttrpc_call_reply(o->call, &resp.base);
         p->starting = false;
         p->busy = false;
-        process_maybe_report_exit(p); /* an exit that came during the start goes out now, after it */
+        exit_step(p, EXIT_EV_CHECK); /* an exit that came during the start goes out now, after it */
         if (!p->is_init && c->init)
-                process_maybe_report_exit(c->init); /* it waited for this start; now for the exit */
+                exit_step(c->init, EXIT_EV_CHECK); /* it waited for this start; now for the exit */
 }
 
 static void on_start_done(const struct runtime_result *res, void *userdata) {
@@ -714,7 +765,7 @@ static void on_start_done(const struct runtime_result *res, void *userdata) {
                 p->starting = false;
                 p->busy = false;
                 ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "OCI runtime start failed: %s", runtime_error_text(res));
-                process_maybe_report_exit(p);
+                exit_step(p, EXIT_EV_CHECK);
                 op_free(o);
                 return;
         }
@@ -727,20 +778,11 @@ static void on_start_done(const struct runtime_result *res, void *userdata) {
  * error); it stays "created" with pid 0, and Wait answers status 0 with no exit time
  * (an outstanding one at once). The init's exit may have been waiting for this start. */
 static void exec_failed(struct process *p) {
-        struct container *c = p->container;
         p->pid = 0;
-        p->start_failed = true;
         p->starting = false;
         p->busy = false;
         p->io = stdio_free(p->io);
-        while (p->waiters) {
-                struct waiter *w = p->waiters;
-                p->waiters = w->next;
-                reply_wait(w->call, p);
-                free(w);
-        }
-        if (c->init)
-                process_maybe_report_exit(c->init);
+        exit_step(p, EXIT_EV_START_FAILED);
 }
 
 static void on_exec_done(const struct runtime_result *res, void *userdata) {
@@ -837,12 +879,12 @@ static void handle_start(struct shim *s, struct ttrpc_call *call, ProtobufCMessa
         struct container *c;
         struct process *p;
         if (resolve(s, call, req->id, req->exec_id, &c, &p) == 0) {
-                if (p->start_failed)
+                if (p->exit == EXIT_NEVER)
                         ttrpc_call_reply_error(call, TTRPC_FAILED_PRECONDITION, "exec %s: its start failed already",
                                                p->id);
-                else if (p->state != PROCESS_CREATED || p->busy || p->exit_reported)
+                else if (p->state != PROCESS_CREATED || p->busy || p->exit == EXIT_REPORTED)
                         ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "cannot start a %s process",
-                                               p->exit_reported ? "stopped" : process_state_to_string(p->state));
+                                               (p->exit == EXIT_REPORTED) ? "stopped" : process_state_to_string(p->state));
                 else if (!p->is_init)
                         start_exec(s, call, c, p);
                 else {
@@ -863,7 +905,7 @@ static void handle_start(struct shim *s, struct ttrpc_call *call, ProtobufCMessa
 
 static Nanoshim__Types__Status process_status(const struct process *p) {
         struct container *c = p->container;
-        if (p->exit_reported || p->state == PROCESS_STOPPED || p->state == PROCESS_DELETED)
+        if (p->exit == EXIT_REPORTED || p->state == PROCESS_STOPPED || p->state == PROCESS_DELETED)
                 return NANOSHIM__TYPES__STATUS__STOPPED;
         if (p->state == PROCESS_CREATED)
                 return NANOSHIM__TYPES__STATUS__CREATED;
@@ -882,7 +924,7 @@ static void handle_state(struct shim *s, struct ttrpc_call *call, ProtobufCMessa
                 Nanoshim__Task__StateResponse resp = NANOSHIM__TASK__STATE_RESPONSE__INIT;
                 Nanoshim__Types__Timestamp ts;
                 struct timespec none = {0};
-                timestamp_set(&ts, p->exit_reported ? &p->exited_at : &none);
+                timestamp_set(&ts, (p->exit == EXIT_REPORTED) ? &p->exited_at : &none);
                 resp.id = p->id;
                 resp.bundle = c->bundle;
                 resp.pid = (uint32_t)p->pid;
@@ -891,7 +933,7 @@ static void handle_state(struct shim *s, struct ttrpc_call *call, ProtobufCMessa
                 resp.stdout = p->stdout_path;
                 resp.stderr = p->stderr_path;
                 resp.terminal = p->terminal;
-                resp.exit_status = p->exit_reported ? (uint32_t)p->exit_status : 0;
+                resp.exit_status = (p->exit == EXIT_REPORTED) ? (uint32_t)p->exit_status : 0;
                 resp.exited_at = &ts;
                 ttrpc_call_reply(call, &resp.base);
         }
@@ -902,7 +944,7 @@ static void handle_wait(struct shim *s, struct ttrpc_call *call, ProtobufCMessag
         struct container *c;
         struct process *p;
         if (resolve(s, call, req->id, req->exec_id, &c, &p) == 0) {
-                if (p->exit_reported || p->start_failed)
+                if (p->exit == EXIT_REPORTED || p->exit == EXIT_NEVER)
                         reply_wait(call, p);
                 else {
                         struct waiter *w = calloc(1, sizeof *w);
@@ -1031,7 +1073,7 @@ static void handle_kill(struct shim *s, struct ttrpc_call *call, ProtobufCMessag
                 ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "invalid signal %u", req->signal);
                 goto out;
         }
-        if (p->is_init && req->all && p->exit_reported && c->private_pidns) {
+        if (p->is_init && req->all && p->exit == EXIT_REPORTED && c->private_pidns) {
                 /* the init's exit took the whole PID namespace: nothing is left to signal
                  * (and the runtime may have forgotten the container already) */
                 ttrpc_call_reply_error(call, TTRPC_NOT_FOUND, "process already finished");
@@ -1049,9 +1091,9 @@ static void handle_kill(struct shim *s, struct ttrpc_call *call, ProtobufCMessag
         /* One process: signalled directly, as `runc kill` would, without a runtime exec
          * (~15 ms of Go start-up). The pid cannot have been reused: it is our child (the
          * init and execs are re-parented to us, the subreaper) and not reaped yet. */
-        if (p->pid <= 0 && !p->exit_reaped)
+        if (p->pid <= 0 && !process_reaped(p))
                 ttrpc_call_reply_error(call, TTRPC_FAILED_PRECONDITION, "process not created: failed precondition"); /* runc-v2's words */
-        else if (p->exit_reaped)
+        else if (process_reaped(p))
                 ttrpc_call_reply_error(call, TTRPC_NOT_FOUND, "process already finished");
         else if (kill(p->pid, (int)req->signal) < 0)
                 ttrpc_call_reply_error(call, errno == ESRCH ? TTRPC_NOT_FOUND : TTRPC_UNKNOWN, "%s",
@@ -1101,7 +1143,7 @@ static void delete_finish_init(struct container *c, struct ttrpc_call *call) {
 /* The init's Delete of a created container waits for the init's exit (runc delete
  * killed it) so that the exit is reported before the delete. */
 static void delete_continue(struct process *p) {
-        if (!p->is_init || !p->delete_call || !p->exit_reported)
+        if (!p->is_init || !p->delete_call || p->exit != EXIT_REPORTED)
                 return;
         struct ttrpc_call *call = TAKE_PTR(p->delete_call);
         delete_finish_init(p->container, call);
@@ -1211,17 +1253,18 @@ static void on_delete_done(const struct runtime_result *res, void *userdata) {
                 return;
         }
         p->busy = false;
-        if (!p->exit_reported) {
+        if (p->exit != EXIT_REPORTED) {
                 /* A created container: runc delete killed its init; report that exit first. */
                 p->delete_call = o->call;
                 op_free(o);
                 if (p->pid <= 0) {
                         /* Never had a process: nothing will exit. */
-                        p->exit_reaped = p->exit_drained = true;
                         p->exit_status = 0;
                         p->exited_at = now_realtime();
-                }
-                process_maybe_report_exit(p); /* otherwise: when the exit arrives */
+                        exit_step(p, EXIT_EV_REAPED);
+                        exit_step(p, EXIT_EV_DRAINED);
+                } else
+                        exit_step(p, EXIT_EV_CHECK); /* the exit is reported when it arrives */
                 return;
         }
         struct ttrpc_call *call = o->call;
@@ -1230,7 +1273,7 @@ static void on_delete_done(const struct runtime_result *res, void *userdata) {
 }
 
 static void delete_exec(struct ttrpc_call *call, struct container *c, struct process *p) {
-        if (p->busy || (p->state != PROCESS_CREATED && !p->exit_reported)) {
+        if (p->busy || (p->state != PROCESS_CREATED && p->exit != EXIT_REPORTED)) {
                 ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "cannot delete a running process");
                 return;
         }
@@ -1247,7 +1290,7 @@ static void delete_exec(struct ttrpc_call *call, struct container *c, struct pro
         process_free(p);
         /* The init may have been waiting for this exec's exit to be reported. */
         if (c->init)
-                process_maybe_report_exit(c->init);
+                exit_step(c->init, EXIT_EV_CHECK);
 }
 
 static void delete_with_runtime(struct container *c, struct ttrpc_call *call) {
@@ -1255,7 +1298,7 @@ static void delete_with_runtime(struct container *c, struct ttrpc_call *call) {
         struct op *o = op_new(c, p, call);
         p->busy = true;
         /* A created container's init is still waiting in runc init: force it down. */
-        int r = o ? runtime_delete(c->rt, c->id, !p->exit_reported, on_delete_done, o) : -ENOMEM;
+        int r = o ? runtime_delete(c->rt, c->id, p->exit != EXIT_REPORTED, on_delete_done, o) : -ENOMEM;
         if (r < 0) {
                 p->busy = false;
                 ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "failed to delete task: %s", strerror(-r));
@@ -1273,16 +1316,16 @@ static void handle_delete(struct shim *s, struct ttrpc_call *call, ProtobufCMess
                 delete_exec(call, c, p);
                 goto out;
         }
-        if (p->busy || p->delete_call || (p->state != PROCESS_CREATED && !p->exit_reported)) {
+        if (p->busy || p->delete_call || (p->state != PROCESS_CREATED && p->exit != EXIT_REPORTED)) {
                 ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "cannot delete a running process");
                 goto out;
         }
-        if (p->exit_reported && (c->early_delete == EARLY_DELETE_RUNNING || c->unmount_pid > 0)) {
+        if (p->exit == EXIT_REPORTED && (c->early_delete == EARLY_DELETE_RUNNING || c->unmount_pid > 0)) {
                 p->busy = true;
                 c->early_delete_waiter = call; /* see early_teardown_check() */
                 goto out;
         }
-        if (p->exit_reported && c->early_delete == EARLY_DELETE_DONE) {
+        if (p->exit == EXIT_REPORTED && c->early_delete == EARLY_DELETE_DONE) {
                 delete_finish_init(c, call); /* the runtime's state went at the exit */
                 goto out;
         }
@@ -1308,7 +1351,7 @@ static void handle_exec(struct shim *s, struct ttrpc_call *call, ProtobufCMessag
                 ttrpc_call_reply_error(call, TTRPC_ALREADY_EXISTS, "id %s: already exists", req->exec_id);
                 goto out;
         }
-        if (c->init->exit_reported || c->init->state == PROCESS_STOPPED || c->init->state == PROCESS_DELETED) {
+        if (c->init->exit == EXIT_REPORTED || c->init->state == PROCESS_STOPPED || c->init->state == PROCESS_DELETED) {
                 ttrpc_call_reply_error(call, TTRPC_FAILED_PRECONDITION, "cannot exec in a stopped state");
                 goto out;
         }
@@ -1363,7 +1406,7 @@ static void on_pause_resume_done(const struct runtime_result *res, void *userdat
                 op_free(o);
                 return;
         }
-        if (!c->init->exit_reported)
+        if (c->init->exit != EXIT_REPORTED)
                 (void)process_transition(c->init, pause ? PROCESS_PAUSED : PROCESS_RUNNING);
         if (pause) {
                 Nanoshim__Events__TaskPaused ev = NANOSHIM__EVENTS__TASK_PAUSED__INIT;
@@ -1384,9 +1427,9 @@ static void pause_resume(struct shim *s, struct ttrpc_call *call, const char *id
                 return;
         struct process *p = c->init;
         enum process_state want = pause ? PROCESS_RUNNING : PROCESS_PAUSED;
-        if (p->busy || p->exit_reported || p->state != want) {
+        if (p->busy || p->exit == EXIT_REPORTED || p->state != want) {
                 ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "cannot %s a %s container", pause ? "pause" : "resume",
-                                       p->exit_reported ? "stopped" : process_state_to_string(p->state));
+                                       (p->exit == EXIT_REPORTED) ? "stopped" : process_state_to_string(p->state));
                 return;
         }
         struct op *o = op_new(c, p, call);
@@ -1432,7 +1475,7 @@ static void handle_update(struct shim *s, struct ttrpc_call *call, ProtobufCMess
         _cleanup_free_ char *json = NULL;
         if (resolve(s, call, req->id, NULL, &c, NULL) < 0)
                 goto out;
-        if (c->init->exit_reported) {
+        if (c->init->exit == EXIT_REPORTED) {
                 ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "container is stopped");
                 goto out;
         }
@@ -1464,7 +1507,7 @@ static void handle_stats(struct shim *s, struct ttrpc_call *call, ProtobufCMessa
                 uint8_t *buf = NULL;
                 size_t len = 0;
                 const char *type_url = NULL;
-                int r = c->init->exit_reaped ? -ESRCH : cgroup_stats_collect(NULL, NULL, c->init->pid, &buf, &len, &type_url);
+                int r = process_reaped(c->init) ? -ESRCH : cgroup_stats_collect(NULL, NULL, c->init->pid, &buf, &len, &type_url);
                 if (r < 0)
                         ttrpc_call_reply_error(call, r == -ESRCH ? TTRPC_NOT_FOUND : TTRPC_UNKNOWN,
                                                "cannot collect metrics of %s: %s", c->id,
@@ -1501,7 +1544,7 @@ static void handle_resize_pty(struct shim *s, struct ttrpc_call *call, ProtobufC
         struct container *c;
         struct process *p;
         if (resolve(s, call, req->id, req->exec_id, &c, &p) == 0) {
-                int r = p->exit_reported ? -ESRCH : p->io ? stdio_resize(p->io, req->width, req->height) : 0;
+                int r = (p->exit == EXIT_REPORTED) ? -ESRCH : p->io ? stdio_resize(p->io, req->width, req->height) : 0;
                 if (r == -ESRCH)
                         ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "cannot resize a stopped container");
                 else if (r < 0)
