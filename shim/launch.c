@@ -30,6 +30,7 @@
 #include "runtime-options.h"
 #include "runtime.h"
 #include "sha256.h"
+#include "container.h"
 #include "shim.h"
 #include "task-service.h"
 #include "spec.h"
@@ -585,7 +586,7 @@ struct launch_outcome {
 static void on_launched(int status, void *ud) {
         struct launch_outcome *o = ud;
         struct shim *s = o->shim;
-        if (status < 0 && task_service_n_containers(s) == 0) {
+        if (status < 0 && container_count(s) == 0) {
                 o->failed = true;
                 shim_exit(s);
                 return;
@@ -681,7 +682,7 @@ int launch_daemon(const struct shim_args *a) {
                 .runtime_root = a->runtime_root,
                 .debug = a->debug,
                 .dispatch = task_service_dispatch,
-                .forget_all = task_service_forget_all,
+                .forget_all = container_forget_all,
         };
         struct shim *s = NULL;
         int r = shim_new(EV_DEFAULT, &cfg, &s);

@@ -2,12 +2,13 @@
 #include "process.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "stdio-relay.h"
-#include "ttrpc.h"
+#include "status-code.h"
 
 static const char *const state_names[_PROCESS_STATE_MAX] = {
         [PROCESS_CREATED] = "created", [PROCESS_RUNNING] = "running", [PROCESS_PAUSED] = "paused",
@@ -49,6 +50,13 @@ int process_transition(struct process *p, enum process_state to) {
         return 0;
 }
 
+void answer_send(struct answer *a, int code, const char *message, const struct container_answer *ans) {
+        container_answer_fn fn = a->fn;
+        a->fn = NULL;
+        if (fn)
+                fn(a->ud, code, message, ans);
+}
+
 struct process *process_new(struct container *c, const char *id, bool is_init) {
         struct process *p = calloc(1, sizeof *p);
         if (!p)
@@ -67,14 +75,15 @@ struct process *process_new(struct container *c, const char *id, bool is_init) {
 struct process *process_free(struct process *p) {
         if (!p)
                 return NULL;
+        char msg[128];
+        snprintf(msg, sizeof msg, "process %s was deleted", p->id);
         while (p->waiters) {
                 struct waiter *w = p->waiters;
                 p->waiters = w->next;
-                ttrpc_call_reply_error(w->call, TTRPC_NOT_FOUND, "process %s was deleted", p->id);
+                answer_send(&w->answer, TTRPC_NOT_FOUND, msg, NULL);
                 free(w);
         }
-        if (p->delete_call)
-                ttrpc_call_reply_error(p->delete_call, TTRPC_NOT_FOUND, "process %s was deleted", p->id);
+        answer_send(&p->delete_answer, TTRPC_NOT_FOUND, msg, NULL);
         stdio_free(p->io);
         free(p->id);
         free(p->stdin_path);

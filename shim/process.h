@@ -8,7 +8,21 @@
 
 struct container;
 struct stdio;
-struct ttrpc_call;
+
+/* An answer to a request: code 0, or a gRPC status code (ttrpc.h) with a message; and
+ * what a reply carries besides (Wait, Delete). */
+struct container_answer {
+        pid_t pid;
+        int exit_status;
+        struct timespec exited_at; /* {0, 0}: none (Go's zero time on the wire) */
+};
+typedef void (*container_answer_fn)(void *ud, int code, const char *message, const struct container_answer *a);
+struct answer {
+        container_answer_fn fn; /* NULL: nobody waits */
+        void *ud;
+};
+/* Answer and forget: a->fn is NULL afterwards. */
+void answer_send(struct answer *a, int code, const char *message, const struct container_answer *ans);
 
 enum process_state {
         PROCESS_CREATED,
@@ -45,7 +59,7 @@ bool process_can_transition(enum process_state from, enum process_state to);
 
 struct waiter {
         struct waiter *next;
-        struct ttrpc_call *call;
+        struct answer answer;
 };
 
 struct process {
@@ -61,14 +75,14 @@ struct process {
         char *spec_json;       /* exec: the OCI process JSON to hand to the runtime */
 
         /* The exit pipeline (docs/design.md, "Exits"): exit_step() in service.c is the
-         * only writer of `exit`. */
+         * only writer of `exit` (container.c). */
         enum exit_stage exit;
         int exit_status;
         struct timespec exited_at;
         bool starting;         /* a start is in flight: its event must precede the exit's */
         bool busy;             /* a runtime call for this process is in flight */
         struct waiter *waiters;
-        struct ttrpc_call *delete_call; /* init: a Delete waiting for the exit to be reported */
+        struct answer delete_answer; /* init: a Delete waiting for the exit to be reported */
 };
 
 /* Move to a new state; -EINVAL (and no change) if the table forbids it. */

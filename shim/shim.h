@@ -7,7 +7,6 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#include "process.h"
 
 struct reaper;
 struct ttrpc_server;
@@ -16,6 +15,7 @@ struct runtime;
 struct cgroup_oom_watch;
 struct shim;
 struct ttrpc_call;
+struct container;
 
 struct shim_config {
         const char *namespace;        /* containerd namespace ("default") */
@@ -32,36 +32,6 @@ struct shim_config {
         void (*forget_all)(struct shim *s);
 };
 
-struct container {
-        struct container *next;
-        struct shim *shim;
-        unsigned refs;
-        char *id;
-        char *bundle;
-        bool created;         /* false while Create runs */
-        bool removed;         /* out of the table; freed at the last unref */
-        struct runtime *rt;
-        char *rt_binary, *rt_root, *rt_log;
-        bool no_pivot, no_new_keyring, systemd_cgroup;
-        uid_t io_uid;
-        gid_t io_gid;
-        char *rootfs_target;  /* set when we mounted the rootfs */
-        bool private_pidns;
-        bool killing_all;     /* `runtime kill --all` after the init's exit is running */
-        /* The runtime's state is removed, and the rootfs unmounted, as soon as the init
-         * has exited, not at Delete: see early_runtime_delete() in service.c. */
-        bool early_delete_ok;
-        enum { EARLY_DELETE_NONE, EARLY_DELETE_RUNNING, EARLY_DELETE_DONE, EARLY_DELETE_FAILED } early_delete;
-        pid_t unmount_pid;    /* the child unmounting the rootfs, while it runs */
-        struct ttrpc_call *early_delete_waiter; /* a Delete that came while they ran */
-        struct process *init;
-        struct process *execs;
-        struct cgroup_oom_watch *oom;
-        bool oom_killed;      /* an OOM kill was seen (the exit record's flag) */
-        bool pausing;
-        struct ev_timer exec_grace; /* init exit waits this long for exec exits to go first */
-        bool exec_grace_expired;
-};
 
 struct shim {
         struct ev_loop *loop;

@@ -13,6 +13,3 @@ struct ttrpc_call;
 
 /* The shim's dispatch function (userdata: the struct shim). */
 void task_service_dispatch(struct ttrpc_call *call, void *userdata);
-/* Forget every container (at the shim's exit). */
-void task_service_forget_all(struct shim *s);
-size_t task_service_n_containers(const struct shim *s);

@@ -20,29 +20,13 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "status-code.h"
+
 #define TTRPC_HEADER_SIZE 10
 #define TTRPC_MAX_MESSAGE (4u << 20)
 #define TTRPC_TYPE_REQUEST 0x01
 #define TTRPC_TYPE_RESPONSE 0x02
 
-/* gRPC status codes. */
-enum ttrpc_code {
-        TTRPC_OK = 0,
-        TTRPC_CANCELLED = 1,
-        TTRPC_UNKNOWN = 2,
-        TTRPC_INVALID_ARGUMENT = 3,
-        TTRPC_DEADLINE_EXCEEDED = 4,
-        TTRPC_NOT_FOUND = 5,
-        TTRPC_ALREADY_EXISTS = 6,
-        TTRPC_PERMISSION_DENIED = 7,
-        TTRPC_RESOURCE_EXHAUSTED = 8,
-        TTRPC_FAILED_PRECONDITION = 9,
-        TTRPC_ABORTED = 10,
-        TTRPC_OUT_OF_RANGE = 11,
-        TTRPC_UNIMPLEMENTED = 12,
-        TTRPC_INTERNAL = 13,
-        TTRPC_UNAVAILABLE = 14,
-};
 const char *ttrpc_code_to_string(int code);
 
 /* ---- frame codec (pure, no I/O) ---- */

@@ -765,7 +765,7 @@ struct bad_id {
 };
 
 /* An id with a NUL reaches the handlers cut at the NUL ("ok\0../x" is taken as "ok"). */
-#define NUL_ID_BUG "protobuf-c strings end at a NUL, service.c checks the cut id"
+#define NUL_ID_BUG "protobuf-c strings end at a NUL, task-service.c checks the cut id"
 
 static bool id_check(const struct bad_id *b, const struct reply *r, const char *what) {
         bool ok = r->got == 1 && r->code == TTRPC_INVALID_ARGUMENT;

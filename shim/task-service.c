@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* containerd.task.v2.Task (and v3, the same messages under containerd 2.x's name):
- * decode a request, act on a container/process, encode the reply. Runtime calls are asynchronous; a handler keeps its ttrpc call and answers
- * from the runtime's completion, so a slow call (or a Wait) never holds up others. */
+/* The task API, containerd.task.v2.Task and containerd.task.v3.Task (containerd 2.x's
+ * name for the same methods and messages, used when `start` answered bootstrap version
+ * 3, launch.c): one table of methods; each request is decoded once, a handler
+ * translates it to the container API (container.c) and the answer back. Runtime calls
+ * are asynchronous; a handler keeps its ttrpc call and answers from the completion, so
+ * a slow call (or a Wait) never holds up others. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -15,6 +18,7 @@
 #include <jansson.h>
 
 #include "cgroup.h"
+#include "container.h"
 #include "events.h"
 #include "events.pb-c.h"
 #include "file-util.h"
@@ -36,83 +40,8 @@
 #include "timeutil.h"
 #include "ttrpc.h"
 
-/* What containerd 2.x calls when `start` answered bootstrap version 3 (launch.c): the same
- * methods and messages as v2, under a new package name. */
-#define EXIT_DRAIN_DEADLINE_S 2.0
-#define EXEC_GRACE_S 2.0
-
 /* ------------------------------------------------------------------------------------ */
 /* containers                                                                           */
-
-static struct container *container_ref(struct container *c) {
-        c->refs++;
-        return c;
-}
-
-static void container_unref(struct container *c) {
-        if (!c || --c->refs > 0)
-                return;
-        ev_timer_stop(c->shim->loop, &c->exec_grace);
-        while (c->execs) {
-                struct process *p = c->execs;
-                c->execs = p->next;
-                reaper_unwatch(c->shim->reaper, p->pid);
-                process_free(p);
-        }
-        if (c->init)
-                reaper_unwatch(c->shim->reaper, c->init->pid);
-        process_free(c->init);
-        cgroup_oom_watch_free(c->oom);
-        runtime_free(c->rt);
-        free(c->id);
-        free(c->bundle);
-        free(c->rt_binary);
-        free(c->rt_root);
-        free(c->rt_log);
-        free(c->rootfs_target);
-        free(c);
-}
-
-static void container_remove(struct container *c) {
-        if (c->removed)
-                return;
-        struct container **pp = &c->shim->containers;
-        while (*pp && *pp != c)
-                pp = &(*pp)->next;
-        if (*pp)
-                *pp = c->next;
-        c->removed = true;
-        container_unref(c);
-}
-
-static struct container *container_find(struct shim *s, const char *id) {
-        for (struct container *c = s->containers; c; c = c->next)
-                if (strcmp(c->id, id) == 0)
-                        return c;
-        return NULL;
-}
-
-static struct process *exec_find(struct container *c, const char *exec_id) {
-        for (struct process *p = c->execs; p; p = p->next)
-                if (strcmp(p->id, exec_id) == 0)
-                        return p;
-        return NULL;
-}
-
-static void exec_unlink(struct container *c, struct process *p) {
-        struct process **pp = &c->execs;
-        while (*pp && *pp != p)
-                pp = &(*pp)->next;
-        if (*pp)
-                *pp = p->next;
-}
-
-size_t task_service_n_containers(const struct shim *s) {
-        size_t n = 0;
-        for (struct container *c = s->containers; c; c = c->next)
-                n++;
-        return n;
-}
 
 /* Look up the container (created) and the process a request names. Answers the call
  * with the error and returns -1 when there is none. */
@@ -133,7 +62,7 @@ static int resolve(struct shim *s, struct ttrpc_call *call, const char *id, cons
                         ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "invalid exec id \"%.80s\"", exec_id);
                         return -1;
                 }
-                p = exec_find(c, exec_id);
+                p = container_find_exec(c, exec_id);
                 if (!p) {
                         ttrpc_call_reply_error(call, TTRPC_NOT_FOUND, "process does not exist %s", exec_id);
                         return -1;
@@ -154,204 +83,73 @@ static void publish(struct shim *s, const char *topic, const char *type_url, con
                 log_error_errno(r, "cannot queue %s event: %m", topic);
 }
 
-static void reply_wait(struct ttrpc_call *call, const struct process *p) {
+/* The container's own events (container.c): exit, OOM, delete. */
+static void on_container_event(struct container *c, enum container_event ev, const struct process *p) {
+        Nanoshim__Types__Timestamp ts;
+        switch (ev) {
+        case CONTAINER_EVENT_EXIT: {
+                Nanoshim__Events__TaskExit e = NANOSHIM__EVENTS__TASK_EXIT__INIT;
+                timestamp_set(&ts, &p->exited_at);
+                e.container_id = c->id;
+                e.id = p->id;
+                e.pid = (uint32_t)p->pid;
+                e.exit_status = (uint32_t)p->exit_status;
+                e.exited_at = &ts;
+                publish(c->shim, "/tasks/exit", "containerd.events.TaskExit", &e.base);
+                if (p->is_init && c->early_delete_ok)
+                        events_send_now(c->shim->events); /* out before the early teardown */
+                break;
+        }
+        case CONTAINER_EVENT_OOM: {
+                Nanoshim__Events__TaskOOM e = NANOSHIM__EVENTS__TASK_OOM__INIT;
+                e.container_id = c->id;
+                publish(c->shim, "/tasks/oom", "containerd.events.TaskOOM", &e.base);
+                break;
+        }
+        case CONTAINER_EVENT_DELETE: {
+                Nanoshim__Events__TaskDelete e = NANOSHIM__EVENTS__TASK_DELETE__INIT;
+                timestamp_set(&ts, &p->exited_at);
+                e.container_id = c->id;
+                e.pid = (uint32_t)p->pid;
+                e.exit_status = (uint32_t)p->exit_status;
+                e.exited_at = &ts;
+                publish(c->shim, "/tasks/delete", "containerd.events.TaskDelete", &e.base);
+                break;
+        }
+        }
+}
+
+static const struct container_hooks hooks = {.event = on_container_event};
+
+/* Answers of the container API to a call: an error, or Wait's / Delete's reply. */
+static bool answer_error(struct ttrpc_call *call, int code, const char *message) {
+        if (code == 0)
+                return false;
+        ttrpc_call_reply_error(call, code, "%s", message ? message : "failed");
+        return true;
+}
+
+static void answer_wait(void *ud, int code, const char *message, const struct container_answer *a) {
+        if (answer_error(ud, code, message))
+                return;
         Nanoshim__Task__WaitResponse resp = NANOSHIM__TASK__WAIT_RESPONSE__INIT;
         Nanoshim__Types__Timestamp ts;
-        timestamp_set(&ts, &p->exited_at);
-        resp.exit_status = (uint32_t)p->exit_status;
+        timestamp_set(&ts, &a->exited_at);
+        resp.exit_status = (uint32_t)a->exit_status;
         resp.exited_at = &ts;
-        ttrpc_call_reply(call, &resp.base);
+        ttrpc_call_reply(ud, &resp.base);
 }
 
-/* What an init's exit still waits for among the container's execs: one being started
- * (its start event, and its exit if it started, come first: no grace), or one started
- * and not yet reported (bounded by the grace timer). */
-enum exec_wait { EXECS_DONE, EXECS_RUNNING, EXECS_STARTING };
-static enum exec_wait execs_pending(const struct container *c) {
-        enum exec_wait w = EXECS_DONE;
-        for (const struct process *e = c->execs; e; e = e->next) {
-                if (e->starting)
-                        return EXECS_STARTING;
-                if (e->pid > 0 && e->exit != EXIT_REPORTED)
-                        w = EXECS_RUNNING;
-        }
-        return w;
-}
-
-static void delete_continue(struct process *p);
-static int write_bundle_file(struct container *c, const char *name, const char *data, bool durable);
-static void on_oom(void *userdata) {
-        struct container *c = userdata;
-        c->oom_killed = true;
-        log_warn("%s: OOM kill in the container", c->id);
-        Nanoshim__Events__TaskOOM ev = NANOSHIM__EVENTS__TASK_OOM__INIT;
-        ev.container_id = c->id;
-        publish(c->shim, "/tasks/oom", "containerd.events.TaskOOM", &ev.base);
-}
-
-enum exit_event { EXIT_EV_REAPED, EXIT_EV_DRAINED, EXIT_EV_START_FAILED, EXIT_EV_CHECK };
-static void exit_step(struct process *p, enum exit_event ev);
-static void early_teardown(struct container *c);
-static void delete_with_runtime(struct container *c, struct ttrpc_call *call);
-
-static void on_exec_grace(struct ev_loop *loop, ev_timer *w, int revents) {
-        struct container *c = w->data;
-        log_warn("%s: exec processes still running after the init exited, reporting the init's exit", c->id);
-        c->exec_grace_expired = true;
-        if (c->init)
-                exit_step(c->init, EXIT_EV_CHECK);
-}
-
-/* Its wait status is known (whether or not the exit is reported yet). */
-static bool process_reaped(const struct process *p) {
-        return p->exit >= EXIT_REAPED && p->exit <= EXIT_REPORTED;
-}
-
-static void answer_waiters(struct process *p) {
-        while (p->waiters) {
-                struct waiter *w = p->waiters;
-                p->waiters = w->next;
-                reply_wait(w->call, p);
-                free(w);
-        }
-}
-
-/* The one place an exit becomes visible: state, event, waiters (exit_step() reached
- * EXIT_REPORTED). */
-static void exit_report(struct process *p) {
-        struct container *c = p->container;
-        struct shim *s = c->shim;
-        ev_timer_stop(s->loop, &c->exec_grace);
-        /* An OOM kill that caused this exit is announced before it (the eventfd may lag). */
-        bool oom = false;
-        if (p->is_init && c->oom && cgroup_oom_check_final(c->oom, &oom) == 0 && oom)
-                on_oom(c);
-
-        if (p->state != PROCESS_STOPPED)
-                (void)process_transition(p, PROCESS_STOPPED);
-        log_info("%s: process %s (pid %d) exited with status %d", c->id, p->id, (int)p->pid, p->exit_status);
-        /* Persist first, publish second: the delete action answers from this record if we
-         * die before containerd has seen the exit. */
-        if (p->is_init) {
-                char rec[96];
-                snprintf(rec, sizeof rec, "%d %lld %ld %d\n", p->exit_status, (long long)p->exited_at.tv_sec,
-                         (long)p->exited_at.tv_nsec, c->oom_killed ? 1 : 0);
-                int wr = write_bundle_file(c, "init.exit", rec, true);
-                if (wr < 0)
-                        log_warn_errno(wr, "%s: cannot record the exit in the bundle: %m", c->id);
-        }
-
-        Nanoshim__Events__TaskExit ev = NANOSHIM__EVENTS__TASK_EXIT__INIT;
+static void answer_delete(void *ud, int code, const char *message, const struct container_answer *a) {
+        if (answer_error(ud, code, message))
+                return;
+        Nanoshim__Task__DeleteResponse resp = NANOSHIM__TASK__DELETE_RESPONSE__INIT;
         Nanoshim__Types__Timestamp ts;
-        timestamp_set(&ts, &p->exited_at);
-        ev.container_id = c->id;
-        ev.id = p->id;
-        ev.pid = (uint32_t)p->pid;
-        ev.exit_status = (uint32_t)p->exit_status;
-        ev.exited_at = &ts;
-        publish(s, "/tasks/exit", "containerd.events.TaskExit", &ev.base);
-        answer_waiters(p);
-        if (!p->is_init && c->init)
-                exit_step(c->init, EXIT_EV_CHECK); /* the init may wait for this exec */
-        if (p->is_init && c->early_delete_ok) {
-                events_send_now(s->events); /* the exit event goes out before the teardown */
-                early_teardown(c);
-        }
-        delete_continue(p);
-}
-
-/* The next stage of p's exit pipeline given what just happened, or p->exit itself
- * when it must wait (the table in docs/design.md). */
-static enum exit_stage exit_next(struct process *p, enum exit_event ev) {
-        struct container *c = p->container;
-        switch (p->exit) {
-        case EXIT_RUNNING:
-                return ev == EXIT_EV_REAPED        ? EXIT_REAPED
-                       : ev == EXIT_EV_START_FAILED ? EXIT_NEVER
-                                                    : EXIT_RUNNING;
-        case EXIT_REAPED:
-                return ev == EXIT_EV_DRAINED ? EXIT_DRAINED : EXIT_REAPED;
-        case EXIT_DRAINED:
-                if (p->starting || (p->is_init && c->killing_all))
-                        return EXIT_DRAINED;
-                return p->is_init ? EXIT_AWAITING_EXECS : EXIT_REPORTED;
-        case EXIT_AWAITING_EXECS: {
-                enum exec_wait w = execs_pending(c);
-                if (w == EXECS_DONE || (w == EXECS_RUNNING && c->exec_grace_expired))
-                        return EXIT_REPORTED;
-                if (w == EXECS_RUNNING && !ev_is_active(&c->exec_grace)) {
-                        ev_timer_set(&c->exec_grace, EXEC_GRACE_S, 0);
-                        ev_timer_start(c->shim->loop, &c->exec_grace);
-                }
-                return EXIT_AWAITING_EXECS;
-        }
-        default:
-                return p->exit; /* REPORTED and NEVER are final */
-        }
-}
-
-/* Every transition of the exit pipeline goes through here: ev happened to p (or
- * EXIT_EV_CHECK: something it may wait for changed); move as far as it can go. */
-static void exit_step(struct process *p, enum exit_event ev) {
-        for (;;) {
-                enum exit_stage next = exit_next(p, ev);
-                if (next == p->exit)
-                        return;
-                log_debug("%s: exit of %s: %s -> %s", p->container->id, p->id, exit_stage_to_string(p->exit),
-                          exit_stage_to_string(next));
-                p->exit = next;
-                if (next == EXIT_REPORTED) {
-                        exit_report(p);
-                        return;
-                }
-                if (next == EXIT_NEVER) {
-                        /* as runc-v2: Wait answers status 0, no exit time; the init
-                         * may have waited for this start */
-                        answer_waiters(p);
-                        if (p->container->init)
-                                exit_step(p->container->init, EXIT_EV_CHECK);
-                        return;
-                }
-                ev = EXIT_EV_CHECK;
-        }
-}
-
-static void on_drained(struct stdio *io, void *userdata) {
-        exit_step(userdata, EXIT_EV_DRAINED);
-}
-
-static void on_kill_all_done(const struct runtime_result *res, void *userdata) {
-        struct container *c = userdata;
-        if (res->exit_status != 0)
-                log_debug("%s: kill --all after the init's exit: %s", c->id, res->error ? res->error : "failed");
-        c->killing_all = false;
-        if (c->init)
-                exit_step(c->init, EXIT_EV_CHECK);
-        container_unref(c);
-}
-
-static void on_process_exit(pid_t pid, int wait_status, void *userdata) {
-        struct process *p = userdata;
-        struct container *c = p->container;
-        p->exit_status = exit_status_from_wait(wait_status);
-        p->exited_at = now_realtime();
-        log_debug("%s: pid %d of %s reaped, status %d", c->id, (int)pid, p->id, p->exit_status);
-        exit_step(p, EXIT_EV_REAPED);
-        /* Without a private pid namespace the init's death does not take the rest of the
-         * container with it: do what the kernel would have done. */
-        if (p->is_init && !c->private_pidns && c->rt) {
-                /* The exit is reported once this is done (as runc-v2 does): a Delete must
-                 * not meet it, `runc kill --all` freezes the cgroup meanwhile and `runc
-                 * delete` would find the container "paused". */
-                container_ref(c);
-                c->killing_all = runtime_kill(c->rt, c->id, SIGKILL, true, on_kill_all_done, c) == 0;
-                if (!c->killing_all)
-                        container_unref(c);
-        }
-        if (p->io)
-                stdio_drain(p->io, EXIT_DRAIN_DEADLINE_S, on_drained, p);
-        else
-                on_drained(NULL, p);
+        timestamp_set(&ts, &a->exited_at);
+        resp.pid = (uint32_t)a->pid;
+        resp.exit_status = (uint32_t)a->exit_status;
+        resp.exited_at = &ts;
+        ttrpc_call_reply(ud, &resp.base);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -474,7 +272,7 @@ static void on_create_done(const struct runtime_result *res, void *userdata) {
                 return;
         }
         /* Inside the completion: an exit that already happened is in the reaper's stash. */
-        r = reaper_watch(c->shim->reaper, p->pid, on_process_exit, p);
+        r = process_watch(p, p->pid);
         if (r < 0) {
                 create_fail(o, TTRPC_INTERNAL, "cannot watch pid %d: %s", (int)p->pid, strerror(-r));
                 return;
@@ -482,7 +280,7 @@ static void on_create_done(const struct runtime_result *res, void *userdata) {
         if (p->io && (r = stdio_start(p->io)) < 0)
                 log_warn_errno(r, "%s: stdio relay failed to start: %m", c->id);
         c->created = true;
-        if (cgroup_oom_watch_new(c->shim->loop, p->pid, on_oom, c, &c->oom) < 0)
+        if (container_watch_oom(c) < 0)
                 c->oom = NULL;
         log_info("%s: created, init pid %d", c->id, (int)p->pid);
 
@@ -512,24 +310,6 @@ static void on_create_done(const struct runtime_result *res, void *userdata) {
         resp.pid = (uint32_t)p->pid;
         ttrpc_call_reply(o->call, &resp.base);
         op_free(o);
-}
-
-/* Write a file of the bundle atomically; name is a single path component. */
-/* durable: fsync'd before the rename (the exit record must survive a crash); the others
- * only matter while the host is up. */
-static int write_bundle_file(struct container *c, const char *name, const char *data, bool durable) {
-        _cleanup_close_ int dfd = open(c->bundle, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-        if (dfd < 0)
-                return -errno;
-        return durable ? write_file_atomic_at(dfd, name, data, strlen(data), 0600)
-                       : write_file_replace_at(dfd, name, data, strlen(data), 0600);
-}
-
-static char *join_path(const char *dir, const char *name) {
-        char *p = NULL;
-        if (asprintf(&p, "%s/%s", dir, name) < 0)
-                return NULL;
-        return p;
 }
 
 static int setup_stdio(struct container *c, struct process *p, char **ret_error) {
@@ -565,61 +345,17 @@ static bool dup_or_null(char **dst, const char *src) {
         return *dst != NULL;
 }
 
-static void handle_create(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
-        Nanoshim__Task__CreateTaskRequest *req = (Nanoshim__Task__CreateTaskRequest *)*msg;
-        if (!identifier_is_valid(req->id)) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "invalid container id \"%.80s\"", req->id);
-                return;
-        }
-        if (container_find(s, req->id)) {
-                ttrpc_call_reply_error(call, TTRPC_ALREADY_EXISTS, "container %s: already exists", req->id);
-                return;
-        }
-        if (!path_is_normal_absolute(req->bundle, 4000)) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "bundle must be an absolute path, got \"%.200s\"",
-                                       req->bundle ? req->bundle : "");
-                return;
-        }
-        if (req->checkpoint && *req->checkpoint) {
-                ttrpc_call_reply_error(call, TTRPC_UNIMPLEMENTED, "restore from a checkpoint is not supported by nanoshim");
-                return;
-        }
-
-        struct container *c = calloc(1, sizeof *c);
-        if (!c) {
-                ttrpc_call_reply_error(call, TTRPC_INTERNAL, "out of memory");
-                return;
-        }
-        c->shim = s;
-        c->refs = 1;
-        ev_timer_init(&c->exec_grace, on_exec_grace, 0, 0);
-        c->exec_grace.data = c;
-        c->id = strdup(req->id);
-        c->bundle = strdup(req->bundle);
-        c->rt_binary = strdup(s->runtime_binary);
-        c->rt_root = strdup(s->runtime_root);
-        c->rt_log = join_path(req->bundle, "log.json");
-        c->init = process_new(c, req->id, true);
-        c->next = s->containers;
-        s->containers = c; /* reserved: a second Create of the id is refused */
-        struct op *o = op_new(c, c->init, call);
-        if (!o) {
-                container_remove(c);
-                ttrpc_call_reply_error(call, TTRPC_INTERNAL, "out of memory");
-                return;
-        }
-        o->req = req; /* the request is the operation's now: the completion reads it */
-        *msg = NULL;
-        if (!c->id || !c->bundle || !c->rt_binary || !c->rt_root || !c->rt_log || !c->init) {
-                create_fail(o, TTRPC_INTERNAL, "out of memory");
-                return;
-        }
+/* Create, step 1: the init's stdio paths, the runtime options, what the bundle's
+ * config.json implies for the exit. false: answered with the error. */
+static bool create_configure(struct op *o) {
+        struct container *c = o->c;
+        Nanoshim__Task__CreateTaskRequest *req = o->req;
         struct process *p = c->init;
         p->terminal = req->terminal;
         if (!dup_or_null(&p->stdin_path, req->stdin) || !dup_or_null(&p->stdout_path, req->stdout) ||
             !dup_or_null(&p->stderr_path, req->stderr)) {
                 create_fail(o, TTRPC_INTERNAL, "out of memory");
-                return;
+                return false;
         }
 
         _cleanup_free_ char *err = NULL;
@@ -627,14 +363,14 @@ static void handle_create(struct shim *s, struct ttrpc_call *call, ProtobufCMess
         if ((r = apply_options(c, req->options, &err)) < 0) {
                 create_fail(o, r == -ENOMEM ? TTRPC_INTERNAL : TTRPC_INVALID_ARGUMENT, "%s",
                             err ? err : r == -ENOMEM ? "out of memory" : "bad options");
-                return;
+                return false;
         }
 
         /* The `delete` action runs without us: leave it the runtime we used. */
         json_t *saved = json_pack("{s:s, s:s}", "binary_name", c->rt_binary, "root", c->rt_root);
         _cleanup_free_ char *saved_text = saved ? json_dumps(saved, JSON_COMPACT) : NULL;
         json_decref(saved);
-        if (!saved_text || (r = write_bundle_file(c, "options.json", saved_text, false)) < 0)
+        if (!saved_text || (r = container_write_bundle_file(c, "options.json", saved_text, false)) < 0)
                 log_warn("%s: cannot write options.json, the delete action will use defaults", c->id);
 
         /* What the runtime will be asked to do decides how exits are cleaned up. */
@@ -643,54 +379,65 @@ static void handle_create(struct shim *s, struct ttrpc_call *call, ProtobufCMess
         r = cfg_path ? oci_config_load(AT_FDCWD, cfg_path, &cfg, &err) : -ENOMEM;
         if (r < 0) {
                 create_fail(o, TTRPC_INVALID_ARGUMENT, "%s", err ? err : strerror(-r)); /* names the file */
-                return;
+                return false;
         }
         c->private_pidns = cfg.private_pid_namespace;
         c->early_delete_ok = cfg.private_pid_namespace && !cfg.has_poststop_hooks;
         oci_config_done(&cfg);
+        return true;
+}
 
-        if (req->n_rootfs > 0) {
-                c->rootfs_target = join_path(c->bundle, "rootfs");
-                if (!c->rootfs_target) {
-                        create_fail(o, TTRPC_INTERNAL, "out of memory");
-                        return;
-                }
-                if (mkdir(c->rootfs_target, 0711) < 0 && errno != EEXIST) {
-                        create_fail(o, TTRPC_UNKNOWN, "cannot create %s: %s", c->rootfs_target, strerror(errno));
-                        return;
-                }
-                /* Mounting follows a symlink planted there: only a real directory will do. */
-                struct stat st;
-                if (lstat(c->rootfs_target, &st) < 0 || !S_ISDIR(st.st_mode)) {
-                        free(c->rootfs_target);
-                        c->rootfs_target = NULL; /* nothing of ours is mounted */
-                        create_fail(o, TTRPC_INVALID_ARGUMENT, "%s/rootfs must be a directory, not a symlink or file",
-                                    req->bundle);
-                        return;
-                }
-                struct mount_spec *ms = calloc(req->n_rootfs, sizeof *ms);
-                if (!ms) {
-                        create_fail(o, TTRPC_INTERNAL, "out of memory");
-                        return;
-                }
-                for (size_t i = 0; i < req->n_rootfs; i++)
-                        ms[i] = (struct mount_spec){req->rootfs[i]->type, req->rootfs[i]->source,
-                                                    req->rootfs[i]->options, req->rootfs[i]->n_options};
-                free(err);
-                err = NULL;
-                r = mount_all(ms, req->n_rootfs, c->rootfs_target, &err);
-                free(ms);
-                if (r < 0) {
-                        free(c->rootfs_target);
-                        c->rootfs_target = NULL; /* nothing of ours is mounted */
-                        create_fail(o, TTRPC_UNKNOWN, "%s", err ? err : strerror(-r));
-                        return;
-                }
+/* Create, step 2: the rootfs mounts of the request, on <bundle>/rootfs. */
+static bool create_mount_rootfs(struct op *o) {
+        struct container *c = o->c;
+        Nanoshim__Task__CreateTaskRequest *req = o->req;
+        if (req->n_rootfs == 0)
+                return true;
+        _cleanup_free_ char *err = NULL;
+        int r;
+        c->rootfs_target = join_path(c->bundle, "rootfs");
+        if (!c->rootfs_target) {
+                create_fail(o, TTRPC_INTERNAL, "out of memory");
+                return false;
         }
+        if (mkdir(c->rootfs_target, 0711) < 0 && errno != EEXIST) {
+                create_fail(o, TTRPC_UNKNOWN, "cannot create %s: %s", c->rootfs_target, strerror(errno));
+                return false;
+        }
+        /* Mounting follows a symlink planted there: only a real directory will do. */
+        struct stat st;
+        if (lstat(c->rootfs_target, &st) < 0 || !S_ISDIR(st.st_mode)) {
+                free(c->rootfs_target);
+                c->rootfs_target = NULL; /* nothing of ours is mounted */
+                create_fail(o, TTRPC_INVALID_ARGUMENT, "%s/rootfs must be a directory, not a symlink or file",
+                            req->bundle);
+                return false;
+        }
+        struct mount_spec *ms = calloc(req->n_rootfs, sizeof *ms);
+        if (!ms) {
+                create_fail(o, TTRPC_INTERNAL, "out of memory");
+                return false;
+        }
+        for (size_t i = 0; i < req->n_rootfs; i++)
+                ms[i] = (struct mount_spec){req->rootfs[i]->type, req->rootfs[i]->source,
+                                            req->rootfs[i]->options, req->rootfs[i]->n_options};
+        r = mount_all(ms, req->n_rootfs, c->rootfs_target, &err);
+        free(ms);
+        if (r < 0) {
+                free(c->rootfs_target);
+                c->rootfs_target = NULL; /* nothing of ours is mounted */
+                create_fail(o, TTRPC_UNKNOWN, "%s", err ? err : strerror(-r));
+                return false;
+        }
+        return true;
+}
 
-        free(err);
-        err = NULL;
-        r = setup_stdio(c, p, &err);
+/* Create, step 3: the init's stdio, then the runtime's create (or run). */
+static void create_spawn(struct op *o) {
+        struct container *c = o->c;
+        struct process *p = c->init;
+        _cleanup_free_ char *err = NULL;
+        int r = setup_stdio(c, p, &err);
         if (r < 0) {
                 create_fail(o, TTRPC_INVALID_ARGUMENT, "stdio: %s", err ? err : strerror(-r));
                 return;
@@ -719,13 +466,47 @@ static void handle_create(struct shim *s, struct ttrpc_call *call, ProtobufCMess
                 stdio_child_fds(p->io, co.stdio);
         /* A standalone launch asks for create and start at once: `run --detach`, one
          * runtime execution instead of two. */
-        const char *run_now = ttrpc_call_metadata(call, STANDALONE_RUN_METADATA);
+        const char *run_now = ttrpc_call_metadata(o->call, STANDALONE_RUN_METADATA);
         o->run_now = run_now && strcmp(run_now, "true") == 0;
         r = !pidfile      ? -ENOMEM
             : o->run_now ? runtime_run(c->rt, &co, on_create_done, o)
                          : runtime_create(c->rt, &co, on_create_done, o);
         if (r < 0)
                 create_fail(o, TTRPC_UNKNOWN, "OCI runtime create failed: %s", strerror(-r));
+}
+
+static void handle_create(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
+        Nanoshim__Task__CreateTaskRequest *req = (Nanoshim__Task__CreateTaskRequest *)*msg;
+        if (!identifier_is_valid(req->id)) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "invalid container id \"%.80s\"", req->id);
+                return;
+        }
+        if (container_find(s, req->id)) {
+                ttrpc_call_reply_error(call, TTRPC_ALREADY_EXISTS, "container %s: already exists", req->id);
+                return;
+        }
+        if (!path_is_normal_absolute(req->bundle, 4000)) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "bundle must be an absolute path, got \"%.200s\"",
+                                       req->bundle ? req->bundle : "");
+                return;
+        }
+        if (req->checkpoint && *req->checkpoint) {
+                ttrpc_call_reply_error(call, TTRPC_UNIMPLEMENTED, "restore from a checkpoint is not supported by nanoshim");
+                return;
+        }
+
+        struct container *c = container_new(s, req->id, req->bundle, &hooks);
+        struct op *o = c ? op_new(c, c->init, call) : NULL;
+        if (!o) {
+                if (c)
+                        container_remove(c);
+                ttrpc_call_reply_error(call, TTRPC_INTERNAL, "out of memory");
+                return;
+        }
+        o->req = req; /* the request is the operation's now: the completion reads it */
+        *msg = NULL;
+        if (create_configure(o) && create_mount_rootfs(o))
+                create_spawn(o);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -751,38 +532,20 @@ static void start_succeeded(struct op *o) {
         Nanoshim__Task__StartResponse resp = NANOSHIM__TASK__START_RESPONSE__INIT;
         resp.pid = (uint32_t)p->pid;
         ttrpc_call_reply(o->call, &resp.base);
-        p->starting = false;
-        p->busy = false;
-        exit_step(p, EXIT_EV_CHECK); /* an exit that came during the start goes out now, after it */
-        if (!p->is_init && c->init)
-                exit_step(c->init, EXIT_EV_CHECK); /* it waited for this start; now for the exit */
+        process_start_end(p, true);
 }
 
 static void on_start_done(const struct runtime_result *res, void *userdata) {
         struct op *o = userdata;
         struct process *p = o->p;
         if (res->exit_status != 0) {
-                p->starting = false;
-                p->busy = false;
                 ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "OCI runtime start failed: %s", runtime_error_text(res));
-                exit_step(p, EXIT_EV_CHECK);
+                process_start_end(p, false);
                 op_free(o);
                 return;
         }
         start_succeeded(o);
         op_free(o);
-}
-
-/* An exec whose start failed never ran: as with runc-v2, no exit event, ever (the
- * init's exit stays the container's last, and Docker takes 127/126 from the Start
- * error); it stays "created" with pid 0, and Wait answers status 0 with no exit time
- * (an outstanding one at once). The init's exit may have been waiting for this start. */
-static void exec_failed(struct process *p) {
-        p->pid = 0;
-        p->starting = false;
-        p->busy = false;
-        p->io = stdio_free(p->io);
-        exit_step(p, EXIT_EV_START_FAILED);
 }
 
 static void on_exec_done(const struct runtime_result *res, void *userdata) {
@@ -791,22 +554,22 @@ static void on_exec_done(const struct runtime_result *res, void *userdata) {
         struct container *c = o->c;
         if (res->exit_status != 0) {
                 ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "OCI runtime exec failed: %s", runtime_error_text(res));
-                exec_failed(p);
+                process_start_end(p, false);
                 op_free(o);
                 return;
         }
         int r;
         if (p->terminal && (r = stdio_console_receive(p->io)) < 0) {
                 ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "failed to receive the exec console: %s", strerror(-r));
-                exec_failed(p);
+                process_start_end(p, false);
                 op_free(o);
                 return;
         }
         _cleanup_free_ char *name = NULL;
         if (asprintf(&name, "%s/%s.pid", c->bundle, p->id) < 0 || (r = read_pid_file_at(AT_FDCWD, name, &p->pid)) < 0 ||
-            (r = reaper_watch(c->shim->reaper, p->pid, on_process_exit, p)) < 0) {
+            (r = process_watch(p, p->pid)) < 0) {
                 ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "cannot learn the exec's pid from %s", name ? name : "?");
-                exec_failed(p);
+                process_start_end(p, false);
                 op_free(o);
                 return;
         }
@@ -849,7 +612,7 @@ static void start_exec(struct shim *s, struct ttrpc_call *call, struct container
                 o->tmp_path = NULL;
         if (asprintf(&pidfile, "%s/%s.pid", c->bundle, p->id) < 0)
                 pidfile = NULL;
-        if (!o->tmp_path || !pidfile || (r = write_bundle_file(c, spec_name, p->spec_json, false)) < 0) {
+        if (!o->tmp_path || !pidfile || (r = container_write_bundle_file(c, spec_name, p->spec_json, false)) < 0) {
                 ttrpc_call_reply_error(call, TTRPC_INTERNAL, "cannot write the exec's process spec");
                 p->io = stdio_free(p->io);
                 op_free(o);
@@ -865,11 +628,11 @@ static void start_exec(struct shim *s, struct ttrpc_call *call, struct container
         };
         if (p->io && !p->terminal)
                 stdio_child_fds(p->io, eo.stdio);
-        p->starting = p->busy = true;
+        process_start_begin(p);
         r = runtime_exec(c->rt, &eo, on_exec_done, o);
         if (r < 0) {
                 ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "OCI runtime exec failed: %s", strerror(-r));
-                exec_failed(p);
+                process_start_end(p, false);
                 op_free(o);
         }
 }
@@ -882,17 +645,17 @@ static void handle_start(struct shim *s, struct ttrpc_call *call, ProtobufCMessa
                 if (p->exit == EXIT_NEVER)
                         ttrpc_call_reply_error(call, TTRPC_FAILED_PRECONDITION, "exec %s: its start failed already",
                                                p->id);
-                else if (p->state != PROCESS_CREATED || p->busy || p->exit == EXIT_REPORTED)
+                else if (p->state != PROCESS_CREATED || p->busy || process_exited(p))
                         ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "cannot start a %s process",
-                                               (p->exit == EXIT_REPORTED) ? "stopped" : process_state_to_string(p->state));
+                                               process_exited(p) ? "stopped" : process_state_to_string(p->state));
                 else if (!p->is_init)
                         start_exec(s, call, c, p);
                 else {
                         struct op *o = op_new(c, p, call);
-                        p->starting = p->busy = true;
+                        process_start_begin(p);
                         int r = o ? runtime_start(c->rt, c->id, on_start_done, o) : -ENOMEM;
                         if (r < 0) {
-                                p->starting = p->busy = false;
+                                process_start_end(p, false);
                                 ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "OCI runtime start failed: %s", strerror(-r));
                                 op_free(o);
                         }
@@ -905,7 +668,7 @@ static void handle_start(struct shim *s, struct ttrpc_call *call, ProtobufCMessa
 
 static Nanoshim__Types__Status process_status(const struct process *p) {
         struct container *c = p->container;
-        if (p->exit == EXIT_REPORTED || p->state == PROCESS_STOPPED || p->state == PROCESS_DELETED)
+        if (process_exited(p) || p->state == PROCESS_STOPPED || p->state == PROCESS_DELETED)
                 return NANOSHIM__TYPES__STATUS__STOPPED;
         if (p->state == PROCESS_CREATED)
                 return NANOSHIM__TYPES__STATUS__CREATED;
@@ -924,7 +687,7 @@ static void handle_state(struct shim *s, struct ttrpc_call *call, ProtobufCMessa
                 Nanoshim__Task__StateResponse resp = NANOSHIM__TASK__STATE_RESPONSE__INIT;
                 Nanoshim__Types__Timestamp ts;
                 struct timespec none = {0};
-                timestamp_set(&ts, (p->exit == EXIT_REPORTED) ? &p->exited_at : &none);
+                timestamp_set(&ts, process_exited(p) ? &p->exited_at : &none);
                 resp.id = p->id;
                 resp.bundle = c->bundle;
                 resp.pid = (uint32_t)p->pid;
@@ -933,7 +696,7 @@ static void handle_state(struct shim *s, struct ttrpc_call *call, ProtobufCMessa
                 resp.stdout = p->stdout_path;
                 resp.stderr = p->stderr_path;
                 resp.terminal = p->terminal;
-                resp.exit_status = (p->exit == EXIT_REPORTED) ? (uint32_t)p->exit_status : 0;
+                resp.exit_status = process_exited(p) ? (uint32_t)p->exit_status : 0;
                 resp.exited_at = &ts;
                 ttrpc_call_reply(call, &resp.base);
         }
@@ -944,18 +707,8 @@ static void handle_wait(struct shim *s, struct ttrpc_call *call, ProtobufCMessag
         struct container *c;
         struct process *p;
         if (resolve(s, call, req->id, req->exec_id, &c, &p) == 0) {
-                if (p->exit == EXIT_REPORTED || p->exit == EXIT_NEVER)
-                        reply_wait(call, p);
-                else {
-                        struct waiter *w = calloc(1, sizeof *w);
-                        if (!w)
-                                ttrpc_call_reply_error(call, TTRPC_INTERNAL, "out of memory");
-                        else {
-                                w->call = call;
-                                w->next = p->waiters;
-                                p->waiters = w;
-                        }
-                }
+                if (process_wait(p, answer_wait, call) < 0)
+                        ttrpc_call_reply_error(call, TTRPC_INTERNAL, "out of memory");
         }
 }
 
@@ -1073,7 +826,7 @@ static void handle_kill(struct shim *s, struct ttrpc_call *call, ProtobufCMessag
                 ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "invalid signal %u", req->signal);
                 goto out;
         }
-        if (p->is_init && req->all && p->exit == EXIT_REPORTED && c->private_pidns) {
+        if (p->is_init && req->all && process_exited(p) && c->private_pidns) {
                 /* the init's exit took the whole PID namespace: nothing is left to signal
                  * (and the runtime may have forgotten the container already) */
                 ttrpc_call_reply_error(call, TTRPC_NOT_FOUND, "process already finished");
@@ -1106,231 +859,12 @@ out:;
 /* ------------------------------------------------------------------------------------ */
 /* Delete                                                                               */
 
-static void reply_delete(struct ttrpc_call *call, const struct process *p) {
-        Nanoshim__Task__DeleteResponse resp = NANOSHIM__TASK__DELETE_RESPONSE__INIT;
-        Nanoshim__Types__Timestamp ts;
-        timestamp_set(&ts, &p->exited_at);
-        resp.pid = (uint32_t)p->pid;
-        resp.exit_status = (uint32_t)p->exit_status;
-        resp.exited_at = &ts;
-        ttrpc_call_reply(call, &resp.base);
-}
-
-static void delete_finish_init(struct container *c, struct ttrpc_call *call) {
-        struct process *p = c->init;
-        (void)process_transition(p, PROCESS_DELETED);
-        p->io = stdio_free(p->io);
-        for (struct process *e = c->execs; e; e = e->next)
-                e->io = stdio_free(e->io);
-        if (c->rootfs_target) {
-                int r = unmount_all(c->rootfs_target);
-                if (r < 0)
-                        log_warn_errno(r, "%s: cannot unmount %s: %m", c->id, c->rootfs_target);
-        }
-        Nanoshim__Events__TaskDelete ev = NANOSHIM__EVENTS__TASK_DELETE__INIT;
-        Nanoshim__Types__Timestamp ts;
-        timestamp_set(&ts, &p->exited_at);
-        ev.container_id = c->id;
-        ev.pid = (uint32_t)p->pid;
-        ev.exit_status = (uint32_t)p->exit_status;
-        ev.exited_at = &ts;
-        publish(c->shim, "/tasks/delete", "containerd.events.TaskDelete", &ev.base);
-        reply_delete(call, p);
-        log_info("%s: deleted", c->id);
-        container_remove(c);
-}
-
-/* The init's Delete of a created container waits for the init's exit (runc delete
- * killed it) so that the exit is reported before the delete. */
-static void delete_continue(struct process *p) {
-        if (!p->is_init || !p->delete_call || p->exit != EXIT_REPORTED)
-                return;
-        struct ttrpc_call *call = TAKE_PTR(p->delete_call);
-        delete_finish_init(p->container, call);
-}
-
-/* The init of a container with its own PID namespace has exited and its exit has been
- * published: nothing of it runs any more, and what containerd's Delete would still do
- * (the runtime's delete: state and cgroups; the rootfs unmount) is started now, so that
- * Delete answers at once, or as soon as both are done. The runtime's state is removed in
- * place when the adapter knows it (runtime_delete_stopped_in_place(): no `runc delete`,
- * whose Go start-up took 5-11 ms of every teardown), else by the runtime's delete; the
- * unmount runs in a child (an overlay's unmount writes back its upper layer). Not for a
- * container with poststop hooks (they run at `runc delete`, which OCI ties to the delete
- * operation, and may look at the rootfs), nor one without its own PID namespace
- * (processes may be left that Delete must kill), nor while a runtime call (pause) is
- * still running for the init: then all at Delete. */
-static void early_teardown_check(struct container *c) {
-        if (c->early_delete == EARLY_DELETE_RUNNING || c->unmount_pid > 0)
-                return;
-        struct ttrpc_call *call = TAKE_PTR(c->early_delete_waiter);
-        if (!call)
-                return;
-        c->init->busy = false;
-        if (c->early_delete == EARLY_DELETE_DONE)
-                delete_finish_init(c, call);
-        else
-                delete_with_runtime(c, call);
-}
-
-static void on_early_deleted(const struct runtime_result *res, void *userdata) {
-        struct op *o = userdata;
-        struct container *c = o->c;
-        bool ok = res->exit_status == 0 || runtime_error_not_exist(res->error);
-        c->early_delete = ok ? EARLY_DELETE_DONE : EARLY_DELETE_FAILED;
-        if (!ok)
-                log_warn("%s: runtime delete after the exit failed (%s); Delete will retry", c->id,
-                         runtime_error_text(res));
-        early_teardown_check(c);
-        op_free(o);
-}
-
-static void early_runtime_delete(struct container *c) {
-        struct process *p = c->init;
-        _cleanup_free_ char *why = NULL;
-        int r = runtime_delete_stopped_in_place(c->rt, c->id, p->pid, &why);
-        if (r == 0) {
-                log_debug("%s: the runtime's state and cgroups removed in place", c->id);
-                c->early_delete = EARLY_DELETE_DONE;
-                return;
-        }
-        log_debug("%s: running the runtime's delete: %s", c->id, why ? why : strerror(-r));
-        struct op *o = op_new(c, p, NULL);
-        if (o && runtime_delete(c->rt, c->id, false, on_early_deleted, o) == 0)
-                c->early_delete = EARLY_DELETE_RUNNING;
-        else
-                op_free(o);
-}
-
-static void on_unmounted(pid_t pid, int wait_status, void *userdata) {
-        struct container *c = userdata;
-        int st = exit_status_from_wait(wait_status);
-        c->unmount_pid = 0;
-        if (st != 0) /* delete_finish_init() tries again */
-                log_warn("%s: cannot unmount %s: %s", c->id, c->rootfs_target,
-                         st < 128 ? strerror(st) : "the unmounting process was killed");
-        else {
-                free(c->rootfs_target); /* nothing of ours is mounted any more */
-                c->rootfs_target = NULL;
-        }
-        early_teardown_check(c);
-        container_unref(c);
-}
-
-static void early_unmount(struct container *c) {
-        if (!c->rootfs_target || c->unmount_pid > 0)
-                return;
-        pid_t pid = unmount_all_spawn(c->rootfs_target);
-        if (pid < 0) {
-                log_warn_errno((int)pid, "%s: cannot start unmounting the rootfs: %m", c->id);
-                return;
-        }
-        if (reaper_watch(c->shim->reaper, pid, on_unmounted, container_ref(c)) < 0) {
-                container_unref(c);
-                return; /* reaped as an orphan; Delete unmounts */
-        }
-        c->unmount_pid = pid;
-}
-
-static void early_teardown(struct container *c) {
-        struct process *p = c->init;
-        if (!c->early_delete_ok || c->early_delete != EARLY_DELETE_NONE || !c->rt || !p || p->busy ||
-            p->delete_call)
-                return;
-        /* (the OOM counter was read before the exit event: the cgroup may go) */
-        early_unmount(c); /* the longer of the two, in a child: first */
-        early_runtime_delete(c);
-}
-
-static void on_delete_done(const struct runtime_result *res, void *userdata) {
-        struct op *o = userdata;
-        struct container *c = o->c;
-        struct process *p = c->init;
-        if (res->exit_status != 0 && !runtime_error_not_exist(res->error)) {
-                ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "failed to delete task: %s", runtime_error_text(res));
-                p->busy = false;
-                op_free(o);
-                return;
-        }
-        p->busy = false;
-        if (p->exit != EXIT_REPORTED) {
-                /* A created container: runc delete killed its init; report that exit first. */
-                p->delete_call = o->call;
-                op_free(o);
-                if (p->pid <= 0) {
-                        /* Never had a process: nothing will exit. */
-                        p->exit_status = 0;
-                        p->exited_at = now_realtime();
-                        exit_step(p, EXIT_EV_REAPED);
-                        exit_step(p, EXIT_EV_DRAINED);
-                } else
-                        exit_step(p, EXIT_EV_CHECK); /* the exit is reported when it arrives */
-                return;
-        }
-        struct ttrpc_call *call = o->call;
-        op_free(o);
-        delete_finish_init(c, call);
-}
-
-static void delete_exec(struct ttrpc_call *call, struct container *c, struct process *p) {
-        if (p->busy || (p->state != PROCESS_CREATED && p->exit != EXIT_REPORTED)) {
-                ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "cannot delete a running process");
-                return;
-        }
-        reply_delete(call, p);
-        exec_unlink(c, p);
-        if (p->pid > 0) {
-                char name[IDENTIFIER_MAX + 8];
-                snprintf(name, sizeof name, "%s.pid", p->id);
-                _cleanup_free_ char *path = join_path(c->bundle, name);
-                if (path)
-                        unlink(path);
-                reaper_unwatch(c->shim->reaper, p->pid);
-        }
-        process_free(p);
-        /* The init may have been waiting for this exec's exit to be reported. */
-        if (c->init)
-                exit_step(c->init, EXIT_EV_CHECK);
-}
-
-static void delete_with_runtime(struct container *c, struct ttrpc_call *call) {
-        struct process *p = c->init;
-        struct op *o = op_new(c, p, call);
-        p->busy = true;
-        /* A created container's init is still waiting in runc init: force it down. */
-        int r = o ? runtime_delete(c->rt, c->id, p->exit != EXIT_REPORTED, on_delete_done, o) : -ENOMEM;
-        if (r < 0) {
-                p->busy = false;
-                ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "failed to delete task: %s", strerror(-r));
-                op_free(o);
-        }
-}
-
 static void handle_delete(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
         Nanoshim__Task__DeleteRequest *req = (Nanoshim__Task__DeleteRequest *)*msg;
         struct container *c;
         struct process *p;
-        if (resolve(s, call, req->id, req->exec_id, &c, &p) < 0)
-                goto out;
-        if (!p->is_init) {
-                delete_exec(call, c, p);
-                goto out;
-        }
-        if (p->busy || p->delete_call || (p->state != PROCESS_CREATED && p->exit != EXIT_REPORTED)) {
-                ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "cannot delete a running process");
-                goto out;
-        }
-        if (p->exit == EXIT_REPORTED && (c->early_delete == EARLY_DELETE_RUNNING || c->unmount_pid > 0)) {
-                p->busy = true;
-                c->early_delete_waiter = call; /* see early_teardown_check() */
-                goto out;
-        }
-        if (p->exit == EXIT_REPORTED && c->early_delete == EARLY_DELETE_DONE) {
-                delete_finish_init(c, call); /* the runtime's state went at the exit */
-                goto out;
-        }
-        delete_with_runtime(c, call);
-out:;
+        if (resolve(s, call, req->id, req->exec_id, &c, &p) == 0)
+                container_delete(c, p, answer_delete, call);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -1347,11 +881,11 @@ static void handle_exec(struct shim *s, struct ttrpc_call *call, ProtobufCMessag
                 ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "invalid exec id \"%.80s\"", req->exec_id);
                 goto out;
         }
-        if (exec_find(c, req->exec_id) || strcmp(req->exec_id, c->id) == 0) {
+        if (container_find_exec(c, req->exec_id) || strcmp(req->exec_id, c->id) == 0) {
                 ttrpc_call_reply_error(call, TTRPC_ALREADY_EXISTS, "id %s: already exists", req->exec_id);
                 goto out;
         }
-        if (c->init->exit == EXIT_REPORTED || c->init->state == PROCESS_STOPPED || c->init->state == PROCESS_DELETED) {
+        if (process_exited(c->init) || c->init->state == PROCESS_STOPPED || c->init->state == PROCESS_DELETED) {
                 ttrpc_call_reply_error(call, TTRPC_FAILED_PRECONDITION, "cannot exec in a stopped state");
                 goto out;
         }
@@ -1406,7 +940,7 @@ static void on_pause_resume_done(const struct runtime_result *res, void *userdat
                 op_free(o);
                 return;
         }
-        if (c->init->exit != EXIT_REPORTED)
+        if (!process_exited(c->init))
                 (void)process_transition(c->init, pause ? PROCESS_PAUSED : PROCESS_RUNNING);
         if (pause) {
                 Nanoshim__Events__TaskPaused ev = NANOSHIM__EVENTS__TASK_PAUSED__INIT;
@@ -1427,9 +961,9 @@ static void pause_resume(struct shim *s, struct ttrpc_call *call, const char *id
                 return;
         struct process *p = c->init;
         enum process_state want = pause ? PROCESS_RUNNING : PROCESS_PAUSED;
-        if (p->busy || p->exit == EXIT_REPORTED || p->state != want) {
+        if (p->busy || process_exited(p) || p->state != want) {
                 ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "cannot %s a %s container", pause ? "pause" : "resume",
-                                       (p->exit == EXIT_REPORTED) ? "stopped" : process_state_to_string(p->state));
+                                       process_exited(p) ? "stopped" : process_state_to_string(p->state));
                 return;
         }
         struct op *o = op_new(c, p, call);
@@ -1475,7 +1009,7 @@ static void handle_update(struct shim *s, struct ttrpc_call *call, ProtobufCMess
         _cleanup_free_ char *json = NULL;
         if (resolve(s, call, req->id, NULL, &c, NULL) < 0)
                 goto out;
-        if (c->init->exit == EXIT_REPORTED) {
+        if (process_exited(c->init)) {
                 ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "container is stopped");
                 goto out;
         }
@@ -1544,7 +1078,7 @@ static void handle_resize_pty(struct shim *s, struct ttrpc_call *call, ProtobufC
         struct container *c;
         struct process *p;
         if (resolve(s, call, req->id, req->exec_id, &c, &p) == 0) {
-                int r = (p->exit == EXIT_REPORTED) ? -ESRCH : p->io ? stdio_resize(p->io, req->width, req->height) : 0;
+                int r = process_exited(p) ? -ESRCH : p->io ? stdio_resize(p->io, req->width, req->height) : 0;
                 if (r == -ESRCH)
                         ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "cannot resize a stopped container");
                 else if (r < 0)
@@ -1559,7 +1093,7 @@ static void handle_shutdown(struct shim *s, struct ttrpc_call *call, ProtobufCMe
         if (s->containers == NULL)
                 shim_exit(s);
         else
-                log_debug("shutdown requested, %zu container(s) still managed: staying", task_service_n_containers(s));
+                log_debug("shutdown requested, %zu container(s) still managed: staying", container_count(s));
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -1636,17 +1170,3 @@ void task_service_dispatch(struct ttrpc_call *call, void *userdata) {
         ttrpc_call_reply_error(call, TTRPC_UNIMPLEMENTED, "method %s", call->method ? call->method : "");
 }
 
-void task_service_forget_all(struct shim *s) {
-        while (s->containers) {
-                struct container *c = s->containers;
-                s->containers = c->next;
-                c->removed = true;
-                if (c->unmount_pid > 0) {
-                        /* the unmounting child finishes on its own; its watch held a reference */
-                        reaper_unwatch(s->reaper, c->unmount_pid);
-                        c->unmount_pid = 0;
-                        container_unref(c);
-                }
-                container_unref(c);
-        }
-}

@@ -1,0 +1,622 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Containers and their processes: the registry, the exit pipeline, the teardown. */
+#include "container.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "file-util.h"
+#include "ids.h"
+#include "log.h"
+#include "macro.h"
+#include "mount.h"
+#include "reaper.h"
+#include "runtime.h"
+#include "shim.h"
+#include "status-code.h"
+#include "stdio-relay.h"
+
+#define EXIT_DRAIN_DEADLINE_S 2.0
+#define EXEC_GRACE_S 2.0
+
+static struct container_answer answer_of(const struct process *p) {
+        return (struct container_answer){.pid = p->pid, .exit_status = p->exit_status, .exited_at = p->exited_at};
+}
+
+static struct timespec now_realtime(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return ts;
+}
+
+static void emit(struct container *c, enum container_event ev, const struct process *p) {
+        if (c->hooks && c->hooks->event)
+                c->hooks->event(c, ev, p);
+}
+
+char *join_path(const char *dir, const char *name) {
+        char *p = NULL;
+        if (asprintf(&p, "%s/%s", dir, name) < 0)
+                return NULL;
+        return p;
+}
+
+int container_write_bundle_file(struct container *c, const char *name, const char *data, bool durable) {
+        _cleanup_close_ int dfd = open(c->bundle, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+        if (dfd < 0)
+                return -errno;
+        return durable ? write_file_atomic_at(dfd, name, data, strlen(data), 0600)
+                       : write_file_replace_at(dfd, name, data, strlen(data), 0600);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* the registry                                                                         */
+
+static void on_exec_grace(struct ev_loop *loop, ev_timer *w, int revents);
+
+struct container *container_new(struct shim *s, const char *id, const char *bundle,
+                                 const struct container_hooks *hooks) {
+        struct container *c = calloc(1, sizeof *c);
+        if (!c)
+                return NULL;
+        c->shim = s;
+        c->hooks = hooks;
+        c->refs = 1;
+        ev_timer_init(&c->exec_grace, on_exec_grace, 0, 0);
+        c->exec_grace.data = c;
+        c->id = strdup(id);
+        c->bundle = strdup(bundle);
+        c->rt_binary = strdup(s->runtime_binary ? s->runtime_binary : "runc");
+        c->rt_root = s->runtime_root ? strdup(s->runtime_root) : NULL;
+        c->rt_log = join_path(bundle, "log.json");
+        c->init = process_new(c, id, true);
+        c->next = s->containers;
+        s->containers = c; /* reserved: a second Create of the id is refused */
+        if (!c->id || !c->bundle || !c->rt_binary || (s->runtime_root && !c->rt_root) || !c->rt_log || !c->init) {
+                container_remove(c);
+                return NULL;
+        }
+        return c;
+}
+
+struct container *container_ref(struct container *c) {
+        c->refs++;
+        return c;
+}
+
+void container_unref(struct container *c) {
+        if (!c || --c->refs > 0)
+                return;
+        ev_timer_stop(c->shim->loop, &c->exec_grace);
+        while (c->execs) {
+                struct process *p = c->execs;
+                c->execs = p->next;
+                reaper_unwatch(c->shim->reaper, p->pid);
+                process_free(p);
+        }
+        if (c->init)
+                reaper_unwatch(c->shim->reaper, c->init->pid);
+        process_free(c->init);
+        cgroup_oom_watch_free(c->oom);
+        runtime_free(c->rt);
+        free(c->id);
+        free(c->bundle);
+        free(c->rt_binary);
+        free(c->rt_root);
+        free(c->rt_log);
+        free(c->rootfs_target);
+        free(c);
+}
+
+void container_remove(struct container *c) {
+        if (c->removed)
+                return;
+        struct container **pp = &c->shim->containers;
+        while (*pp && *pp != c)
+                pp = &(*pp)->next;
+        if (*pp)
+                *pp = c->next;
+        c->removed = true;
+        container_unref(c);
+}
+
+struct container *container_find(struct shim *s, const char *id) {
+        for (struct container *c = s->containers; c; c = c->next)
+                if (strcmp(c->id, id) == 0)
+                        return c;
+        return NULL;
+}
+
+struct process *container_find_exec(struct container *c, const char *exec_id) {
+        for (struct process *p = c->execs; p; p = p->next)
+                if (strcmp(p->id, exec_id) == 0)
+                        return p;
+        return NULL;
+}
+
+static void exec_unlink(struct container *c, struct process *p) {
+        struct process **pp = &c->execs;
+        while (*pp && *pp != p)
+                pp = &(*pp)->next;
+        if (*pp)
+                *pp = p->next;
+}
+
+size_t container_count(const struct shim *s) {
+        size_t n = 0;
+        for (struct container *c = s->containers; c; c = c->next)
+                n++;
+        return n;
+}
+
+void container_forget_all(struct shim *s) {
+        while (s->containers) {
+                struct container *c = s->containers;
+                s->containers = c->next;
+                c->removed = true;
+                if (c->unmount_pid > 0) {
+                        /* the unmounting child finishes on its own; its watch held a reference */
+                        reaper_unwatch(s->reaper, c->unmount_pid);
+                        c->unmount_pid = 0;
+                        container_unref(c);
+                }
+                container_unref(c);
+        }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* the exit pipeline                                                                    */
+
+enum exit_event { EXIT_EV_REAPED, EXIT_EV_DRAINED, EXIT_EV_START_FAILED, EXIT_EV_CHECK };
+static void exit_step(struct process *p, enum exit_event ev);
+static void early_teardown(struct container *c);
+static void delete_continue(struct process *p);
+
+/* What an init's exit still waits for among the container's execs: one being started
+ * (its start event, and its exit if it started, come first: no grace), or one started
+ * and not yet reported (bounded by the grace timer). */
+enum exec_wait { EXECS_DONE, EXECS_RUNNING, EXECS_STARTING };
+static enum exec_wait execs_pending(const struct container *c) {
+        enum exec_wait w = EXECS_DONE;
+        for (const struct process *e = c->execs; e; e = e->next) {
+                if (e->starting)
+                        return EXECS_STARTING;
+                if (e->pid > 0 && e->exit != EXIT_REPORTED)
+                        w = EXECS_RUNNING;
+        }
+        return w;
+}
+
+static void on_oom(void *userdata) {
+        struct container *c = userdata;
+        c->oom_killed = true;
+        log_warn("%s: OOM kill in the container", c->id);
+        emit(c, CONTAINER_EVENT_OOM, NULL);
+}
+
+int container_watch_oom(struct container *c) {
+        return cgroup_oom_watch_new(c->shim->loop, c->init->pid, on_oom, c, &c->oom);
+}
+
+static void on_exec_grace(struct ev_loop *loop, ev_timer *w, int revents) {
+        struct container *c = w->data;
+        log_warn("%s: exec processes still running after the init exited, reporting the init's exit", c->id);
+        c->exec_grace_expired = true;
+        if (c->init)
+                exit_step(c->init, EXIT_EV_CHECK);
+}
+
+bool process_reaped(const struct process *p) {
+        return p->exit >= EXIT_REAPED && p->exit <= EXIT_REPORTED;
+}
+
+bool process_exited(const struct process *p) {
+        return p->exit == EXIT_REPORTED;
+}
+
+static void answer_waiters(struct process *p) {
+        struct container_answer a = answer_of(p);
+        while (p->waiters) {
+                struct waiter *w = p->waiters;
+                p->waiters = w->next;
+                answer_send(&w->answer, 0, NULL, &a);
+                free(w);
+        }
+}
+
+int process_wait(struct process *p, container_answer_fn fn, void *ud) {
+        if (p->exit == EXIT_REPORTED || p->exit == EXIT_NEVER) {
+                struct container_answer a = answer_of(p);
+                fn(ud, 0, NULL, &a);
+                return 0;
+        }
+        struct waiter *w = calloc(1, sizeof *w);
+        if (!w)
+                return -ENOMEM;
+        w->answer = (struct answer){fn, ud};
+        w->next = p->waiters;
+        p->waiters = w;
+        return 0;
+}
+
+/* The one place an exit becomes visible: state, event, waiters (exit_step() reached
+ * EXIT_REPORTED). */
+static void exit_report(struct process *p) {
+        struct container *c = p->container;
+        struct shim *s = c->shim;
+        ev_timer_stop(s->loop, &c->exec_grace);
+        /* An OOM kill that caused this exit is announced before it (the eventfd may lag). */
+        bool oom = false;
+        if (p->is_init && c->oom && cgroup_oom_check_final(c->oom, &oom) == 0 && oom)
+                on_oom(c);
+
+        if (p->state != PROCESS_STOPPED)
+                (void)process_transition(p, PROCESS_STOPPED);
+        log_info("%s: process %s (pid %d) exited with status %d", c->id, p->id, (int)p->pid, p->exit_status);
+        /* Persist first, publish second: the delete action answers from this record if we
+         * die before containerd has seen the exit. */
+        if (p->is_init) {
+                char rec[96];
+                snprintf(rec, sizeof rec, "%d %lld %ld %d\n", p->exit_status, (long long)p->exited_at.tv_sec,
+                         (long)p->exited_at.tv_nsec, c->oom_killed ? 1 : 0);
+                int wr = container_write_bundle_file(c, "init.exit", rec, true);
+                if (wr < 0)
+                        log_warn_errno(wr, "%s: cannot record the exit in the bundle: %m", c->id);
+        }
+        emit(c, CONTAINER_EVENT_EXIT, p);
+        answer_waiters(p);
+        if (!p->is_init && c->init)
+                exit_step(c->init, EXIT_EV_CHECK); /* the init may wait for this exec */
+        if (p->is_init && c->early_delete_ok)
+                early_teardown(c); /* (the hook sent the exit event out first) */
+        delete_continue(p);
+}
+
+/* The next stage of p's exit pipeline given what just happened, or p->exit itself
+ * when it must wait (the table in docs/design.md). */
+static enum exit_stage exit_next(struct process *p, enum exit_event ev) {
+        struct container *c = p->container;
+        switch (p->exit) {
+        case EXIT_RUNNING:
+                return ev == EXIT_EV_REAPED        ? EXIT_REAPED
+                       : ev == EXIT_EV_START_FAILED ? EXIT_NEVER
+                                                    : EXIT_RUNNING;
+        case EXIT_REAPED:
+                return ev == EXIT_EV_DRAINED ? EXIT_DRAINED : EXIT_REAPED;
+        case EXIT_DRAINED:
+                if (p->starting || (p->is_init && c->killing_all))
+                        return EXIT_DRAINED;
+                return p->is_init ? EXIT_AWAITING_EXECS : EXIT_REPORTED;
+        case EXIT_AWAITING_EXECS: {
+                enum exec_wait w = execs_pending(c);
+                if (w == EXECS_DONE || (w == EXECS_RUNNING && c->exec_grace_expired))
+                        return EXIT_REPORTED;
+                if (w == EXECS_RUNNING && !ev_is_active(&c->exec_grace)) {
+                        ev_timer_set(&c->exec_grace, EXEC_GRACE_S, 0);
+                        ev_timer_start(c->shim->loop, &c->exec_grace);
+                }
+                return EXIT_AWAITING_EXECS;
+        }
+        default:
+                return p->exit; /* REPORTED and NEVER are final */
+        }
+}
+
+/* Every transition of the exit pipeline goes through here: ev happened to p (or
+ * EXIT_EV_CHECK: something it may wait for changed); move as far as it can go. */
+static void exit_step(struct process *p, enum exit_event ev) {
+        for (;;) {
+                enum exit_stage next = exit_next(p, ev);
+                if (next == p->exit)
+                        return;
+                log_debug("%s: exit of %s: %s -> %s", p->container->id, p->id, exit_stage_to_string(p->exit),
+                          exit_stage_to_string(next));
+                p->exit = next;
+                if (next == EXIT_REPORTED) {
+                        exit_report(p);
+                        return;
+                }
+                if (next == EXIT_NEVER) {
+                        /* as runc-v2: Wait answers status 0, no exit time; the init
+                         * may have waited for this start */
+                        answer_waiters(p);
+                        if (p->container->init)
+                                exit_step(p->container->init, EXIT_EV_CHECK);
+                        return;
+                }
+                ev = EXIT_EV_CHECK;
+        }
+}
+
+static void on_drained(struct stdio *io, void *userdata) {
+        exit_step(userdata, EXIT_EV_DRAINED);
+}
+
+static void on_kill_all_done(const struct runtime_result *res, void *userdata) {
+        struct container *c = userdata;
+        if (res->exit_status != 0)
+                log_debug("%s: kill --all after the init's exit: %s", c->id, res->error ? res->error : "failed");
+        c->killing_all = false;
+        if (c->init)
+                exit_step(c->init, EXIT_EV_CHECK);
+        container_unref(c);
+}
+
+static void on_process_exit(pid_t pid, int wait_status, void *userdata) {
+        struct process *p = userdata;
+        struct container *c = p->container;
+        p->exit_status = exit_status_from_wait(wait_status);
+        p->exited_at = now_realtime();
+        log_debug("%s: pid %d of %s reaped, status %d", c->id, (int)pid, p->id, p->exit_status);
+        exit_step(p, EXIT_EV_REAPED);
+        /* Without a private pid namespace the init's death does not take the rest of the
+         * container with it: do what the kernel would have done. */
+        if (p->is_init && !c->private_pidns && c->rt) {
+                /* The exit is reported once this is done (as runc-v2 does): a Delete must
+                 * not meet it, `runc kill --all` freezes the cgroup meanwhile and `runc
+                 * delete` would find the container "paused". */
+                container_ref(c);
+                c->killing_all = runtime_kill(c->rt, c->id, SIGKILL, true, on_kill_all_done, c) == 0;
+                if (!c->killing_all)
+                        container_unref(c);
+        }
+        if (p->io)
+                stdio_drain(p->io, EXIT_DRAIN_DEADLINE_S, on_drained, p);
+        else
+                on_drained(NULL, p);
+}
+
+int process_watch(struct process *p, pid_t pid) {
+        p->pid = pid;
+        /* an exit that already happened is in the reaper's stash: it comes now */
+        return reaper_watch(p->container->shim->reaper, pid, on_process_exit, p);
+}
+
+void process_start_begin(struct process *p) {
+        p->starting = p->busy = true;
+}
+
+/* An exec whose start failed never ran: as with runc-v2, no exit event, ever (the
+ * init's exit stays the container's last, and Docker takes 127/126 from the Start
+ * error); it stays "created" with pid 0, and Wait answers status 0 with no exit time
+ * (an outstanding one at once). */
+void process_start_end(struct process *p, bool started) {
+        struct container *c = p->container;
+        p->starting = p->busy = false;
+        if (!started && !p->is_init) {
+                p->pid = 0;
+                p->io = stdio_free(p->io);
+                exit_step(p, EXIT_EV_START_FAILED);
+                return;
+        }
+        exit_step(p, EXIT_EV_CHECK); /* an exit that came during the start goes out now, after it */
+        if (!p->is_init && c->init)
+                exit_step(c->init, EXIT_EV_CHECK); /* it waited for this start; now for the exit */
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* delete and the early teardown                                                        */
+
+static void delete_with_runtime(struct container *c, struct answer a);
+
+static void delete_finish_init(struct container *c, struct answer a) {
+        struct process *p = c->init;
+        (void)process_transition(p, PROCESS_DELETED);
+        p->io = stdio_free(p->io);
+        for (struct process *e = c->execs; e; e = e->next)
+                e->io = stdio_free(e->io);
+        if (c->rootfs_target) {
+                int r = unmount_all(c->rootfs_target);
+                if (r < 0)
+                        log_warn_errno(r, "%s: cannot unmount %s: %m", c->id, c->rootfs_target);
+        }
+        emit(c, CONTAINER_EVENT_DELETE, p);
+        struct container_answer ans = answer_of(p);
+        answer_send(&a, 0, NULL, &ans);
+        log_info("%s: deleted", c->id);
+        container_remove(c);
+}
+
+/* The init's Delete of a created container waits for the init's exit (runc delete
+ * killed it) so that the exit is reported before the delete. */
+static void delete_continue(struct process *p) {
+        if (!p->is_init || !p->delete_answer.fn || p->exit != EXIT_REPORTED)
+                return;
+        struct answer a = p->delete_answer;
+        p->delete_answer.fn = NULL;
+        delete_finish_init(p->container, a);
+}
+
+/* The init of a container with its own PID namespace has exited and its exit has been
+ * published: nothing of it runs any more, and what containerd's Delete would still do
+ * (the runtime's delete: state and cgroups; the rootfs unmount) is started now, so that
+ * Delete answers at once, or as soon as both are done. The runtime's state is removed in
+ * place when the adapter knows it (runtime_delete_stopped_in_place(): no `runc delete`,
+ * whose Go start-up took 5-11 ms of every teardown), else by the runtime's delete; the
+ * unmount runs in a child (an overlay's unmount writes back its upper layer). Not for a
+ * container with poststop hooks (they run at `runc delete`, which OCI ties to the delete
+ * operation, and may look at the rootfs), nor one without its own PID namespace
+ * (processes may be left that Delete must kill), nor while a runtime call (pause) is
+ * still running for the init: then all at Delete. */
+static void early_teardown_check(struct container *c) {
+        if (c->early_delete == EARLY_DELETE_RUNNING || c->unmount_pid > 0 || !c->early_delete_waiter.fn)
+                return;
+        struct answer a = c->early_delete_waiter;
+        c->early_delete_waiter.fn = NULL;
+        c->init->busy = false;
+        if (c->early_delete == EARLY_DELETE_DONE)
+                delete_finish_init(c, a);
+        else
+                delete_with_runtime(c, a);
+}
+
+static const char *runtime_error_text(const struct runtime_result *res) {
+        return res->error && *res->error ? res->error : "unknown error";
+}
+
+static void on_early_deleted(const struct runtime_result *res, void *userdata) {
+        struct container *c = userdata;
+        bool ok = res->exit_status == 0 || runtime_error_not_exist(res->error);
+        c->early_delete = ok ? EARLY_DELETE_DONE : EARLY_DELETE_FAILED;
+        if (!ok)
+                log_warn("%s: runtime delete after the exit failed (%s); Delete will retry", c->id,
+                         runtime_error_text(res));
+        early_teardown_check(c);
+        container_unref(c);
+}
+
+static void early_runtime_delete(struct container *c) {
+        struct process *p = c->init;
+        _cleanup_free_ char *why = NULL;
+        int r = runtime_delete_stopped_in_place(c->rt, c->id, p->pid, &why);
+        if (r == 0) {
+                log_debug("%s: the runtime's state and cgroups removed in place", c->id);
+                c->early_delete = EARLY_DELETE_DONE;
+                return;
+        }
+        log_debug("%s: running the runtime's delete: %s", c->id, why ? why : strerror(-r));
+        if (runtime_delete(c->rt, c->id, false, on_early_deleted, container_ref(c)) == 0)
+                c->early_delete = EARLY_DELETE_RUNNING;
+        else
+                container_unref(c);
+}
+
+static void on_unmounted(pid_t pid, int wait_status, void *userdata) {
+        struct container *c = userdata;
+        int st = exit_status_from_wait(wait_status);
+        c->unmount_pid = 0;
+        if (st != 0) /* delete_finish_init() tries again */
+                log_warn("%s: cannot unmount %s: %s", c->id, c->rootfs_target,
+                         st < 128 ? strerror(st) : "the unmounting process was killed");
+        else {
+                free(c->rootfs_target); /* nothing of ours is mounted any more */
+                c->rootfs_target = NULL;
+        }
+        early_teardown_check(c);
+        container_unref(c);
+}
+
+static void early_unmount(struct container *c) {
+        if (!c->rootfs_target || c->unmount_pid > 0)
+                return;
+        pid_t pid = unmount_all_spawn(c->rootfs_target);
+        if (pid < 0) {
+                log_warn_errno((int)pid, "%s: cannot start unmounting the rootfs: %m", c->id);
+                return;
+        }
+        if (reaper_watch(c->shim->reaper, pid, on_unmounted, container_ref(c)) < 0) {
+                container_unref(c);
+                return; /* reaped as an orphan; Delete unmounts */
+        }
+        c->unmount_pid = pid;
+}
+
+static void early_teardown(struct container *c) {
+        struct process *p = c->init;
+        if (!c->early_delete_ok || c->early_delete != EARLY_DELETE_NONE || !c->rt || !p || p->busy ||
+            p->delete_answer.fn)
+                return;
+        /* (the OOM counter was read before the exit event: the cgroup may go) */
+        early_unmount(c); /* the longer of the two, in a child: first */
+        early_runtime_delete(c);
+}
+
+struct delete_op {
+        struct container *c;
+        struct answer a;
+};
+
+static void on_delete_done(const struct runtime_result *res, void *userdata) {
+        struct delete_op *d = userdata;
+        struct container *c = d->c;
+        struct process *p = c->init;
+        struct answer a = d->a;
+        free(d);
+        p->busy = false;
+        if (res->exit_status != 0 && !runtime_error_not_exist(res->error)) {
+                char msg[4200];
+                snprintf(msg, sizeof msg, "failed to delete task: %s", runtime_error_text(res));
+                answer_send(&a, TTRPC_UNKNOWN, msg, NULL);
+        } else if (p->exit != EXIT_REPORTED) {
+                /* A created container: runc delete killed its init; report that exit first. */
+                p->delete_answer = a;
+                if (p->pid <= 0) {
+                        /* Never had a process: nothing will exit. */
+                        p->exit_status = 0;
+                        p->exited_at = now_realtime();
+                        exit_step(p, EXIT_EV_REAPED);
+                        exit_step(p, EXIT_EV_DRAINED);
+                } else
+                        exit_step(p, EXIT_EV_CHECK); /* the exit is reported when it arrives */
+        } else
+                delete_finish_init(c, a);
+        container_unref(c);
+}
+
+static void delete_with_runtime(struct container *c, struct answer a) {
+        struct process *p = c->init;
+        struct delete_op *d = calloc(1, sizeof *d);
+        p->busy = true;
+        /* A created container's init is still waiting in runc init: force it down. */
+        int r = d ? runtime_delete(c->rt, c->id, p->exit != EXIT_REPORTED, on_delete_done, d) : -ENOMEM;
+        if (r < 0) {
+                p->busy = false;
+                free(d);
+                char msg[256];
+                snprintf(msg, sizeof msg, "failed to delete task: %s", strerror(-r));
+                answer_send(&a, TTRPC_UNKNOWN, msg, NULL);
+                return;
+        }
+        d->c = container_ref(c);
+        d->a = a;
+}
+
+static void delete_exec(struct container *c, struct process *p, struct answer a) {
+        if (p->busy || (p->state != PROCESS_CREATED && p->exit != EXIT_REPORTED)) {
+                answer_send(&a, TTRPC_UNKNOWN, "cannot delete a running process", NULL);
+                return;
+        }
+        struct container_answer ans = answer_of(p);
+        answer_send(&a, 0, NULL, &ans);
+        exec_unlink(c, p);
+        if (p->pid > 0) {
+                char name[IDENTIFIER_MAX + 8];
+                snprintf(name, sizeof name, "%s.pid", p->id);
+                _cleanup_free_ char *path = join_path(c->bundle, name);
+                if (path)
+                        unlink(path);
+                reaper_unwatch(c->shim->reaper, p->pid);
+        }
+        process_free(p);
+        /* The init may have been waiting for this exec's exit to be reported. */
+        if (c->init)
+                exit_step(c->init, EXIT_EV_CHECK);
+}
+
+void container_delete(struct container *c, struct process *p, container_answer_fn fn, void *ud) {
+        struct answer a = {fn, ud};
+        if (!p->is_init) {
+                delete_exec(c, p, a);
+                return;
+        }
+        if (p->busy || p->delete_answer.fn || (p->state != PROCESS_CREATED && p->exit != EXIT_REPORTED)) {
+                answer_send(&a, TTRPC_UNKNOWN, "cannot delete a running process", NULL);
+                return;
+        }
+        if (p->exit == EXIT_REPORTED && (c->early_delete == EARLY_DELETE_RUNNING || c->unmount_pid > 0)) {
+                p->busy = true;
+                c->early_delete_waiter = a; /* see early_teardown_check() */
+                return;
+        }
+        if (p->exit == EXIT_REPORTED && c->early_delete == EARLY_DELETE_DONE) {
+                delete_finish_init(c, a); /* the runtime's state went at the exit */
+                return;
+        }
+        delete_with_runtime(c, a);
+}

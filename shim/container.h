@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A container and its processes: the registry, the exit pipeline (docs/design.md,
+ * "Exits") and the teardown. No protobuf and no ttrpc here: answers go through a
+ * callback with a status code (0, or a gRPC code of ttrpc.h) and a message; events go
+ * through the hooks the task service sets. Unit-tested without a socket or root
+ * (tests/unit/test-container.c). */
+#pragma once
+
+#include <ev.h>
+#include <stdbool.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "process.h"
+
+struct shim;
+struct runtime;
+struct cgroup_oom_watch;
+
+enum container_event { CONTAINER_EVENT_EXIT, CONTAINER_EVENT_OOM, CONTAINER_EVENT_DELETE };
+struct container_hooks {
+        /* p: the process that exited (EXIT), the init (DELETE), NULL (OOM). After the
+         * init's EXIT hook returns, the early teardown may start (long work). */
+        void (*event)(struct container *c, enum container_event ev, const struct process *p);
+};
+
+struct container {
+        struct container *next;
+        struct shim *shim;
+        const struct container_hooks *hooks;
+        unsigned refs;
+        char *id;
+        char *bundle;
+        bool created;         /* false while Create runs */
+        bool removed;         /* out of the table; freed at the last unref */
+        struct runtime *rt;
+        char *rt_binary, *rt_root, *rt_log;
+        bool no_pivot, no_new_keyring, systemd_cgroup;
+        uid_t io_uid;
+        gid_t io_gid;
+        char *rootfs_target;  /* set when we mounted the rootfs */
+        bool private_pidns;
+        bool killing_all;     /* `runtime kill --all` after the init's exit is running */
+        /* The runtime's state is removed, and the rootfs unmounted, as soon as the init
+         * has exited, not at Delete: see early_teardown() in container.c. */
+        bool early_delete_ok;
+        enum { EARLY_DELETE_NONE, EARLY_DELETE_RUNNING, EARLY_DELETE_DONE, EARLY_DELETE_FAILED } early_delete;
+        pid_t unmount_pid;    /* the child unmounting the rootfs, while it runs */
+        struct answer early_delete_waiter; /* a Delete that came while they ran */
+        struct process *init;
+        struct process *execs;
+        struct cgroup_oom_watch *oom;
+        bool oom_killed;      /* an OOM kill was seen (the exit record's flag) */
+        bool pausing;
+        struct ev_timer exec_grace; /* init exit waits this long for exec exits to go first */
+        bool exec_grace_expired;
+};
+
+/* ---- the registry ---- */
+
+/* A new container (and its init process), registered under id at once so that a second
+ * Create of the id is refused; NULL when out of memory. Its runtime binary and root are
+ * the shim's defaults until changed. */
+struct container *container_new(struct shim *s, const char *id, const char *bundle,
+                                 const struct container_hooks *hooks);
+struct container *container_ref(struct container *c);
+void container_unref(struct container *c);
+/* Out of the registry (the registry's reference is dropped). */
+void container_remove(struct container *c);
+struct container *container_find(struct shim *s, const char *id);
+struct process *container_find_exec(struct container *c, const char *exec_id);
+size_t container_count(const struct shim *s);
+/* At the shim's exit: every container forgotten. */
+void container_forget_all(struct shim *s);
+
+/* ---- processes and their exits ---- */
+
+/* The OOM watch of the container's cgroup (the init's pid known). */
+int container_watch_oom(struct container *c);
+
+/* pid is the process's: its exit goes through the exit pipeline. */
+int process_watch(struct process *p, pid_t pid);
+/* A Start of p goes to the runtime / came back. A failed exec start ends p for good
+ * (exit stage NEVER: no exit event; Wait answers 0). */
+void process_start_begin(struct process *p);
+void process_start_end(struct process *p, bool started);
+/* Whether p's wait status is known / its exit reported. */
+bool process_reaped(const struct process *p);
+bool process_exited(const struct process *p);
+/* Answer when p's exit is reported (at once if it is, or if p never started). */
+int process_wait(struct process *p, container_answer_fn fn, void *ud);
+
+/* ---- delete ---- */
+
+/* Delete p (the init: the container, once its exit is reported and its runtime state
+ * gone; an exec: at once). The answer carries pid, status and exit time. */
+void container_delete(struct container *c, struct process *p, container_answer_fn fn, void *ud);
+
+/* ---- helpers ---- */
+
+/* Write a file of the bundle atomically; name is a single path component. durable:
+ * fsync'd before the rename (the exit record must survive a crash). */
+int container_write_bundle_file(struct container *c, const char *name, const char *data, bool durable);
+char *join_path(const char *dir, const char *name);

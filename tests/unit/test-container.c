@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of the exit pipeline (shim/container.c) without a socket, a runtime or
+ * root: containers whose processes are children of this test, killed in the orders the
+ * races produce; the events the hooks see and the answers Wait and Delete give. */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "container.h"
+#include "macro.h"
+#include "reaper.h"
+#include "shim.h"
+#include "unit.h"
+
+struct fixture {
+        struct shim shim;
+        char bundle[64];
+        char events[1024]; /* "exit:e1 exit:c1 ..." in the order the hooks saw them */
+        pid_t children[8];
+        size_t n_children;
+};
+static struct fixture fx;
+
+static void on_event(struct container *c, enum container_event ev, const struct process *p) {
+        const char *names[] = {[CONTAINER_EVENT_EXIT] = "exit", [CONTAINER_EVENT_OOM] = "oom",
+                               [CONTAINER_EVENT_DELETE] = "delete"};
+        size_t n = strlen(fx.events);
+        snprintf(fx.events + n, sizeof fx.events - n, "%s%s:%s", n ? " " : "", names[ev], p ? p->id : c->id);
+}
+static const struct container_hooks hooks = {.event = on_event};
+
+static void setup(void) {
+        memset(&fx, 0, sizeof fx);
+        fx.shim.loop = EV_DEFAULT;
+        fx.shim.namespace = (char *)"unit";
+        fx.shim.runtime_binary = (char *)"runc";
+        ck_assert_int_eq(reaper_new(fx.shim.loop, &fx.shim.reaper), 0);
+        strcpy(fx.bundle, "/tmp/test-container-XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(fx.bundle));
+}
+
+static void teardown(void) {
+        container_forget_all(&fx.shim);
+        for (size_t i = 0; i < fx.n_children; i++)
+                kill(fx.children[i], SIGKILL);
+        fx.shim.reaper = reaper_free(fx.shim.reaper);
+        char path[128];
+        snprintf(path, sizeof path, "%s/init.exit", fx.bundle);
+        unlink(path);
+        rmdir(fx.bundle);
+}
+
+/* A child that waits to be killed. */
+static pid_t child(void) {
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                for (;;)
+                        pause();
+        }
+        ck_assert_uint_lt(fx.n_children, ELEMENTSOF(fx.children));
+        fx.children[fx.n_children++] = pid;
+        return pid;
+}
+
+static void run_for(double seconds) {
+        ev_tstamp end = ev_time() + seconds;
+        while (ev_time() < end) {
+                ev_now_update(EV_DEFAULT);
+                ev_run(EV_DEFAULT, EVRUN_NOWAIT);
+                usleep(2000);
+        }
+}
+
+#define RUN_UNTIL(cond)                                                                  \
+        do {                                                                             \
+                ev_tstamp end_ = ev_time() + 20;                                         \
+                while (!(cond) && ev_time() < end_) {                                    \
+                        ev_run(EV_DEFAULT, EVRUN_NOWAIT);                                \
+                        usleep(1000);                                                    \
+                }                                                                        \
+                ck_assert_msg(cond, "timed out waiting for: " #cond);                    \
+        } while (0)
+
+/* A created container whose init runs (a child of ours); its own PID namespace. */
+static struct container *container_running(const char *id) {
+        struct container *c = container_new(&fx.shim, id, fx.bundle, &hooks);
+        ck_assert_ptr_nonnull(c);
+        c->created = true;
+        c->private_pidns = true;
+        ck_assert_int_eq(process_watch(c->init, child()), 0);
+        ck_assert_int_eq(process_transition(c->init, PROCESS_RUNNING), 0);
+        return c;
+}
+
+static struct process *exec_add(struct container *c, const char *id) {
+        struct process *p = process_new(c, id, false);
+        ck_assert_ptr_nonnull(p);
+        p->next = c->execs;
+        c->execs = p;
+        return p;
+}
+
+/* An exec whose Start is in flight. */
+static struct process *exec_starting(struct container *c, const char *id) {
+        struct process *p = exec_add(c, id);
+        process_start_begin(p);
+        return p;
+}
+
+/* The init killed; back once its exit waits for the execs. */
+static void kill_init(struct container *c) {
+        kill(c->init->pid, SIGKILL);
+        RUN_UNTIL(c->init->exit == EXIT_AWAITING_EXECS);
+}
+
+struct answered {
+        int calls, code, exit_status;
+        pid_t pid;
+        struct timespec at;
+};
+
+static void on_answer(void *ud, int code, const char *message, const struct container_answer *a) {
+        struct answered *w = ud;
+        w->calls++;
+        w->code = code;
+        if (a) {
+                w->pid = a->pid;
+                w->exit_status = a->exit_status;
+                w->at = a->exited_at;
+        }
+}
+
+/* The init dies while an exec's Start is in flight, and a started exec still runs: the
+ * init's exit waits for both (the in-flight start without a time limit); the exec whose
+ * start then fails never gets an exit event, and its Wait answers 0 without a time. */
+START_TEST(test_failed_start_holds_then_releases_init) {
+        struct container *c = container_running("c1");
+        struct process *e1 = exec_add(c, "e1");
+        ck_assert_int_eq(process_watch(e1, child()), 0);
+        process_start_end(e1, true);
+        struct process *e2 = exec_starting(c, "e2");
+        struct answered w_init = {0}, w_e2 = {0};
+        ck_assert_int_eq(process_wait(c->init, on_answer, &w_init), 0);
+        ck_assert_int_eq(process_wait(e2, on_answer, &w_e2), 0);
+
+        kill_init(c);
+        kill(e1->pid, SIGKILL);
+        RUN_UNTIL(process_exited(e1));
+        ck_assert_str_eq(fx.events, "exit:e1");
+        run_for(2.5); /* past the 2 s grace: a start in flight is waited for regardless */
+        ck_assert_int_eq(c->init->exit, EXIT_AWAITING_EXECS);
+        ck_assert_int_eq(w_init.calls, 0);
+
+        process_start_end(e2, false);
+        ck_assert_int_eq(e2->exit, EXIT_NEVER);
+        ck_assert(process_exited(c->init));
+        ck_assert_str_eq(fx.events, "exit:e1 exit:c1");
+        ck_assert_int_eq(w_init.calls, 1);
+        ck_assert_int_eq(w_init.exit_status, 137);
+        ck_assert_int_eq(w_e2.calls, 1); /* the outstanding Wait of e2: 0, no exit time */
+        ck_assert_int_eq(w_e2.code, 0);
+        ck_assert_int_eq(w_e2.exit_status, 0);
+        ck_assert_int_eq(w_e2.at.tv_sec, 0);
+        ck_assert_int_eq(e2->state, PROCESS_CREATED);
+
+        struct answered d = {0};
+        container_delete(c, e2, on_answer, &d); /* as runc-v2: pid 0, status 0 */
+        ck_assert_int_eq(d.calls, 1);
+        ck_assert_int_eq(d.code, 0);
+        ck_assert_int_eq(d.pid, 0);
+        ck_assert_int_eq(d.exit_status, 0);
+        ck_assert_str_eq(fx.events, "exit:e1 exit:c1");
+}
+END_TEST
+
+/* An exec whose Start was in flight when the init died, and which did start: its exit
+ * is reported before the init's. */
+START_TEST(test_exec_started_during_init_death_exits_first) {
+        struct container *c = container_running("c2");
+        struct process *e = exec_starting(c, "e3");
+        kill_init(c);
+        ck_assert_int_eq(process_watch(e, child()), 0);
+        process_start_end(e, true);
+        ck_assert_int_eq(c->init->exit, EXIT_AWAITING_EXECS);
+        kill(e->pid, SIGKILL);
+        RUN_UNTIL(process_exited(c->init));
+        ck_assert_str_eq(fx.events, "exit:e3 exit:c2");
+}
+END_TEST
+
+/* An exec reaped while its start is still completing: its exit waits for the start. */
+START_TEST(test_exit_during_start_waits_for_it) {
+        struct container *c = container_running("c3");
+        struct process *e = exec_starting(c, "e4");
+        ck_assert_int_eq(process_watch(e, child()), 0);
+        kill(e->pid, SIGKILL);
+        RUN_UNTIL(e->exit == EXIT_DRAINED);
+        run_for(0.1);
+        ck_assert_int_eq(e->exit, EXIT_DRAINED);
+        ck_assert_str_eq(fx.events, "");
+        process_start_end(e, true);
+        ck_assert(process_exited(e));
+        ck_assert_str_eq(fx.events, "exit:e4");
+}
+END_TEST
+
+/* A started exec that outlives its init (no PID namespace of its own would allow it)
+ * holds the init's exit for the 2 s grace only. */
+START_TEST(test_running_exec_grace) {
+        struct container *c = container_running("c4");
+        struct process *e = exec_add(c, "e5");
+        ck_assert_int_eq(process_watch(e, child()), 0);
+        process_start_end(e, true);
+        kill_init(c);
+        RUN_UNTIL(process_exited(c->init));
+        ck_assert(c->exec_grace_expired);
+        ck_assert_str_eq(fx.events, "exit:c4");
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("container");
+        TCase *tc = tcase_create("exits");
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_failed_start_holds_then_releases_init);
+        tcase_add_test(tc, test_exec_started_during_init_death_exits_first);
+        tcase_add_test(tc, test_exit_during_start_waits_for_it);
+        tcase_add_test(tc, test_running_exec_grace);
+        suite_add_tcase(s, tc);
+        return run_suite(s);
+}
