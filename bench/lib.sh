@@ -3,6 +3,7 @@
 # cleanup. Sourced after tests/integration/ctrd-lib.sh (poll_until, ctrd_*, ctr_).
 
 BENCH_PIDS=()
+BENCH_CGROUPS=()
 
 # Microseconds since the epoch, without a fork.
 now_us() {
@@ -180,7 +181,7 @@ ts_to_us() {
 # Stop everything this benchmark started: containerd's tasks and containers, the
 # private containerd, tracked processes, runc containers in our roots, mounts, files.
 bench_cleanup() {
-        local rc=$? p id m
+        local rc=$? p id m c
         trap - EXIT INT TERM
         if [ -n "${CTRD_SOCK:-}" ] && [ -n "${CTRD_DIR:-}" ] && [ -e "$CTRD_DIR/containerd.pid" ]; then
                 for id in $(ctr_ task ls -q 2>/dev/null); do
@@ -191,6 +192,12 @@ bench_cleanup() {
                 done
                 ctrd_stop
         fi
+        # cgroups of ours: whatever is left in one goes back to its parent first
+        for c in "${BENCH_CGROUPS[@]}"; do
+                [ -d "$c" ] || continue
+                while read -r p; do echo "$p" >"${c%/*}/cgroup.procs"; done <"$c/cgroup.procs" 2>/dev/null
+                rmdir "$c" 2>/dev/null || echo "bench: cannot remove cgroup $c" >&2
+        done
         for p in "${BENCH_PIDS[@]}"; do
                 if ! pid_done "$p"; then
                         kill -KILL "$p" 2>/dev/null

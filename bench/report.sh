@@ -103,6 +103,8 @@ write_report() {
                 R_RUNRM=$LAST_RATIO
                 lat_row "detached: run -d, task kill, exit event, task rm, containers rm (other: runc-v2)" cycle.nano cycle.runc
                 R_CYCLE=$LAST_RATIO
+                [ -s "$DATA/cpu_run_rm.nano" ] && lat_row "CPU ms of containerd, shims and runtime calls per \`ctr run --rm\` (other: runc-v2)" cpu_run_rm.nano cpu_run_rm.runc
+                [ -s "$DATA/cpu_cycle.nano" ] && lat_row "CPU ms of containerd, shims and runtime calls per detached cycle (other: runc-v2)" cpu_cycle.nano cpu_cycle.runc
                 lat_row "standalone launch (create+start)→kill→wait→delete, shim process included (other: conmon+runc)" sa.nano sa.conmon
                 R_SA_CONMON=$LAST_RATIO
                 lat_row "standalone, same (other: bare \`runc run -d\`, kill, delete)" sa.nano sa.bare
@@ -178,7 +180,7 @@ write_report() {
         local f
         for f in "$DATA"/*; do
                 case ${f##*/} in
-                run_rm.* | cycle.* | sa.* | tp.* | ev.* | evk.* | evc.* | orph.*)
+                run_rm.* | cycle.* | cpu_run_rm.* | cpu_cycle.* | sa.* | tp.* | ev.* | evk.* | evc.* | orph.*)
                         echo "raw_${f##*/} $(tr '\n' ' ' <"$f")" >>"$TSV" ;;
                 esac
         done

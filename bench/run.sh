@@ -126,6 +126,38 @@ ctr_ events >"$WORK/events.log" 2>&1 &
 EVENTS_PID=$!
 track "$EVENTS_PID"
 
+# CPU time below ctr: containerd and all it starts (the shim's start and delete actions,
+# shim daemons, runtime calls) run in a cpuacct cgroup of their own (ctr and the bench
+# itself do not); its usage over a cycle is what the cycle cost them. Load from others
+# on the machine stretches wall time, not this.
+CPU_CG=""
+if [ -f /sys/fs/cgroup/cpuacct/cpuacct.usage ]; then
+        CPU_CG=/sys/fs/cgroup/cpuacct/nsbench-$$
+elif [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+        CPU_CG=/sys/fs/cgroup/nsbench-$$
+fi
+if [ -n "$CPU_CG" ] && mkdir "$CPU_CG" && echo "$CTRD_PID" >"$CPU_CG/cgroup.procs"; then
+        BENCH_CGROUPS+=("$CPU_CG")
+else
+        log "no cgroup for CPU accounting: CPU per cycle not measured"
+        CPU_CG=""
+fi
+cpu_us() {
+        if [ -f "$CPU_CG/cpuacct.usage" ]; then
+                echo $(($(<"$CPU_CG/cpuacct.usage") / 1000))
+        else
+                awk '$1 == "usage_usec" { print $2 }' "$CPU_CG/cpu.stat"
+        fi
+}
+# Only containerd left in it: the shims and runtime calls of the cycle are done.
+cpu_cg_quiet() { [ "$(wc -l <"$CPU_CG/cgroup.procs")" -le 1 ]; }
+# cpu_record NAME US0: wait for the cycle's processes to end, record the CPU ms since US0.
+cpu_record() {
+        [ -n "$CPU_CG" ] || return 0
+        poll_until 10 cpu_cg_quiet || log "$1: processes still in $CPU_CG"
+        record "$1" "$(fdiv $(($(cpu_us) - $2)) 1000 %.2f)"
+}
+
 # run_d RUNTIME ID [--annotation K=V] -- CMD...: a detached container through ctr.
 run_d() {
         local rt=$1 id=$2
@@ -296,17 +328,20 @@ mem_phase_b() {
 
 # One `ctr run --rm IMAGE ID /bin/true`; records ms in run_rm.<subject>.
 lc_run_rm() {
-        local rt=$1 id=$2 t0 t1
+        local rt=$1 id=$2 t0 t1 c0
+        c0=$([ -z "$CPU_CG" ] || cpu_us)
         t0=$(now_us)
         ctr_ run --rm --runtime "$rt" --fifo-dir "$WORK/fifo" "$IMAGE" "$id" /bin/true >/dev/null 2>&1 ||
                 log "run --rm $id failed"
         t1=$(now_us)
         record "run_rm.$(short "$rt")" "$(fdiv $((t1 - t0)) 1000)"
+        cpu_record "cpu_run_rm.$(short "$rt")" "$c0"
 }
 
 # run -d, task kill, wait for containerd's exit event, task delete, containers rm.
 lc_detached() {
-        local rt=$1 id=$2 t0 t1
+        local rt=$1 id=$2 t0 t1 c0
+        c0=$([ -z "$CPU_CG" ] || cpu_us)
         t0=$(now_us)
         run_d "$rt" "$id" -- sleep 100000 || log "run -d $id failed"
         ctr_ task kill -s KILL "$id" >/dev/null 2>&1
@@ -315,6 +350,7 @@ lc_detached() {
         ctr_ containers rm "$id" >/dev/null 2>&1
         t1=$(now_us)
         record "cycle.$(short "$rt")" "$(fdiv $((t1 - t0)) 1000)"
+        cpu_record "cpu_cycle.$(short "$rt")" "$c0"
 }
 
 lifecycle_phase() {
