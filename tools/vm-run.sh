@@ -95,9 +95,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # Modules the guest needs before its root exists (virtio disk and 9p, ext4, overlay)
-# and for the tests (overlay for containerd's snapshotter), in load order: each one's
-# "depends=" (from its .modinfo section) first.
-want_modules="virtio_pci virtio_blk 9pnet_virtio 9p crc32c_generic ext4 overlay"
+# and for the tests (overlay for containerd's snapshotter, bridge and veth for a CNI
+# bridge network), in load order: each one's "depends=" (from its .modinfo section)
+# first. The guest's /lib/modules is the host's: nothing is loaded later.
+want_modules="virtio_pci virtio_blk 9pnet_virtio 9p crc32c_generic ext4 overlay bridge veth"
 declare -A modpath=() loaded=()
 while IFS= read -r f; do
         b=${f##*/}

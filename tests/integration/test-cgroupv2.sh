@@ -180,7 +180,7 @@ sc_shim-cgroup() {
         echo "nanoshim only"
 }
 
-# 20 execs: afterwards the cgroup holds just the init, nothing is left under the shim,
+# 10 execs: afterwards the cgroup holds just the init, nothing is left under the shim,
 # and the shim's open fds are what they were after the first.
 sc_exec-cycle() {
         local id=$ID spid i fds0 fds1
@@ -188,7 +188,7 @@ sc_exec-cycle() {
         spid=$(shim_pid "$id")
         ctr_ task exec --exec-id e0 "$id" true || return 1
         fds0=$(ls "/proc/$spid/fd" | wc -l)
-        for i in $(seq 1 20); do
+        for i in $(seq 1 10); do
                 ctr_ task exec --exec-id "e$i" "$id" sh -c "echo x >/dev/null; exit $((i % 3))"
                 [ $? = $((i % 3)) ] || { echo "exec $i: wrong status"; return 1; }
         done
@@ -200,15 +200,21 @@ sc_exec-cycle() {
         finish "$id"
 }
 
-# Orphans: the init double-forks 50 processes away and exits; the exit is reported,
-# nothing stays under the shim, and the cgroup goes with the delete.
+# Orphans in the host's PID namespace (--with-ns pid:...): the init daemonizes 20
+# processes and exits 4. Nothing kills them but the shim (the kernel would, in a PID
+# namespace of the container's own): the exit is reported once they are gone from the
+# cgroup, nothing stays under the shim, and the cgroup goes with the delete.
 sc_orphans() {
-        local id=$ID
-        start_d "$id" -- sh -c 'for i in $(seq 50); do (sleep 3 &); done; exit 4' || return 1
+        local id=$ID cg spid
+        cg=$(cg_dir "$id")
+        start_d "$id" --with-ns pid:/proc/1/ns/pid -- sh -c 'for i in $(seq 20); do (sleep 1000 &); done; exit 4' || return 1
+        spid=$(shim_pid "$id")
         poll_until 60 task_stopped "$id" || { echo "$id: did not stop"; return 1; }
+        poll_until 30 sh -c "[ -z \"\$(cat '$cg/cgroup.procs' 2>/dev/null)\" ]" || { echo "$id: stopped with $(wc -l <"$cg/cgroup.procs") processes left in its cgroup"; return 1; }
+        poll_until 30 test "$(zombies_of "$spid")" = 0 || { echo "zombies under the shim: $(zombies_of "$spid")"; return 1; }
         echo "delete: $(ctr_ task delete "$id" 2>&1 | grep -o 'exit code [0-9]*\|status [0-9]*')"
         ctr_ containers rm "$id"
-        poll_until 30 test ! -d "$(cg_dir "$id")" || { echo "$id: cgroup left after delete: $(cat "$(cg_dir "$id")/cgroup.procs")"; return 1; }
+        poll_until 30 test ! -d "$cg" || { echo "$id: cgroup left after delete: $(cat "$cg/cgroup.procs")"; return 1; }
         echo "cgroup removed"
 }
 

@@ -1,21 +1,25 @@
 #!/bin/bash
 # The cgroup v2 tier: boots the guest of tools/vm-run.sh (Debian bookworm's kernel,
 # cgroup v2 only) and runs in it, on cgroup v2:
-#   - the runtime adapter against runc and crun (test-adapter);
+#   - the runtime adapter against crun (test-adapter; crun refuses the hybrid host);
 #   - test-cgroupv2.sh under containerd 1.6 with runc and crun, side by side with
 #     containerd-shim-runc-v2;
 #   - test-cgroupv2.sh under containerd 2.1 (Debian sid's, fetched here before the
-#     boot: the guest has no network) with crun, a subset of the scenarios.
+#     boot: the guest has no network) with runc, a subset of the scenarios (bookworm's
+#     crun 1.8 refuses the OCI spec 1.2 that containerd 2.1 writes: "unknown version
+#     specified", with either shim);
+#   - the CRI tier's pod scenario (tests/cri/test-cri.sh, containerd 1.6), nanoshim
+#     and runc-v2 side by side (its CRI client is generated here before the boot).
 #   test-vm-cgroupv2.sh SHIM SHIMCTL TEST_ADAPTER SUBREAPER SOURCE_ROOT
 # Skips (77) where the guest cannot be had (no QEMU, no kernel). CG2_VM_PARTS chooses
-# the parts ("adapter ctrd16 ctrd21", default all).
+# the parts ("adapter ctrd16 ctrd21 cri", default all).
 set -u
 SHIM=$(readlink -f "$1")
 SHIMCTL=$(readlink -f "$2")
 ADAPTER=$(readlink -f "$3")
 SUBREAPER=$(readlink -f "$4")
 SRC=$(readlink -f "$5")
-PARTS=${CG2_VM_PARTS:-adapter ctrd16 ctrd21}
+PARTS=${CG2_VM_PARTS:-adapter ctrd16 ctrd21 cri}
 
 if [ -z "${NANOSHIM_IN_VM:-}" ]; then
         [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
@@ -24,8 +28,15 @@ if [ -z "${NANOSHIM_IN_VM:-}" ]; then
                 CTRD21_BIN=$("$SRC/tools/containerd-version.sh" 2.1) ||
                         echo "containerd 2.1 could not be fetched: that part is left out"
         fi
+        if echo " $PARTS " | grep -q ' cri ' &&
+                ! /usr/bin/python3 -c "import sys; sys.path.insert(0, '$SRC/tests/cri'); import cri; cri.load()" >/dev/null 2>&1; then
+                echo "the CRI client cannot be generated here: the CRI part is left out"
+                PARTS=$(echo " $PARTS " | sed 's/ cri / /')
+        fi
         export CTRD21_BIN PARTS NANOSHIM_IN_VM=1 CG2_VM_PARTS=$PARTS
         export VM_ENV="NANOSHIM_IN_VM CTRD21_BIN CG2_VM_PARTS CG2_SCENARIOS CG2_RUNTIMES"
+        # the guest's deadline comes before meson's (1800 s), so that its log is shown
+        export VM_TIMEOUT=${VM_TIMEOUT:-1680}
         exec "$SRC/tools/vm-run.sh" bash "$0" "$@"
 fi
 
@@ -46,7 +57,7 @@ part() { # part NAME CMD...
 for p in $PARTS; do
         case $p in
         adapter)
-                part adapter-runc "$ADAPTER" runc "$SRC"
+                # (runc's adapter test runs on the host; crun's is skipped there)
                 part adapter-crun "$ADAPTER" crun "$SRC"
                 ;;
         ctrd16)
@@ -56,10 +67,13 @@ for p in $PARTS; do
         ctrd21)
                 if [ -n "${CTRD21_BIN:-}" ]; then
                         part cgroupv2-containerd-2.1 env CTRD=2.1 CTRD_BIN="$CTRD21_BIN" CTR_NS=nanoshim-cg2-21 \
-                                CG2_RUNTIMES="${CG2_RUNTIMES:-crun}" \
+                                CG2_RUNTIMES="${CG2_RUNTIMES:-runc}" \
                                 CG2_SCENARIOS="${CG2_SCENARIOS:-oom-init pause stats update}" \
                                 "$SUBREAPER" "$SRC/tests/integration/test-cgroupv2.sh" "$SHIM" "$SHIMCTL" "$SRC"
                 fi
+                ;;
+        cri)
+                part cri-pod-containerd-1.6 env CRI_ONLY=pod "$SUBREAPER" "$SRC/tests/cri/test-cri.sh" 1.6 "$SHIM" "$SRC"
                 ;;
         *) echo "unknown part '$p'"; failed="$failed $p" ;;
         esac
