@@ -128,13 +128,14 @@ children_count() {
         echo "$n"
 }
 
-# sample_procs PID...: (uses $WORK for two scratch files) "pid pss rss uss threads fds inotify cpu_ns wakeups" per process
-# (one awk for the smaps; fds, threads' schedstat read without a fork).
+# sample_procs PID...: "pid pss_kb rss_kb uss_kb threads fds inotify cpu_ns wakeups" per
+# process: one awk for all the smaps, fds and the threads' schedstat (on-CPU ns and
+# times scheduled in) read without a fork; two scratch files in $WORK.
 sample_procs() {
-        local p f fds run cnt sum wk _ files=()
+        local p f fds run cnt sum wk _
         [ $# -gt 0 ] || return 0
         for p in "$@"; do
-                files+=("/proc/$p/smaps_rollup" "/proc/$p/status")
+                [ -d "/proc/$p" ] || continue # gone (one less sample, not an empty one)
                 fds=0
                 for f in /proc/"$p"/fd/*; do
                         [ -e "$f" ] || [ -L "$f" ] || continue
@@ -150,19 +151,23 @@ sample_procs() {
         # inotify instances: links to anon_inode:inotify
         find $(printf '/proc/%s/fd ' "$@") -lname 'anon_inode:inotify' 2>/dev/null |
                 awk -F/ '{ n[$3]++ } END { for (p in n) print p, n[p] }' >"$WORK/.pino"
-        awk '
-                FILENAME ~ /\.pino$/ { ino[$1] = $2; next }
-                FILENAME ~ /\.pf$/ { fds[$1] = $2; ns[$1] = $3; wk[$1] = $4; order[++n] = $1; next }
-                FILENAME ~ /smaps_rollup$/ {
-                        split(FILENAME, a, "/"); p = a[3]
-                        if ($1 == "Pss:") pss[p] = $2
-                        if ($1 == "Rss:") rss[p] = $2
-                        if ($1 == "Private_Clean:" || $1 == "Private_Dirty:") uss[p] += $2
-                        next }
-                FILENAME ~ /status$/ { split(FILENAME, a, "/"); if ($1 == "Threads:") thr[a[3]] = $2 }
-                END { for (i = 1; i <= n; i++) { p = order[i]
-                        printf "%s %d %d %d %d %d %d %s %s\n", p, pss[p], rss[p], uss[p], thr[p], fds[p], ino[p] + 0, ns[p], wk[p] } }
-        ' "$WORK/.pino" "$WORK/.pf" "${files[@]}" 2>/dev/null
+        # the /proc files are read with getline: one that vanished meanwhile skips its process
+        awk 'FILENAME ~ /\.pino$/ { ino[$1] = $2; next }
+                {
+                        p = $1; pss = rss = uss = thr = 0; ok = 0
+                        f = "/proc/" p "/smaps_rollup"
+                        while ((getline l < f) > 0) {
+                                ok = 1; split(l, a, " ")
+                                if (a[1] == "Pss:") pss = a[2]
+                                if (a[1] == "Rss:") rss = a[2]
+                                if (a[1] == "Private_Clean:" || a[1] == "Private_Dirty:") uss += a[2]
+                        }
+                        close(f)
+                        f = "/proc/" p "/status"
+                        while ((getline l < f) > 0) { split(l, a, " "); if (a[1] == "Threads:") thr = a[2] }
+                        close(f)
+                        if (ok) printf "%s %d %d %d %d %d %d %s %s\n", p, pss, rss, uss, thr, $2, ino[p] + 0, $3, $4
+                }' "$WORK/.pino" "$WORK/.pf"
 }
 
 # rest_delta BEFORE AFTER US: "processes cpu_ns wakeups seconds" over the window

@@ -372,8 +372,7 @@ cri_section() {
         done
         rm -f "$d/.lat"
         echo
-        local a b r
-        a=$(awk 'END { print $2 }' <(awk '{ print $2 }' "$d/pods.nanoshim" 2>/dev/null | sort -g | awk '{ v[NR] = $1 } END { print NR, v[int((NR + 1) / 2)] }'))
+        local a b
         for h in nanoshim runc; do
                 [ -s "$d/rm.$h" ] && echo "Removal of all $(cut -d' ' -f1 "$d/rm.$h") \`$h\` pods (StopPodSandbox + RemovePodSandbox each): $(cut -d' ' -f2 "$d/rm.$h") s."
         done

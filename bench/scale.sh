@@ -344,8 +344,21 @@ fill() {
 # list_tasks: containerd's task list into $WORK/tasks, read by supervisors and inits.
 # Once per checkpoint, before any sample: a task list makes containerd call every shim
 # (State), which would count as activity in the windows of the subjects sampled earlier.
+# Only running tasks: a task whose init died keeps its old PID in the list (which the
+# kernel may have given to someone else's process since). An init of ours that died
+# without being killed by us is recorded as a failure (here other agents' by-PID kills
+# of recycled PIDs have hit our containers).
 list_tasks() {
-        ctr_ task ls >"$WORK/tasks" 2>/dev/null
+        ctr_ task ls >"$WORK/tasks.all" 2>/dev/null
+        awk 'NR == 1 || $3 == "RUNNING"' "$WORK/tasks.all" >"$WORK/tasks"
+        local id s
+        for id in $(awk 'NR > 1 && $3 != "RUNNING" { print $1 }' "$WORK/tasks.all"); do
+                grep -qxF "$id" "$WORK/died" 2>/dev/null && continue
+                echo "$id" >>"$WORK/died"
+                s=${id%%[0-9]*}
+                echo "${id#"$s"} died outside the benchmark: $(grep -F "\"container_id\":\"$id\",\"id\"" "$WORK/events.log" | cut -c1-200)" >>"$DATA/fail.$s"
+                log "  $id: its init died outside the benchmark"
+        done
 }
 
 # supervisors SUBJECT POP: PIDs of the processes supervising the population's
@@ -353,8 +366,8 @@ list_tasks() {
 supervisors() {
         local s=$1 p=$2 id pid f st
         if [ "$s" = conmon ]; then
-                for f in "$WORK"/cm/"conmon$p"-*/conmon.pid; do
-                        [ -s "$f" ] && pid=$(<"$f") && [ -d "/proc/$pid" ] && echo "$pid"
+                for id in $(conmon_running "$p"); do
+                        echo "$(<"$WORK/cm/$id/conmon.pid")"
                 done
                 return
         fi
@@ -367,12 +380,29 @@ supervisors() {
         done < <(tail -n +2 "$WORK/tasks") | sort -un
 }
 
+# conmon_running POP: ids of the population's conmon containers that have not exited
+# (no exit file); one that has, unless we killed it, is recorded as a failure.
+conmon_running() {
+        local d id
+        for d in "$WORK"/cm/"conmon$1"-*; do
+                id=${d##*/}
+                [ -s "$d/pid" ] && [ -s "$d/conmon.pid" ] || continue
+                if [ -e "$WORK/exits/$id" ]; then
+                        grep -qxF "$id" "$WORK/died" 2>/dev/null && continue
+                        echo "$id" >>"$WORK/died"
+                        echo "${id#conmon} died outside the benchmark: exit file $(<"$WORK/exits/$id")" >>"$DATA/fail.conmon"
+                        continue
+                fi
+                echo "$id"
+        done
+}
+
 # inits SUBJECT POP: the PIDs of the population's container inits.
 inits() {
         local s=$1 p=$2 f pid
         if [ "$s" = conmon ]; then
-                for f in "$WORK"/cm/"conmon$p"-*/pid; do
-                        [ -s "$f" ] && echo "$(<"$f")"
+                for id in $(conmon_running "$p"); do
+                        echo "$(<"$WORK/cm/$id/pid")"
                 done
                 return
         fi
@@ -421,13 +451,14 @@ kill_inits() {
         kill -KILL "$@" 2>/dev/null
 }
 
-# exit_count SUBJECT POP: /tasks/exit events seen for the population (or exit files).
+# exit_count SUBJECT POP: /tasks/exit events for the population since the kill (the
+# events log from line $EV_FROM), or conmon's exit files.
 exit_count() {
         if [ "$1" = conmon ]; then
                 local f=("$WORK/exits/conmon$2"-*)
                 [ -e "${f[0]}" ] && echo "${#f[@]}" || echo 0
         else
-                grep -c "/tasks/exit .*\"container_id\":\"$1$2-" "$WORK/events.log"
+                tail -n +"$EV_FROM" "$WORK/events.log" | grep -c "/tasks/exit .*\"container_id\":\"$1$2-"
         fi
 }
 
@@ -441,7 +472,7 @@ last_exit_us() {
         if [ "$1" = conmon ]; then
                 find "$WORK/exits" -name "conmon$2-*" -printf '%T@\n' | sort -g | tail -n 1 | tr -d .
         else
-                grep "/tasks/exit .*\"container_id\":\"$1$2-" "$WORK/events.log" |
+                tail -n +"$EV_FROM" "$WORK/events.log" | grep "/tasks/exit .*\"container_id\":\"$1$2-" |
                         awk '{ print $1, $2, "UTC" }' | date -u -f - +%s%6N | sort -n | tail -n 1
         fi
 }
@@ -453,6 +484,14 @@ kill_all() {
         mapfile -t pids < <(inits "$s" "$p")
         n=${#pids[@]}
         [ "$n" -gt 0 ] || return 0
+        EV_FROM=$(($(wc -l <"$WORK/events.log") + 1))
+        # conmon: exit files of containers that died before (outside the benchmark) go
+        local f
+        if [ "$s" = conmon ]; then
+                for f in "$WORK/exits/conmon$p"-*; do
+                        [ -e "$f" ] && rm -f "$f"
+                done
+        fi
         t0=$(now_us)
         kill_inits "${pids[@]}"
         if ! poll_until 120 exits_reached "$s" "$p" "$n"; then
