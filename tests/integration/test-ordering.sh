@@ -23,7 +23,7 @@ export CTR_NS=${CTR_NS:-nanoshim-ordering-$CTRD-$$}
 . "$SRC/tests/integration/ctrd-lib.sh"
 skip_unless_ready containerd ctr runc busybox
 LANES=${ORDERING_LANES:-3}
-ROUNDS=${ORDERING_ROUNDS:-70}
+ROUNDS=${ORDERING_ROUNDS:-50}
 BURSTS=${ORDERING_BURSTS:-3}
 NANO=io.containerd.nanoshim.v2
 IMAGE=localhost/nanoshim-ordering:test

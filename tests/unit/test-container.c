@@ -7,13 +7,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "container.h"
 #include "macro.h"
 #include "reaper.h"
+#include "runtime.h"
 #include "shim.h"
+#include "status-code.h"
 #include "unit.h"
 
 struct fixture {
@@ -48,10 +51,9 @@ static void teardown(void) {
         for (size_t i = 0; i < fx.n_children; i++)
                 kill(fx.children[i], SIGKILL);
         fx.shim.reaper = reaper_free(fx.shim.reaper);
-        char path[128];
-        snprintf(path, sizeof path, "%s/init.exit", fx.bundle);
-        unlink(path);
-        rmdir(fx.bundle);
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "/bin/rm -rf '%s'", fx.bundle);
+        (void)!system(cmd);
 }
 
 /* A child that waits to be killed. */
@@ -223,6 +225,90 @@ START_TEST(test_running_exec_grace) {
 }
 END_TEST
 
+/* A runtime for Delete: a script that records its arguments in <bundle>/calls and, for
+ * `delete --force` (a created container), kills the init whose pid is in
+ * <bundle>/init.pid, as runc's forced delete does (here 0.3 s after it returned). */
+static void fake_runtime(struct container *c) {
+        char path[128], calls[128];
+        snprintf(path, sizeof path, "%s/fake-runtime", fx.bundle);
+        snprintf(calls, sizeof calls, "%s/calls", fx.bundle);
+        FILE *f = fopen(path, "we");
+        ck_assert_ptr_nonnull(f);
+        /* the kill lands after the runtime returned: the harder order for the shim */
+        fprintf(f,
+                "#!/bin/sh\necho \"$*\" >>%s\n"
+                "case \"$*\" in *'delete --force'*) (sleep 0.3; kill -9 $(cat %s/init.pid)) </dev/null >/dev/null 2>&1 & ;; esac\n",
+                calls, fx.bundle);
+        fclose(f);
+        ck_assert_int_eq(chmod(path, 0755), 0);
+        struct runtime_config cfg = {.binary = path, .root = fx.bundle};
+        ck_assert_int_eq(runtime_new(fx.shim.loop, fx.shim.reaper, &cfg, &c->rt), 0);
+        char pid[32];
+        snprintf(pid, sizeof pid, "%d", (int)c->init->pid);
+        ck_assert_int_eq(container_write_bundle_file(c, "init.pid", pid, false), 0);
+}
+
+static bool called(const char *what) {
+        char path[128], buf[512] = {0};
+        snprintf(path, sizeof path, "%s/calls", fx.bundle);
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return false;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        return strstr(buf, what) != NULL;
+}
+
+/* Delete c's init; the answer: OK with the init's status, after the runtime's `call`,
+ * with the exit event before the delete event. */
+static void delete_and_check(struct container *c, const char *call) {
+        struct answered d = {0};
+        char events[64];
+        snprintf(events, sizeof events, "exit:%s delete:%s", c->id, c->id);
+        container_delete(c, c->init, on_answer, &d);
+        RUN_UNTIL(d.calls == 1);
+        ck_assert_int_eq(d.code, 0);
+        ck_assert_int_eq(d.exit_status, 137);
+        ck_assert(called(call));
+        ck_assert_str_eq(fx.events, events);
+}
+
+/* Delete of a container whose init exited: the runtime's delete, then the answer with
+ * the init's status and the delete event after the exit's. */
+START_TEST(test_delete_after_exit) {
+        struct container *c = container_running("c5");
+        fake_runtime(c);
+        kill(c->init->pid, SIGKILL);
+        RUN_UNTIL(process_exited(c->init));
+        delete_and_check(c, "delete c5"); /* (c is freed) */
+        ck_assert_ptr_null(container_find(&fx.shim, "c5"));
+}
+END_TEST
+
+/* Delete of a created container (its init never started): a forced delete, and the
+ * answer only once the init's exit it caused is reported, after it. */
+START_TEST(test_delete_created_reports_exit_first) {
+        struct container *c = container_new(&fx.shim, "c6", fx.bundle, &hooks);
+        ck_assert_ptr_nonnull(c);
+        c->created = c->private_pidns = true;
+        ck_assert_int_eq(process_watch(c->init, child()), 0);
+        fake_runtime(c);
+        delete_and_check(c, "delete --force c6");
+}
+END_TEST
+
+/* Delete of a running process is refused. */
+START_TEST(test_delete_running_refused) {
+        struct container *c = container_running("c7");
+        struct answered d = {0};
+        container_delete(c, c->init, on_answer, &d);
+        ck_assert_int_eq(d.calls, 1);
+        ck_assert_int_eq(d.code, TTRPC_UNKNOWN);
+        ck_assert_str_eq(fx.events, "");
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("container");
         TCase *tc = tcase_create("exits");
@@ -232,6 +318,9 @@ int main(void) {
         tcase_add_test(tc, test_exec_started_during_init_death_exits_first);
         tcase_add_test(tc, test_exit_during_start_waits_for_it);
         tcase_add_test(tc, test_running_exec_grace);
+        tcase_add_test(tc, test_delete_after_exit);
+        tcase_add_test(tc, test_delete_created_reports_exit_first);
+        tcase_add_test(tc, test_delete_running_refused);
         suite_add_tcase(s, tc);
         return run_suite(s);
 }
