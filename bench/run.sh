@@ -18,6 +18,7 @@ ORPH_RUNS=3
 IDLE_S=10
 REST_S=3
 PHASES=""
+STATE_TMPFS=""
 OUT=$SRC/bench/results
 ORIG_ARGS=("$@")
 usage() {
@@ -29,6 +30,8 @@ usage() {
         echo "  --quick  small counts for a smoke test (-n 5 -r 5 -t 1)"
         echo "  -p LIST  only these phases (of: memory lifecycle standalone throughput events"
         echo "           orphans); prints the figures, writes no report"
+        echo "  --state-tmpfs  containerd's state dir (the bundles) on a tmpfs, as /run is on"
+        echo "           most hosts; by default it is under /tmp (this VM's /run is on disk too)"
 }
 while [ $# -gt 0 ]; do
         case $1 in
@@ -37,6 +40,7 @@ while [ $# -gt 0 ]; do
         -t) TP_RUNS=$2; shift ;;
         -o) OUT=$2; shift ;;
         -p) PHASES=$2; shift ;;
+        --state-tmpfs) STATE_TMPFS=1 ;;
         --quick) N=5 RUNS=5 TP_RUNS=1 EV_RUNS=5 ORPH_RUNS=1 IDLE_S=2 ;;
         -h | --help) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
@@ -119,8 +123,12 @@ mk_bundle() {
         cp "$key" "$dir/config.json"
 }
 
+if [ -n "$STATE_TMPFS" ]; then
+        # (unmounted by bench_cleanup with everything else under $WORK)
+        mkdir -p "$WORK/ctrd/state" && mount -t tmpfs -o mode=0711 nsbench-state "$WORK/ctrd/state" || exit 1
+fi
 ctrd_start "$WORK/ctrd" "$SHIM" || exit 1
-log "containerd $CTRD_VERSION ($CTRD_BIN)"
+log "containerd $CTRD_VERSION ($CTRD_BIN), state dir on $(stat -f -c %T "$WORK/ctrd/state")"
 ctrd_import_image "$ROOTFS" "$IMAGE" || { log "cannot import the image"; exit 1; }
 ctr_ events >"$WORK/events.log" 2>&1 &
 EVENTS_PID=$!
