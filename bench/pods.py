@@ -7,6 +7,9 @@ CRI_DIR, CRI_SOCK, CRI_IMAGE). Measures, handlers interleaved ABBA:
   - pod stop + remove: StopPodSandbox + RemovePodSandbox;
   - PSS per pod: the pod's shim (both handlers run one shim per pod) with 1, 2 and 5
     containers, K pods of a kind at once (PSS shares the pages they have in common).
+  - CPU: containerd runs in a cgroup of its own (bench/pods.sh), so what it starts
+    (shims, runc, CNI plugins) is accounted with it; the containers are not (they
+    run in their pods' cgroups). Load-independent where wall times are not.
 Writes OUT.tsv (raw samples) and OUT.md (tables and ratios); prints the table.
 """
 import argparse
@@ -44,6 +47,33 @@ def shim_pids(pod_ids):
     return out
 
 
+def contention():
+    """Load average and CPU pressure now (the wall times depend on them)."""
+    with open("/proc/loadavg") as f:
+        load = " ".join(f.read().split()[:3])
+    try:
+        with open("/proc/pressure/cpu") as f:
+            psi = f.readline().split()[2].split("=")[1] + "%"
+    except (OSError, IndexError):
+        psi = "-"
+    return "load %s, CPU pressure (some, 60 s) %s, nice %d" % (load, psi, os.nice(0))
+
+
+def cpu_ns(cg):
+    """CPU time of everything in the cgroup directory CG (v1 cpuacct or v2)."""
+    if not cg:
+        return 0
+    try:
+        with open(os.path.join(cg, "cpuacct.usage")) as f:
+            return int(f.read())
+    except FileNotFoundError:
+        with open(os.path.join(cg, "cpu.stat")) as f:
+            for line in f:
+                if line.startswith("usage_usec"):
+                    return int(line.split()[1]) * 1000
+    return 0
+
+
 def pss_kb(pid):
     with open("/proc/%d/smaps_rollup" % pid) as f:
         for line in f:
@@ -58,11 +88,13 @@ def main():
     ap.add_argument("--pods", type=int, default=10, help="pods at once for PSS")
     ap.add_argument("--out", required=True, help="path prefix of the .tsv and .md")
     ap.add_argument("--cgroup-parent", default="/nanoshim-bench-pods")
+    ap.add_argument("--cpu-cgroup", help="containerd's cgroup (CPU accounting)")
     a = ap.parse_args()
     c = cri.Client(os.environ["CRI_SOCK"])
     c.wait_ready()
     image = os.environ["CRI_IMAGE"]
     samples = {}   # (metric, handler) -> [values]
+    before = contention()
     seq = [0]
 
     def start(h, n):
@@ -85,18 +117,27 @@ def main():
     for r in range(a.runs):
         order = HANDLERS if r % 2 == 0 else HANDLERS[::-1]   # ABBA
         for h in order:
+            cpu0 = cpu_ns(a.cpu_cgroup)
             pod, dt, t = start(h, 2)
             add("start", h, dt)
             for k in ("run_pod", "create", "start"):
                 add("phase_" + k, h, t[k])
+            cpu1 = cpu_ns(a.cpu_cgroup)
             t0 = time.monotonic()
             c.call("StopPodSandbox", pod_sandbox_id=pod)
             t1 = time.monotonic()
+            cpu2 = cpu_ns(a.cpu_cgroup)
             c.call("RemovePodSandbox", pod_sandbox_id=pod)
             t2 = time.monotonic()
             add("stop_remove", h, t2 - t0)
             add("phase_stop_pod", h, t1 - t0)
             add("phase_remove_pod", h, t2 - t1)
+            if a.cpu_cgroup:
+                cpu3 = cpu_ns(a.cpu_cgroup)
+                add("cpu", h, (cpu3 - cpu0) / 1e9)
+                add("cpu_start", h, (cpu1 - cpu0) / 1e9)
+                add("cpu_stop_pod", h, (cpu2 - cpu1) / 1e9)
+                add("cpu_remove_pod", h, (cpu3 - cpu2) / 1e9)
     for n in (1, 2, 5):
         for h in HANDLERS:
             pods = [start(h, n)[0] for _ in range(a.pods)]
@@ -131,6 +172,12 @@ def main():
         rows.append((metric.replace("_", " + "), "%.1f %s" % (med(metric, "nanoshim") * scale, unit),
                      "%.1f %s" % (med(metric, "runc") * scale, unit), "%.2f" % r,
                      "<= %.2f" % target, "met" if r <= target else "MISSED"))
+    if ("cpu", "runc") in samples:
+        for m, what in (("cpu", "CPU of containerd + shims + runc per pod"),
+                        ("cpu_start", "  of which pod start"), ("cpu_stop_pod", "  StopPodSandbox"),
+                        ("cpu_remove_pod", "  RemovePodSandbox")):
+            rows.append((what, "%.1f ms" % (med(m, "nanoshim") * 1000),
+                         "%.1f ms" % (med(m, "runc") * 1000), "%.2f" % paired_ratio(m), "", ""))
     for k, what in (("run_pod", "RunPodSandbox"), ("create", "2 x CreateContainer"),
                     ("start", "2 x StartContainer"), ("stop_pod", "StopPodSandbox"),
                     ("remove_pod", "RemovePodSandbox")):
@@ -155,6 +202,7 @@ def main():
                 "of a kind at once, 3 s after the last start. Times are medians; ratios are "
                 "medians of per-pair ratios (nanoshim/runc) for times, of medians for PSS.\n\n"
                 % (v.runtime_version, os.uname().release, a.runs, a.pods))
+        f.write("Machine at the start: %s; at the end: %s.\n\n" % (before, contention()))
         f.write(table + "\n")
     print(table)
 
