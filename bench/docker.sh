@@ -149,7 +149,7 @@ report=$OUT/$(date -u +%F)-$(hostname -s)-docker.md
                 echo "Where the time goes (perf sched events during the measured runs; the recording itself slows every run a little):"
                 echo
                 perf_sched_events "$WORK/perf.data" >"$WORK/events"
-                cut_phases "$DOCKER_BIN/docker" "$CTRD_PID" <"$WORK/events" >"$WORK/phases"
+                cut_phases "$DOCKER_BIN/docker" $$ "$CTRD_PID" <"$WORK/events" >"$WORK/phases"
                 phase_medians "$WORK/phases"
         fi
 } >"$report"

@@ -256,17 +256,19 @@ perf_sched_events() {
                 }'
 }
 
-# cut_phases CLIENT CONTAINERD_PID: the events (perf_sched_events) on stdin, one run of
-# the client binary CLIENT (ctr, docker) after the other, each cut at the same points for both
-# shims: the client starts, the shim's `start` action is exec'd, `runc create` and
-# `runc start` run, the container's `true` exits, the shim daemon exits, containerd's
-# `delete` action ends, the client exits. One line per run and phase: SHIM PHASE MS.
-# Only processes descending from that containerd count: other agents' shims and runc
-# may run at the same time.
+# cut_phases CLIENT PARENT_PID CONTAINERD_PID: the events (perf_sched_events) on stdin,
+# one run of the client binary CLIENT (ctr, docker) started by PARENT_PID after the
+# other, each cut at the same points for both shims: the client starts, the shim's
+# `start` action is exec'd, `runc create` and `runc start` run, the container's `true`
+# exits, the shim daemon exits, containerd's `delete` action ends, the client exits.
+# One line per run and phase: SHIM PHASE MS.
+# Only the clients PARENT_PID started and processes descending from that containerd
+# count: other agents' clients, shims and runc may run at the same time.
 cut_phases() {
-        awk -v client="$1" -v ctrd="$2" '
+        awk -v client="$1" -v parent="$2" -v ctrd="$3" '
                 function out(name, a, b) { if (a > 0 && b > 0) printf "%s %s %.3f\n", kind, name, (b - a) * 1000 }
-                $2 == "exec" && $4 == client { run = 1; cl = $3; t0 = $1; kind = ""; nrunc = 0
+                $2 == "fork" && $3 == parent { ours[$4] = 1 }
+                $2 == "exec" && $4 == client && ($3 in ours) { run = 1; cl = $3; t0 = $1; kind = ""; nrunc = 0
                         shim_start = rc0 = rc1 = rs0 = rs1 = true_exit = 0; last_shim = 0; split("", shim); split("", fam); fam[ctrd] = 1 }
                 !run { next }
                 $2 == "fork" && ($3 in fam) { fam[$4] = 1 }
@@ -290,11 +292,10 @@ cut_phases() {
                                 out("3_runc_create", rc0, rc1)
                                 out("4_create_done->runc_start", rc1, rs0)
                                 out("5_runc_start", rs0, rs1)
-                                out("6_runc_start_done->init_exit", rs1, true_exit)
-                                out("7_init_exit->daemon_exit", true_exit, daemon_exit)
-                                out("8_daemon_exit->delete_action_done", daemon_exit, del_end)
-                                out("9_->client_exit", del_end, $1)
-                                out("9z_total", t0, $1)
+                                out("6_init_exit->daemon_exit", true_exit, daemon_exit)
+                                out("7_daemon_exit->delete_action_done", daemon_exit, del_end)
+                                out("8_->client_exit", del_end, $1)
+                                out("9_total", t0, $1)
                                 run = 0
                         }
                 }' | sort -k1,1 -k2,2 -k3g
@@ -308,6 +309,6 @@ phase_medians() {
         for p in $(cut -d' ' -f2 "$1" | sort -u); do
                 awk -v p="$p" '$2 == p { v[$1, ++n[$1]] = $3 }
                         function med(k,   c) { c = n[k]; if (!c) return "-"; return sprintf("%.2f", (c % 2) ? v[k, (c + 1) / 2] : (v[k, c / 2] + v[k, c / 2 + 1]) / 2) }
-                        END { name = p; sub(/^[0-9]z?_/, "", name); print "| " name " | " med("nanoshim") " | " med("runc-v2") " |" }' "$1"
+                        END { name = p; sub(/^[0-9]_/, "", name); print "| " name " | " med("nanoshim") " | " med("runc-v2") " |" }' "$1"
         done
 }

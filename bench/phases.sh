@@ -74,7 +74,7 @@ kill -INT "$PERF_PID"
 wait "$PERF_PID"
 PERF_PID=""
 
-perf_sched_events "$WORK/perf.data" | cut_phases "$(command -v ctr)" "$CTRD_PID" >"$WORK/phases"
+perf_sched_events "$WORK/perf.data" | cut_phases "$(command -v ctr)" $$ "$CTRD_PID" >"$WORK/phases"
 
 echo "Medians over $RUNS runs of \`ctr run --rm IMAGE id /bin/true\` per shim (ms):"
 echo
