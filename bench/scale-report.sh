@@ -178,7 +178,7 @@ limits_text() {
         echo "Per container at N=$top (measured), and the N at which each limit would bind (extrapolated" \
                 "linearly from it; \"-\" when the subject does not use it):"
         echo
-        echo "| subject | tasks (threads+init)/ctr | containerd fds/ctr | supervisor fds/ctr | inotify/ctr | memory (supervisor+init PSS) KB/ctr | N at pid_max | N at containerd's fd limit | N at inotify instances | N at MemAvailable | binds first |"
+        echo "| subject | tasks (threads+init)/ctr | containerd fds per container (all subjects mixed) | supervisor fds/ctr | inotify/ctr | memory (supervisor+init PSS) KB/ctr | N at pid_max | N at containerd's fd limit | N at inotify instances | N at MemAvailable | binds first |"
         echo "|---|---|---|---|---|---|---|---|---|---|---|"
         for s in $SUBJECTS; do
                 local line
@@ -329,10 +329,15 @@ version_section() {
         target_row "starts/s with $PAR in flight" nano par_per_s ">= 1.3" "≥ 1.3×"
         target_row "kill all N → last exit (ms)" nano kill_ms "<= 0.5" "≤ 0.5×"
         target_row "kill all N → last exit, pods of 10 (ms)" pod kill_ms "<= 0.5" "≤ 0.5×"
-        local busy
-        busy=$(awk 'NR == 1 { for (i = 1; i <= NF; i++) h[$i] = i; next }
-                ($1 == "nano" || $1 == "pod") && $(h["rest_cpu_ms"]) + 0 > 0 { printf "%s at N=%s: %s ms; ", $1, $2, $(h["rest_cpu_ms"]) }' "$d/summary.tsv")
-        echo "| CPU at rest at every N (nanoshim, both) | ${busy:-0 at every N} | $(awk 'NR > 1 && $1 == "runc" { printf "%s ms at N=%s; ", $11, $2 }' "$d/summary.tsv") | | 0 | $(if [ -z "$busy" ]; then echo met; else echo "**missed**"; fi) |"
+        # CPU at rest: every N; wake-ups per supervisor per minute say what woke them
+        local rest_n rest_r
+        rest_n=$(awk 'NR == 1 { for (i = 1; i <= NF; i++) h[$i] = i; next }
+                ($1 == "nano" || $1 == "pod") { n++; ms += $(h["rest_cpu_ms"]); w = $(h["rest_wakeups_per_s"]) * 60 / ($(h["supervisors"]) > 0 ? $(h["supervisors"]) : 1)
+                        if (w > wm) wm = w; if ($(h["rest_cpu_ms"]) > mx) { mx = $(h["rest_cpu_ms"]); at = $1 " at N=" $2 } }
+                END { if (mx == 0) print "0 at every N"; else printf "at most %.2f ms (%s), ≤ %.1f wake-ups per shim per minute\n", mx, at, wm }' "$d/summary.tsv")
+        rest_r=$(awk 'NR == 1 { for (i = 1; i <= NF; i++) h[$i] = i; next }
+                $1 == "runc" { printf "%s ms at N=%s; ", $(h["rest_cpu_ms"]), $2 }' "$d/summary.tsv")
+        echo "| CPU at rest at every N, ${REST_S} s windows (nanoshim, both) | $rest_n | $rest_r | | 0 | $(if [ "$rest_n" = "0 at every N" ]; then echo met; else echo "**missed**: see docs/performance.md (libev wakes an idle loop every 59.7 s)"; fi) |"
         echo
         echo "### Limits at N=$top"
         echo
