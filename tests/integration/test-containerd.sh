@@ -120,6 +120,13 @@ killed_case() { # killed_case SIGNAL CMD...
         local bg=$!
         poll_until 20 task_running "$ID" || { echo "never running"; kill "$bg"; return 99; }
         ctr_ task kill -s "$sig" "$ID"
+        # The task runs before its shell has set its trap, and a signal without a handler
+        # does nothing to a PID 1: under load the first TERM can come too early (the run
+        # then never ends). Send it again until the task is gone (a deadline, not a sleep).
+        local tries=0
+        until poll_until 2 task_stopped "$ID" || [ $((tries += 1)) -gt 30 ]; do
+                ctr_ task kill -s "$sig" "$ID" 2>/dev/null
+        done
         wait "$bg"
 }
 run_both kill-9 killed_case KILL sleep 100
