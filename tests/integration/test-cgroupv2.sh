@@ -7,7 +7,8 @@
 #   Update (memory.max, cpu.max, pids.max), ShimCgroup, an exec cycle without leaks,
 #   orphans, and the container's cgroup removed at delete.
 #   test-cgroupv2.sh SHIM_BINARY SHIMCTL SOURCE_ROOT
-# CG2_RUNTIMES (default "runc crun") and CG2_SCENARIOS (default: all) choose;
+# CG2_RUNTIMES (default "runc crun") and CG2_SCENARIOS (default: all) choose, and
+# CG2_SCENARIOS_<runtime> (e.g. CG2_SCENARIOS_runc) for one runtime;
 # CTRD=1.6|1.7|2.1 the containerd (ctrd-lib.sh). Exit 77 when not on cgroup v2.
 set -u
 SHIM=$(readlink -f "$1")
@@ -229,7 +230,8 @@ EVPID=$!
 for BIN in $RUNTIMES; do
         command -v "$BIN" >/dev/null || { fail "$BIN: not installed"; continue; }
         printf 'BinaryName = "%s"\n' "$BIN" >"$WORK/opts-$BIN.toml"
-        for sc in $SCENARIOS; do
+        scen_var=CG2_SCENARIOS_$BIN
+        for sc in ${!scen_var:-$SCENARIOS}; do
                 declare -F "sc_$sc" >/dev/null || { fail "no scenario '$sc'"; continue; }
                 RT=$NANO ID=n-$BIN-$sc
                 out_n=$("sc_$sc" 2>&1)

@@ -2,8 +2,8 @@
 # The cgroup v2 tier: boots the guest of tools/vm-run.sh (Debian bookworm's kernel,
 # cgroup v2 only) and runs in it, on cgroup v2:
 #   - the runtime adapter against crun (test-adapter; crun refuses the hybrid host);
-#   - test-cgroupv2.sh under containerd 1.6 with runc and crun, side by side with
-#     containerd-shim-runc-v2;
+#   - test-cgroupv2.sh under containerd 1.6 with crun (every scenario) and runc (those
+#     the 2.1 part does not run), side by side with containerd-shim-runc-v2;
 #   - test-cgroupv2.sh under containerd 2.1 (Debian sid's, fetched here before the
 #     boot: the guest has no network) with runc, a subset of the scenarios (bookworm's
 #     crun 1.8 refuses the OCI spec 1.2 that containerd 2.1 writes: "unknown version
@@ -34,7 +34,7 @@ if [ -z "${NANOSHIM_IN_VM:-}" ]; then
                 PARTS=$(echo " $PARTS " | sed 's/ cri / /')
         fi
         export CTRD21_BIN PARTS NANOSHIM_IN_VM=1 CG2_VM_PARTS=$PARTS
-        export VM_ENV="NANOSHIM_IN_VM CTRD21_BIN CG2_VM_PARTS CG2_SCENARIOS CG2_RUNTIMES"
+        export VM_ENV="NANOSHIM_IN_VM CTRD21_BIN CG2_VM_PARTS CG2_SCENARIOS CG2_SCENARIOS_runc CG2_SCENARIOS_crun CG2_RUNTIMES"
         # the guest's deadline comes before meson's (1800 s), so that its log is shown
         export VM_TIMEOUT=${VM_TIMEOUT:-1680}
         exec "$SRC/tools/vm-run.sh" bash "$0" "$@"
@@ -61,7 +61,9 @@ for p in $PARTS; do
                 part adapter-crun "$ADAPTER" crun "$SRC"
                 ;;
         ctrd16)
+                # runc: the scenarios the 2.1 part leaves out; crun: all of them
                 part cgroupv2-containerd-1.6 env CTRD=1.6 CTR_NS=nanoshim-cg2-16 \
+                        CG2_SCENARIOS_runc="${CG2_SCENARIOS_runc:-${CG2_SCENARIOS:-oom-child shim-cgroup exec-cycle orphans}}" \
                         "$SUBREAPER" "$SRC/tests/integration/test-cgroupv2.sh" "$SHIM" "$SHIMCTL" "$SRC"
                 ;;
         ctrd21)
