@@ -175,7 +175,7 @@ sample_procs() {
 rest_delta() {
         awk -v us="$3" 'NR == FNR { ns[$1] = $8; wk[$1] = $9; next }
                 ($1 in ns) { n++; dns += $8 - ns[$1]; dwk += $9 - wk[$1] }
-                END { printf "%d %d %d %.3f\n", n, dns, dwk, us / 1e6 }' "$1" "$2"
+                END { printf "%d %.0f %.0f %.3f\n", n, dns, dwk, us / 1e6 }' "$1" "$2"
 }
 
 # ISO or ctr-style timestamp -> microseconds since the epoch.

@@ -48,13 +48,16 @@ summary() {
                                 FILENAME ~ /\/lat\./ { lp[FNR] = $4; li[FNR] = $1; lk[FNR] = $3; lm[FNR] = $2; nl = FNR; next }
                                 FILENAME ~ /\/kill\./ { kill[$3 " " $1] = $2; next }
                                 FILENAME ~ /\/rm\./ { rm[$3 " " $1] = $2; next }
-                                FILENAME ~ /\/sup\./ { np++; pss += $2; rss += $3; uss += $4; thr += $5; fds += $6; ino += $7; next }
+                                FILENAME ~ /\/sup\./ { b_ns[$1] = $8; b_wk[$1] = $9; np++; pss += $2; rss += $3; uss += $4; thr += $5; fds += $6; ino += $7; next }
                                 FILENAME ~ /\/init\./ { nc++; ipss += $2; next }
                                 FILENAME ~ /\/rest\./ { rest_ns = $2; rest_wk = $3; rest_s = $4; next }
+                                # the window from the raw samples before and after it (exact)
+                                FILENAME ~ /\/after\./ { if ($1 in b_ns) { ans += $8 - b_ns[$1]; awk_ += $9 - b_wk[$1]; raw = 1 }; next }
                                 FILENAME ~ /\/ctrd\./ { crss = $3; cfds = $6; next }
                                 FILENAME ~ /\/restctrd\./ { crest = $2; next }
                                 FILENAME ~ /\/sys\./ { for (i = 1; i < NF; i += 2) sys[$i] = $(i + 1); if ($1 == "containerd_tasks") ctasks = $2; next }
                                 END {
+                                        if (raw) { rest_ns = ans; rest_wk = awk_ }
                                         if (nc == 0) nc = n
                                         # the N-th: median of the last starts of the fill ending at N
                                         k = 0
@@ -76,7 +79,7 @@ summary() {
                                                 lat, (seqr > 0 ? sprintf("%.2f", seqr) : "-"), (parr > 0 ? sprintf("%.2f", parr) : "-"),
                                                 (tseq != "-" && tseq > 0 ? sprintf("%.1f", tseq) : "-"), (tpar != "-" && tpar > 0 ? sprintf("%.1f", tpar) : "-"),
                                                 km, rs, ipss / nc
-                                }' "$d/fill.$s" "$d/lat.$s" "$d/kill.$s" "$d/rm.$s" "$d/sup.$s.$n" "$d/init.$s.$n" "$d/rest.$s.$n" \
+                                }' "$d/fill.$s" "$d/lat.$s" "$d/kill.$s" "$d/rm.$s" "$d/sup.$s.$n" "$d/init.$s.$n" "$d/rest.$s.$n" "$d/after.$s.$n" \
                                 "$(group_file "$d" ctrd "$n" "$s")" "$(group_file "$d" restctrd "$n" "$s")" "$(group_file "$d" sys "$n" "$s")"
                 done
         done >>"$d/summary.tsv"

@@ -154,6 +154,10 @@ scale_cleanup() {
         # bench_cleanup stops containerd, tracked processes, unmounts and removes $WORK.
         (bench_cleanup) # a subshell: it exits
         # Shims and conmons are children of our subreaper: any still alive is ours.
+        # runc-v2's and nanoshim's runc root for the namespace
+        for id in $("$RUNC" --root "/run/containerd/runc/$CTR_NS" list -q 2>/dev/null); do
+                "$RUNC" --root "/run/containerd/runc/$CTR_NS" delete --force "$id" >/dev/null 2>&1
+        done
         local p left=0 sr=$PPID
         for p in $(subreaper_children "$sr"); do
                 [ "$p" = $$ ] && continue
@@ -171,10 +175,11 @@ scale_cleanup() {
 
 # The PIDs of SUBREAPER's children, but the shell's own helpers.
 subreaper_children() {
-        local f kids
+        local f kids k
         for f in /proc/"$1"/task/*/children; do
+                [ -e "$f" ] || continue
                 read -r -a kids <"$f" 2>/dev/null || true
-                printf '%s\n' "${kids[@]}"
+                for k in "${kids[@]}"; do echo "$k"; done
         done
 }
 
