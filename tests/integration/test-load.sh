@@ -3,6 +3,7 @@
 # started 10 at a time, all RUNNING, then killed and deleted 10 at a time. Afterwards
 # nothing of them may be left: no shim process, no mount, no socket, no zombie.
 #   test-load.sh SHIM_BINARY SOURCE_ROOT      (root; exit 77 = skipped)
+# CTRD=1.6|1.7|2.1 picks the containerd (ctrd-lib.sh); each version has its own namespace.
 # Prints the figures: time to start all, time to stop all, peak shim count.
 set -u
 SHIM=$(readlink -f "$1")
@@ -10,10 +11,12 @@ SRC=$(readlink -f "$2")
 N=${LOAD_CONTAINERS:-100}
 PAR=10
 export CTR_NS=nanoshim-load
+[ "${CTRD:-1.6}" = 1.6 ] || CTR_NS=nanoshim-load-ctrd${CTRD//./}
 # shellcheck source=tests/integration/ctrd-lib.sh
 . "$SRC/tests/integration/ctrd-lib.sh"
 skip_unless_ready containerd ctr runc pgrep
 [ -x /bin/busybox ] || { echo "SKIP: needs busybox-static"; exit 77; }
+ctrd_select || { echo "SKIP: containerd $CTRD cannot be had (tools/containerd-version.sh $CTRD failed)"; exit 77; }
 
 RT=io.containerd.nanoshim.v2
 IMAGE=localhost/nanoshim-busybox:load
