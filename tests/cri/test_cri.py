@@ -427,14 +427,16 @@ def sc_shimkill(h):
               "the sandbox to be not ready", 120)
     ans["sandbox"] = cri.pb.PodSandboxState.Name(st.state)
     pod.remove()
-    # (runc-v2 on containerd 2.x never cleans up here: do not wait the full minute)
-    left = leftovers(pod.id, pod.ctrs.values(), 15 if h == "runc" else 60)
-    if h == "runc" and left and all(x.startswith(("runc/", "cgroup ")) for x in left):
-        # containerd 2.x's runc-v2 leaves its containers' runc state and cgroups
-        # behind when its shim was killed (its processes are gone): noted, cleaned.
+    # containerd 2.x runs the shim's delete action for the sandbox's task only: the
+    # other containers' runtime state and cgroups stay behind with either handler
+    # (their processes are gone). 1.x cleans up everything: wait for it there.
+    ctrd2 = CTRD_MAJOR >= 2
+    left = leftovers(pod.id, pod.ctrs.values(), 15 if ctrd2 else 60)
+    if ctrd2 and left and all(x.startswith(("runc/", "cgroup ")) for x in left):
         ids = [x.split("/")[-1] for x in left if x.startswith("runc/")]
-        log("  NOTE: runc-v2 left runc state and cgroups of %d container(s) after its "
-            "shim was killed; removed with runc delete" % len(ids))
+        log("  NOTE: %s on containerd 2.x left runc state and cgroups of %d container(s) "
+            "after its shim was killed; removed with runc delete" % (h, len(ids)))
+        ans["left_on_2x"] = len(ids)
         for i in ids:
             subprocess.run(["runc", "--root", os.path.join(DIR, "runc", "k8s.io"), "delete",
                             "--force", i], check=False)
@@ -489,11 +491,16 @@ def cleanup_pods():
         log("cleanup: %s" % e)
 
 
+CTRD_MAJOR = 1  # containerd's major version, from its Version answer
+
+
 def main():
-    global client, passes
+    global client, passes, CTRD_MAJOR
     client = cri.Client(SOCK, timeout=120)
     client.wait_ready(60)
     v = client.call("Version")
+    m = re.match(r"v?(\d+)\.", v.runtime_version)
+    CTRD_MAJOR = int(m.group(1)) if m else 1
     log("containerd %s (CRI %s), cgroup parent %s" % (v.runtime_version, v.runtime_api_version, CG_PARENT))
     only = [x for x in os.environ.get("CRI_ONLY", "").split(",") if x]
     try:
