@@ -26,7 +26,8 @@
 # Environment: VM_TIMEOUT (default 1800), VM_MEM (MiB, default 2048), VM_CPUS (default
 # 2), VM_ACCEL (auto|kvm|tcg, default auto), VM_KVM_WAIT (default 20), VM_DISK (scratch
 # disk size, default 4G), VM_ENV (names of variables passed to the command),
-# VM_KEEP=1 (keep the work dir and say where).
+# VM_SHARE (host directories under /tmp or /var/tmp the command needs besides the
+# working directory), VM_KEEP=1 (keep the work dir and say where).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -118,7 +119,7 @@ for m in $want_modules; do add_module "$m"; done
 
 # ---- the initramfs: busybox, the modules, the init script, the command ----
 ird=$work/initramfs
-mkdir -p "$ird"/{bin,dev,proc,sys,mnt,lower,scratch,newroot,modules}
+mkdir -p "$ird"/{bin,dev,proc,sys,mnt,lower,scratch,newroot,modules,ovl}
 cp "$busybox" "$ird/bin/busybox"
 for a in sh mount umount insmod switch_root poweroff mkdir cat echo sleep sync ls chmod cp; do
         ln -s busybox "$ird/bin/$a"
@@ -138,6 +139,15 @@ done
         printf ' %q' "$@"
         printf '\n'
 } >"$ird/command"
+# The guest's /tmp and /var/tmp are its own: a host directory under them that the
+# command needs (the working directory, and VM_SHARE: e.g. a clone of the project in
+# /tmp) is made visible again at the same path, through the overlay.
+for p in "$PWD" ${VM_SHARE:-}; do
+        p=$(readlink -f "$p") || continue
+        case $p in
+        /tmp/?* | /var/tmp/?*) echo "$p" ;;
+        esac
+done | sort -u >"$ird/share"
 cat >"$ird/init" <<'EOF'
 #!/bin/sh
 # Stage 1 (busybox): modules, the scratch disk, the host's root read-only over 9p under
@@ -159,8 +169,13 @@ chmod 1777 /scratch/tmp /scratch/var-tmp
 mount -t 9p -o ro,trans=virtio,version=9p2000.L,cache=loose,msize=262144 hostroot /lower || fail "cannot mount the host's root over 9p"
 mount -t overlay -o lowerdir=/lower,upperdir=/scratch/upper,workdir=/scratch/work overlay /newroot || fail "cannot mount the overlay root"
 mount -t tmpfs -o mode=755 run /newroot/run
+mkdir -p /ovl
+mount --bind /newroot /ovl
 mount --bind /scratch/tmp /newroot/tmp
 mount --bind /scratch/var-tmp /newroot/var/tmp
+for p in $(cat /share); do
+        mkdir -p "/newroot$p" && mount --bind "/ovl$p" "/newroot$p" || fail "cannot show $p in the guest"
+done
 mkdir -p /newroot/run/vm
 cp /command /newroot/run/vm/command
 cp /stage2 /newroot/run/vm/stage2

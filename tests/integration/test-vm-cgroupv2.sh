@@ -34,6 +34,8 @@ if [ -z "${NANOSHIM_IN_VM:-}" ]; then
                 PARTS=$(echo " $PARTS " | sed 's/ cri / /')
         fi
         export CTRD21_BIN PARTS NANOSHIM_IN_VM=1 CG2_VM_PARTS=$PARTS
+        # the source and build trees may be in the host's /tmp (a CI clone)
+        export VM_SHARE="$SRC $(dirname "$SHIM")"
         export VM_ENV="NANOSHIM_IN_VM CTRD21_BIN CG2_VM_PARTS CG2_SCENARIOS CG2_SCENARIOS_runc CG2_SCENARIOS_crun CG2_RUNTIMES"
         # the guest's deadline comes before meson's (1800 s), so that its log is shown
         export VM_TIMEOUT=${VM_TIMEOUT:-1680}
