@@ -427,14 +427,17 @@ def sc_shimkill(h):
               "the sandbox to be not ready", 120)
     ans["sandbox"] = cri.pb.PodSandboxState.Name(st.state)
     pod.remove()
-    # (runc-v2 on containerd 2.x never cleans up here: do not wait the full minute)
-    left = leftovers(pod.id, pod.ctrs.values(), 15 if h == "runc" else 60)
-    if h == "runc" and left and all(x.startswith(("runc/", "cgroup ")) for x in left):
-        # containerd 2.x's runc-v2 leaves its containers' runc state and cgroups
-        # behind when its shim was killed (its processes are gone): noted, cleaned.
+    # containerd 2.x, with a shim that answered `start` with the v3 bootstrap (runc-v2,
+    # and nanoshim since it does), runs the shim's `delete` action only for the shim's
+    # own id (the sandbox) when it died: the pod's other containers keep their runc
+    # state and cgroups (their processes are gone). The same for both handlers, noted
+    # and cleaned up here; containerd 1.x runs it for every task, and nothing may be left.
+    v2 = os.environ.get("CTRD", "1.6").split(".")[0] >= "2"
+    left = leftovers(pod.id, pod.ctrs.values(), 15 if v2 else 60)
+    if v2 and left and all(x.startswith(("runc/", "cgroup ")) for x in left):
         ids = [x.split("/")[-1] for x in left if x.startswith("runc/")]
-        log("  NOTE: runc-v2 left runc state and cgroups of %d container(s) after its "
-            "shim was killed; removed with runc delete" % len(ids))
+        log("  NOTE: %s on containerd 2.x left runc state and cgroups of %d container(s) after "
+            "its shim was killed; removed with runc delete" % (SHIM_EXE[h], len(ids)))
         for i in ids:
             subprocess.run(["runc", "--root", os.path.join(DIR, "runc", "k8s.io"), "delete",
                             "--force", i], check=False)
