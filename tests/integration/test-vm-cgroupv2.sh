@@ -3,7 +3,8 @@
 # cgroup v2 only) and runs in it, on cgroup v2:
 #   - the runtime adapter against crun (test-adapter; crun refuses the hybrid host);
 #   - test-cgroupv2.sh under containerd 1.6 with crun (every scenario) and runc (those
-#     the 2.1 part does not run), side by side with containerd-shim-runc-v2;
+#     the 2.1 part does not run), side by side with containerd-shim-runc-v2, and the
+#     containerd suite's runtime-options-file scenario;
 #   - test-cgroupv2.sh under containerd 2.1 (Debian sid's, fetched here before the
 #     boot: the guest has no network) with runc, a subset of the scenarios (bookworm's
 #     crun 1.8 refuses the OCI spec 1.2 that containerd 2.1 writes: "unknown version
@@ -65,14 +66,19 @@ for p in $PARTS; do
         ctrd16)
                 # runc: the scenarios the 2.1 part leaves out; crun: all of them
                 part cgroupv2-containerd-1.6 env CTRD=1.6 CTR_NS=nanoshim-cg2-16 \
-                        CG2_SCENARIOS_runc="${CG2_SCENARIOS_runc:-${CG2_SCENARIOS:-oom-child shim-cgroup exec-cycle orphans}}" \
+                        CG2_SCENARIOS_runc="${CG2_SCENARIOS_runc:-${CG2_SCENARIOS:-oom-child update shim-cgroup exec-cycle orphans}}" \
                         "$SUBREAPER" "$SRC/tests/integration/test-cgroupv2.sh" "$SHIM" "$SHIMCTL" "$SRC"
+                # the containerd suite's ShimCgroup scenario, which made its cgroup under
+                # v1 paths only
+                part containerd-runtime-options-file env CTRD=1.6 CTR_NS=nanoshim-cg2-opts \
+                        CTRD_SCENARIOS=runtime-options-file \
+                        "$SUBREAPER" "$SRC/tests/integration/test-containerd.sh" "$SHIM" "$SRC"
                 ;;
         ctrd21)
                 if [ -n "${CTRD21_BIN:-}" ]; then
                         part cgroupv2-containerd-2.1 env CTRD=2.1 CTRD_BIN="$CTRD21_BIN" CTR_NS=nanoshim-cg2-21 \
                                 CG2_RUNTIMES="${CG2_RUNTIMES:-runc}" \
-                                CG2_SCENARIOS="${CG2_SCENARIOS:-oom-init pause stats update}" \
+                                CG2_SCENARIOS="${CG2_SCENARIOS:-oom-init pause stats}" \
                                 "$SUBREAPER" "$SRC/tests/integration/test-cgroupv2.sh" "$SHIM" "$SHIMCTL" "$SRC"
                 fi
                 ;;
