@@ -31,6 +31,7 @@ struct runtime {
         char *root;
         char *log_path;
         bool systemd_cgroup;
+        char *criu;
         struct runtime_op *ops; /* in flight */
 };
 
@@ -50,6 +51,7 @@ struct runtime_op {
         bool exited;
         int exit_status;
         off_t log_offset;   /* size of the JSON log before the call */
+        char *criu_log;     /* checkpoint/restore: CRIU's log, read for its error lines on failure */
         struct capture out, err;
         bool missing;       /* the binary was not found: completes from this timer */
         ev_timer deferred;
@@ -71,7 +73,7 @@ int runtime_build_argv(const struct runtime_config *cfg, const char *const *cmd_
         size_t n_cmd = 0;
         while (cmd_args[n_cmd])
                 n_cmd++;
-        char **argv = calloc(n_cmd + 10, sizeof *argv);
+        char **argv = calloc(n_cmd + 12, sizeof *argv);
         if (!argv)
                 return -ENOMEM;
         size_t k = 0;
@@ -88,6 +90,10 @@ int runtime_build_argv(const struct runtime_config *cfg, const char *const *cmd_
         }
         if (cfg->systemd_cgroup)
                 argv[k++] = strdup("--systemd-cgroup");
+        if (cfg->criu && *cfg->criu) {
+                argv[k++] = strdup("--criu");
+                argv[k++] = strdup(cfg->criu);
+        }
         for (size_t i = 0; i < n_cmd; i++)
                 argv[k++] = strdup(cmd_args[i]);
         argv[k] = NULL;
@@ -141,8 +147,9 @@ static off_t file_size(const char *path) {
         return st.st_size;
 }
 
-/* The error lines this call appended to the log. */
-static char *read_log_error(const char *path, off_t from) {
+/* What a log file holds past offset `from`, its last LOG_TAIL_MAX bytes at most, as
+ * parsed by `parse`. NULL when there is nothing (or no regular file). */
+static char *read_log_tail(const char *path, off_t from, char *(*parse)(const char *, size_t)) {
         if (!path)
                 return NULL;
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
@@ -159,7 +166,54 @@ static char *read_log_error(const char *path, off_t from) {
         ssize_t n = pread(fd, buf, want, start);
         if (n <= 0)
                 return NULL;
-        return runtime_log_last_error(buf, (size_t)n);
+        return parse(buf, (size_t)n);
+}
+
+/* CRIU's log lines look like "(00.170764) Error (criu/files-reg.c:1790): text", with
+ * "     1: " after the timestamp in a restored task's lines. */
+static bool criu_error_text(const char *line, size_t len, const char **ret, size_t *ret_len) {
+        const char *e = memmem(line, len, "Error (", 7);
+        if (!e)
+                return false;
+        const char *end = line + len;
+        const char *colon = memmem(e, (size_t)(end - e), "): ", 3);
+        if (!colon)
+                return false;
+        *ret = colon + 3;
+        *ret_len = (size_t)(end - *ret);
+        return *ret_len > 0;
+}
+
+static bool ends_with(const char *s, size_t len, const char *suffix) {
+        size_t l = strlen(suffix);
+        return len >= l && memcmp(s + len - l, suffix, l) == 0;
+}
+
+char *runtime_criu_log_error(const char *log, size_t len) {
+        const char *last[2] = {NULL, NULL};
+        size_t last_len[2] = {0, 0};
+        size_t start = 0;
+        for (size_t i = 0; i <= len; i++) {
+                if (i < len && log[i] != '\n')
+                        continue;
+                const char *text;
+                size_t tl;
+                if (criu_error_text(log + start, i - start, &text, &tl)) {
+                        if (ends_with(text, tl, "FAILED."))
+                                break; /* the summary: what follows is clean-up noise */
+                        last[0] = last[1];
+                        last_len[0] = last_len[1];
+                        last[1] = text;
+                        last_len[1] = tl;
+                }
+                start = i + 1;
+        }
+        if (!last[1])
+                return NULL;
+        char *out = NULL;
+        int r = last[0] ? asprintf(&out, "%.*s; %.*s", (int)last_len[0], last[0], (int)last_len[1], last[1])
+                        : asprintf(&out, "%.*s", (int)last_len[1], last[1]);
+        return r < 0 ? NULL : out;
 }
 
 bool runtime_error_not_exist(const char *error) {
@@ -281,6 +335,7 @@ static void op_free(struct ev_loop *loop, struct runtime_op *op) {
         free(op->out.buf);
         free(op->err.buf);
         free(op->name);
+        free(op->criu_log);
         free(op);
 }
 
@@ -295,14 +350,14 @@ static void op_maybe_complete(struct ev_loop *loop, struct runtime_op *op) {
                 op_free(loop, op);
                 return;
         }
-        _cleanup_free_ char *log_error = NULL, *fallback = NULL;
+        _cleanup_free_ char *log_error = NULL, *fallback = NULL, *criu_error = NULL, *joined = NULL;
         struct runtime_result res = {
                 .exit_status = op->exit_status,
                 .out = op->out.buf ? op->out.buf : "",
                 .out_len = op->out.len,
         };
         if (op->exit_status != 0) {
-                log_error = read_log_error(rt->log_path, op->log_offset);
+                log_error = read_log_tail(rt->log_path, op->log_offset, runtime_log_last_error);
                 if (log_error)
                         res.error = log_error;
                 else if (op->err.len > 0) {
@@ -319,6 +374,9 @@ static void op_maybe_complete(struct ev_loop *loop, struct runtime_op *op) {
                 } else if (asprintf(&fallback, "%s %s exited with status %d", rt->binary, op->name,
                                     op->exit_status) > 0)
                         res.error = fallback;
+                if (op->criu_log && (criu_error = read_log_tail(op->criu_log, 0, runtime_criu_log_error)) &&
+                    asprintf(&joined, "%s: criu: %s", res.error ? res.error : op->name, criu_error) > 0)
+                        res.error = joined;
         }
         /* The hold ends after the callback: an exit reaped while the call ran (the
          * container's init dying before its pid file is read) must still be in the
@@ -443,18 +501,51 @@ static int spawn_missing(struct runtime *rt, const char *name, runtime_done_fn d
 }
 
 /* Spawn the runtime with the subcommand `cmd` and the fds stdio_in[3] as its 0,1,2 (-1:
- * /dev/null; -2: a pipe captured into the op). Completion goes through the reaper. */
-static int spawn(struct runtime *rt, const char *name, const char *const *cmd, const int stdio_in[3],
-                 runtime_done_fn done, void *ud) {
+ * /dev/null; -2: a pipe captured into the op), and for checkpoint/restore CRIU's
+ * extras. Completion goes through the reaper. */
+/* The environment of this process with one more "KEY=value" (replacing KEY's own).
+ * The array is malloc'd, its strings are environ's and assign's. */
+extern char **environ;
+static char **env_with(const char *assign) {
+        size_t n = 0, klen = strcspn(assign, "=") + 1;
+        while (environ[n])
+                n++;
+        char **env = calloc(n + 2, sizeof *env);
+        if (!env)
+                return NULL;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+                if (strncmp(environ[i], assign, klen) != 0)
+                        env[k++] = environ[i];
+        env[k++] = (char *)assign;
+        env[k] = NULL;
+        return env;
+}
+
+/* What checkpoint and restore add to a call: CRIU's configuration file, and its log. */
+struct criu_extra {
+        const char *config;
+        char *log; /* taken by the op */
+};
+
+static int spawn_full(struct runtime *rt, const char *name, const char *const *cmd, const int stdio_in[3],
+                      struct criu_extra *criu, runtime_done_fn done, void *ud) {
         /* Looked up once, not at every exec: execvp tries each PATH entry in turn, and
          * every failed execve costs (~0.1 ms each here). */
         if (!rt->resolved && !(rt->resolved = binary_resolve(rt->binary)))
                 return spawn_missing(rt, name, done, ud);
-        struct runtime_config cfg = {rt->binary, rt->root, rt->log_path, rt->systemd_cgroup};
+        struct runtime_config cfg = {rt->binary, rt->root, rt->log_path, rt->systemd_cgroup, rt->criu};
         char **argv = NULL;
         int r = runtime_build_argv(&cfg, cmd, &argv);
         if (r < 0)
                 return r;
+        _cleanup_free_ char *env_assign = NULL;
+        _cleanup_free_ char **envp = NULL;
+        if (criu && criu->config && (asprintf(&env_assign, "CRIU_CONFIG_FILE=%s", criu->config) < 0 ||
+                                     !(envp = env_with(env_assign)))) {
+                runtime_argv_free(argv);
+                return -ENOMEM;
+        }
         struct runtime_op *op = calloc(1, sizeof *op);
         int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
         int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
@@ -504,12 +595,14 @@ static int spawn(struct runtime *rt, const char *name, const char *const *cmd, c
                         if (dup2(tmp[i], i) < 0)
                                 _exit(127);
                 close_all_fds_except(NULL, 0);
-                execv(rt->resolved, argv);
+                execve(rt->resolved, argv, envp ? envp : environ);
                 if (errno == ENOENT) /* moved since it was looked up */
                         execvp(argv[0], argv);
                 _exit(127);
         }
         op->pid = pid;
+        if (criu)
+                op->criu_log = TAKE_PTR(criu->log);
         runtime_argv_free(argv);
         argv = NULL;
         close(devnull);
@@ -544,6 +637,11 @@ fail:
         return r;
 }
 
+static int spawn(struct runtime *rt, const char *name, const char *const *cmd, const int stdio_in[3],
+                 runtime_done_fn done, void *ud) {
+        return spawn_full(rt, name, cmd, stdio_in, NULL, done, ud);
+}
+
 int runtime_new(struct ev_loop *loop, struct reaper *reaper, const struct runtime_config *cfg, struct runtime **ret) {
         struct runtime *rt = calloc(1, sizeof *rt);
         if (!rt)
@@ -554,7 +652,9 @@ int runtime_new(struct ev_loop *loop, struct reaper *reaper, const struct runtim
         rt->root = cfg->root ? strdup(cfg->root) : NULL;
         rt->log_path = cfg->log_path ? strdup(cfg->log_path) : NULL;
         rt->systemd_cgroup = cfg->systemd_cgroup;
-        if (!rt->binary || (cfg->root && !rt->root) || (cfg->log_path && !rt->log_path)) {
+        rt->criu = cfg->criu && *cfg->criu ? strdup(cfg->criu) : NULL;
+        if (!rt->binary || (cfg->root && !rt->root) || (cfg->log_path && !rt->log_path) ||
+            (cfg->criu && *cfg->criu && !rt->criu)) {
                 runtime_free(rt);
                 return -ENOMEM;
         }
@@ -580,6 +680,7 @@ struct runtime *runtime_free(struct runtime *rt) {
         free(rt->resolved);
         free(rt->root);
         free(rt->log_path);
+        free(rt->criu);
         free(rt);
         return NULL;
 }
@@ -593,6 +694,21 @@ static int simple(struct runtime *rt, const char *name, const char *const *cmd, 
         return spawn(rt, name, cmd, CAPTURE_ERR, done, ud);
 }
 
+/* The options create, run and restore share, appended to cmd at *k. */
+static void bundle_args(const char **cmd, size_t *k, const char *bundle, const char *pid_file,
+                        const char *console_socket, bool no_pivot) {
+        cmd[(*k)++] = "--bundle";
+        cmd[(*k)++] = bundle;
+        cmd[(*k)++] = "--pid-file";
+        cmd[(*k)++] = pid_file;
+        if (console_socket) {
+                cmd[(*k)++] = "--console-socket";
+                cmd[(*k)++] = console_socket;
+        }
+        if (no_pivot)
+                cmd[(*k)++] = "--no-pivot";
+}
+
 static int create_or_run(struct runtime *rt, bool run, const struct runtime_create_opts *o, runtime_done_fn done,
                          void *ud) {
         const char *cmd[16];
@@ -600,16 +716,7 @@ static int create_or_run(struct runtime *rt, bool run, const struct runtime_crea
         cmd[k++] = run ? "run" : "create";
         if (run)
                 cmd[k++] = "--detach";
-        cmd[k++] = "--bundle";
-        cmd[k++] = o->bundle;
-        cmd[k++] = "--pid-file";
-        cmd[k++] = o->pid_file;
-        if (o->console_socket) {
-                cmd[k++] = "--console-socket";
-                cmd[k++] = o->console_socket;
-        }
-        if (o->no_pivot)
-                cmd[k++] = "--no-pivot";
+        bundle_args(cmd, &k, o->bundle, o->pid_file, o->console_socket, o->no_pivot);
         if (o->no_new_keyring)
                 cmd[k++] = "--no-new-keyring";
         cmd[k++] = o->id;
@@ -708,4 +815,99 @@ int runtime_update(struct runtime *rt, const char *id, const char *resources_jso
         const char *cmd[] = {"update", "--resources", "-", id, NULL};
         int in[3] = {fd, -1, -2};
         return spawn(rt, "update", cmd, in, done, ud);
+}
+
+/* The options checkpoint and restore share, appended to cmd at *k. */
+static void criu_common_args(const char **cmd, size_t *k, const char *image_path, const char *work_path,
+                             bool tcp, bool ext_unix, bool shell_job, bool file_locks, const char *const *empty_ns,
+                             const char *cgroups_mode) {
+        cmd[(*k)++] = "--image-path";
+        cmd[(*k)++] = image_path;
+        if (work_path && *work_path) {
+                cmd[(*k)++] = "--work-path";
+                cmd[(*k)++] = work_path;
+        }
+        if (tcp)
+                cmd[(*k)++] = "--tcp-established";
+        if (ext_unix)
+                cmd[(*k)++] = "--ext-unix-sk";
+        if (shell_job)
+                cmd[(*k)++] = "--shell-job";
+        if (file_locks)
+                cmd[(*k)++] = "--file-locks";
+        for (size_t i = 0; empty_ns && empty_ns[i]; i++) {
+                cmd[(*k)++] = "--empty-ns";
+                cmd[(*k)++] = empty_ns[i];
+        }
+        if (cgroups_mode && *cgroups_mode) {
+                cmd[(*k)++] = "--manage-cgroups-mode";
+                cmd[(*k)++] = cgroups_mode;
+        }
+}
+
+static size_t count_strv(const char *const *v) {
+        size_t n = 0;
+        while (v && v[n])
+                n++;
+        return n;
+}
+
+#define CRIU_EMPTY_NS_MAX 16
+
+static int criu_extra_init(struct criu_extra *x, const char *config, const char *image_path, const char *work_path,
+                           const char *log_name) {
+        x->config = config && *config ? config : NULL;
+        x->log = NULL;
+        if (asprintf(&x->log, "%s/%s", work_path && *work_path ? work_path : image_path, log_name) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+int runtime_checkpoint(struct runtime *rt, const struct runtime_checkpoint_opts *o, runtime_done_fn done, void *ud) {
+        if (!o->image_path || !*o->image_path || count_strv(o->empty_ns) > CRIU_EMPTY_NS_MAX)
+                return -EINVAL;
+        const char *cmd[32 + 2 * CRIU_EMPTY_NS_MAX];
+        size_t k = 0;
+        cmd[k++] = "checkpoint";
+        criu_common_args(cmd, &k, o->image_path, o->work_path, o->tcp_established, o->ext_unix_sk, o->shell_job,
+                         o->file_locks, o->empty_ns, o->manage_cgroups_mode);
+        if (o->parent_path && *o->parent_path) {
+                cmd[k++] = "--parent-path";
+                cmd[k++] = o->parent_path;
+        }
+        if (o->pre_dump)
+                cmd[k++] = "--pre-dump";
+        else if (o->leave_running)
+                cmd[k++] = "--leave-running";
+        cmd[k++] = o->id;
+        cmd[k] = NULL;
+        struct criu_extra x;
+        /* runc names CRIU's log of a pre-dump as of a dump */
+        if (criu_extra_init(&x, o->criu_config, o->image_path, o->work_path, "dump.log") < 0)
+                return -ENOMEM;
+        int r = spawn_full(rt, "checkpoint", cmd, CAPTURE_ERR, &x, done, ud);
+        free(x.log);
+        return r;
+}
+
+int runtime_restore(struct runtime *rt, const struct runtime_restore_opts *o, runtime_done_fn done, void *ud) {
+        if (!o->image_path || !*o->image_path || count_strv(o->empty_ns) > CRIU_EMPTY_NS_MAX)
+                return -EINVAL;
+        const char *cmd[40 + 2 * CRIU_EMPTY_NS_MAX];
+        size_t k = 0;
+        cmd[k++] = "restore";
+        cmd[k++] = "--detach";
+        /* the shim is the subreaper already */
+        cmd[k++] = "--no-subreaper";
+        bundle_args(cmd, &k, o->bundle, o->pid_file, o->console_socket, o->no_pivot);
+        criu_common_args(cmd, &k, o->image_path, o->work_path, o->tcp_established, o->ext_unix_sk, o->shell_job,
+                         o->file_locks, o->empty_ns, o->manage_cgroups_mode);
+        cmd[k++] = o->id;
+        cmd[k] = NULL;
+        struct criu_extra x;
+        if (criu_extra_init(&x, o->criu_config, o->image_path, o->work_path, "restore.log") < 0)
+                return -ENOMEM;
+        int r = spawn_full(rt, "restore", cmd, o->stdio, &x, done, ud);
+        free(x.log);
+        return r;
 }

@@ -21,6 +21,7 @@ struct runtime_config {
         const char *root;     /* --root; NULL = runtime default */
         const char *log_path; /* --log (JSON); NULL = none */
         bool systemd_cgroup;
+        const char *criu;     /* --criu <path> (runc 1.1; later runc looks criu up in PATH); NULL = none */
 };
 
 struct runtime;
@@ -79,6 +80,46 @@ int runtime_resume(struct runtime *rt, const char *id, runtime_done_fn done, voi
 /* `update --resources - <id>` with resources_json on stdin. */
 int runtime_update(struct runtime *rt, const char *id, const char *resources_json, runtime_done_fn done, void *ud);
 
+/* `checkpoint`: CRIU dumps the container's processes into image_path. The result's
+ * error is runc's, followed by CRIU's own error lines from its log (dump.log in
+ * work_path, else in image_path) when there are any. */
+struct runtime_checkpoint_opts {
+        const char *id;
+        const char *image_path;
+        const char *work_path;   /* CRIU's log and work files; NULL: runc's default (the image path) */
+        const char *parent_path; /* images of a previous pre-dump, relative to image_path or absolute */
+        bool leave_running;      /* else the container is stopped once dumped */
+        bool pre_dump;           /* memory only, the container keeps running (for a later dump with parent_path) */
+        bool tcp_established;
+        bool ext_unix_sk;
+        bool shell_job;          /* a terminal (pty) */
+        bool file_locks;
+        const char *const *empty_ns; /* NULL-terminated namespace types ("network"), or NULL */
+        const char *manage_cgroups_mode; /* "soft", "full", "strict", "ignore"; NULL: runc's default */
+        const char *criu_config; /* a CRIU configuration file (CRIU_CONFIG_FILE in criu's environment); NULL: none */
+};
+int runtime_checkpoint(struct runtime *rt, const struct runtime_checkpoint_opts *o, runtime_done_fn done, void *ud);
+/* `restore --detach --no-subreaper`: the container is recreated from image_path and runs;
+ * its pid is in pid_file and its stdio is stdio[] (or the console socket), as for create. */
+struct runtime_restore_opts {
+        const char *id;
+        const char *bundle;
+        const char *pid_file;
+        const char *console_socket; /* NULL: none */
+        const char *image_path;
+        const char *work_path;      /* NULL: runc's default (the image path) */
+        bool no_pivot;
+        bool tcp_established;
+        bool ext_unix_sk;
+        bool shell_job;
+        bool file_locks;
+        const char *const *empty_ns;
+        const char *manage_cgroups_mode;
+        const char *criu_config;
+        int stdio[3];
+};
+int runtime_restore(struct runtime *rt, const struct runtime_restore_opts *o, runtime_done_fn done, void *ud);
+
 /* ---- pure helpers, unit-tested on their own ---- */
 
 /* Build the argv (NULL-terminated, malloc'd strings and array) for one call. The
@@ -98,6 +139,11 @@ bool runtime_error_not_exist(const char *error);
 
 /* Whether a runtime's error for kill says the process is gone (exited, not running). */
 bool runtime_error_not_running(const char *error);
+
+/* CRIU's own explanation in its log: the last (at most two) "Error" lines before its
+ * "... FAILED." summary, without their timestamps and source positions, joined by "; ".
+ * NULL if there is none. Caller frees. */
+char *runtime_criu_log_error(const char *log, size_t len);
 
 struct runtime_state {
         char *id;

@@ -111,6 +111,9 @@ void container_unref(struct container *c) {
         free(c->rt_root);
         free(c->rt_log);
         free(c->rootfs_target);
+        free(c->criu_path);
+        free(c->criu_work_path);
+        free(c->restore_from);
         free(c);
 }
 

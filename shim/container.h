@@ -54,6 +54,11 @@ struct container {
         bool pausing;
         struct ev_timer exec_grace; /* init exit waits this long for exec exits to go first */
         bool exec_grace_expired;
+        /* Checkpoint/restore: the runtime options' criu binary, work path and images to
+         * restore from; restore_from is set by a Create with a checkpoint and used by
+         * the Start that restores (task-service.c, "Checkpoint and restore"). */
+        char *criu_path, *criu_work_path;
+        char *restore_from;
 };
 
 /* ---- the registry ---- */

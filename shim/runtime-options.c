@@ -18,6 +18,9 @@ void runtime_options_done(struct runtime_options *o) {
         free(o->binary_name);
         free(o->root);
         free(o->shim_cgroup);
+        free(o->criu_path);
+        free(o->criu_image_path);
+        free(o->criu_work_path);
         *o = (struct runtime_options){0};
 }
 
@@ -127,9 +130,12 @@ int runtime_options_parse_toml(const char *text, size_t len, struct runtime_opti
                         r = parse_u32(val, &o.io_uid);
                 else if (strcmp(key, "IoGid") == 0)
                         r = parse_u32(val, &o.io_gid);
-                else if (strcmp(key, "CriuPath") == 0 || strcmp(key, "CriuImagePath") == 0 ||
-                         strcmp(key, "CriuWorkPath") == 0)
-                        continue; /* checkpointing is not supported; the keys are harmless */
+                else if (strcmp(key, "CriuPath") == 0)
+                        str = &o.criu_path;
+                else if (strcmp(key, "CriuImagePath") == 0)
+                        str = &o.criu_image_path;
+                else if (strcmp(key, "CriuWorkPath") == 0)
+                        str = &o.criu_work_path;
                 else {
                         runtime_options_done(&o);
                         return error_setf(ret_error, "runtime config line %u: unknown option \"%.64s\"", lineno, key);
@@ -166,6 +172,9 @@ int runtime_options_decode(const char *type_url, const uint8_t *value, size_t le
                 o.binary_name = dup_nonempty(m->binary_name);
                 o.root = dup_nonempty(m->root);
                 o.shim_cgroup = dup_nonempty(m->shim_cgroup);
+                o.criu_path = dup_nonempty(m->criu_path);
+                o.criu_image_path = dup_nonempty(m->criu_image_path);
+                o.criu_work_path = dup_nonempty(m->criu_work_path);
                 o.systemd_cgroup = m->systemd_cgroup;
                 o.no_pivot_root = m->no_pivot_root;
                 o.no_new_keyring = m->no_new_keyring;

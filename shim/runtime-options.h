@@ -21,6 +21,9 @@ struct runtime_options {
         bool no_new_keyring;
         uint32_t io_uid, io_gid;
         char *shim_cgroup;
+        char *criu_path;       /* criu binary for checkpoint/restore (runc 1.1's --criu) */
+        char *criu_image_path; /* Create: restore from these images */
+        char *criu_work_path;  /* CRIU's work files and logs for checkpoint/restore */
 };
 
 /* Decode an options Any (type_url + value). Unknown types, undecodable messages, bad

@@ -502,36 +502,35 @@ static int open_stdin(const struct stdio_uri *u, int *ret_r, int *ret_keepalive,
         return 0;
 }
 
-/* Direct mode: the container's own fds on the client's FIFOs/files. stdin: the read end
- * we opened goes to the container (blocking now; our keep-alive writer holds off EOF
- * until CloseIO). Output: a fresh write-only, blocking open of the same FIFO (we keep
- * our read-write end: the FIFO never loses its reader), or a duplicate of a file's
- * append writer. */
-static int reopen_for_child(int fd) {
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISFIFO(st.st_mode)) {
-                int d = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-                return d < 0 ? -errno : d;
-        }
+/* Direct mode: the container's own fds on the client's FIFOs/files. stdin: a read end
+ * of the FIFO (blocking; our keep-alive writer holds off EOF until CloseIO, and lets
+ * this open return at once). Output: a write-only, blocking open of the same FIFO (we
+ * keep our read-write end: the FIFO never loses its reader), or an append writer of the
+ * same file. Each is a fresh open of what we opened (through /proc/self/fd, which names
+ * the file we checked, not the path again), without our O_NOFOLLOW and O_NONBLOCK: CRIU
+ * reopens a checkpointed container's files with the flags they carry, and O_NOFOLLOW on
+ * its /proc/self/fd path would fail. */
+static int reopen_for_child(int fd, int flags) {
         char path[64];
         snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-        int w = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY); /* we are a reader: does not block */
+        int w = open(path, flags | O_CLOEXEC | O_NOCTTY);
         return w < 0 ? -errno : w;
 }
 
 /* stdin and stdout (stderr: see stdio_new). */
 static int direct_child_fds(struct stdio *s) {
         if (s->stdin_r >= 0) {
-                int r = fd_set_nonblock(s->stdin_r, false);
-                if (r < 0)
-                        return r;
-                s->child[0] = s->stdin_r;
-                s->stdin_r = -1;
+                int fd = reopen_for_child(s->stdin_r, O_RDONLY);
+                if (fd < 0)
+                        return fd;
+                s->child[0] = fd;
+                s->stdin_r = safe_close(s->stdin_r);
         }
         if (s->out_w[0] >= 0) {
-                int fd = reopen_for_child(s->out_w[0]);
+                struct stat st;
+                if (fstat(s->out_w[0], &st) < 0)
+                        return -errno;
+                int fd = reopen_for_child(s->out_w[0], S_ISFIFO(st.st_mode) ? O_WRONLY : O_WRONLY | O_APPEND);
                 if (fd < 0)
                         return fd;
                 s->child[1] = fd;

@@ -222,6 +222,9 @@ static int apply_options(struct container *c, const Nanoshim__Types__Any *opts, 
                         r = -ENOMEM;
                 }
         }
+        c->criu_path = TAKE_PTR(o.criu_path);
+        c->criu_work_path = TAKE_PTR(o.criu_work_path);
+        c->restore_from = TAKE_PTR(o.criu_image_path); /* a checkpoint in the request comes first */
         runtime_options_done(&o);
         return r;
 }
@@ -247,11 +250,14 @@ static void create_fail(struct op *o, int code, const char *fmt, ...) {
         op_free(o);
 }
 
+static void create_succeeded(struct op *o);
+static int restore_prepare(struct op *o, const char *checkpoint, char **ret_error);
+static void restore_start(struct op *o);
+
 static void on_create_done(const struct runtime_result *res, void *userdata) {
         struct op *o = userdata;
         struct container *c = o->c;
         struct process *p = c->init;
-        Nanoshim__Task__CreateTaskRequest *req = o->req;
         if (res->exit_status != 0) {
                 create_fail(o, TTRPC_UNKNOWN, "OCI runtime create failed: %s", runtime_error_text(res));
                 return;
@@ -279,10 +285,19 @@ static void on_create_done(const struct runtime_result *res, void *userdata) {
         }
         if (p->io && (r = stdio_start(p->io)) < 0)
                 log_warn_errno(r, "%s: stdio relay failed to start: %m", c->id);
-        c->created = true;
         if (container_watch_oom(c) < 0)
                 c->oom = NULL;
-        log_info("%s: created, init pid %d", c->id, (int)p->pid);
+        create_succeeded(o);
+}
+
+/* The container exists (its init created, or its restore prepared): TaskCreate, and the
+ * reply. */
+static void create_succeeded(struct op *o) {
+        struct container *c = o->c;
+        struct process *p = c->init;
+        Nanoshim__Task__CreateTaskRequest *req = o->req;
+        c->created = true;
+        log_info("%s: created, init pid %d%s", c->id, (int)p->pid, c->restore_from ? " (restore at start)" : "");
 
         Nanoshim__Events__TaskIO tio = NANOSHIM__EVENTS__TASK_IO__INIT;
         tio.stdin = req->stdin;
@@ -336,6 +351,7 @@ static int container_runtime_new(struct container *c) {
                 .root = c->rt_root,
                 .log_path = c->rt_log,
                 .systemd_cgroup = c->systemd_cgroup,
+                .criu = c->criu_path,
         };
         return runtime_new(c->shim->loop, c->shim->reaper, &cfg, &c->rt);
 }
@@ -363,6 +379,12 @@ static bool create_configure(struct op *o) {
         if ((r = apply_options(c, req->options, &err)) < 0) {
                 create_fail(o, r == -ENOMEM ? TTRPC_INTERNAL : TTRPC_INVALID_ARGUMENT, "%s",
                             err ? err : r == -ENOMEM ? "out of memory" : "bad options");
+                return false;
+        }
+        free(err);
+        err = NULL;
+        if (restore_prepare(o, req->checkpoint, &err) < 0) {
+                create_fail(o, TTRPC_INVALID_ARGUMENT, "%s", err ? err : "bad checkpoint");
                 return false;
         }
 
@@ -442,14 +464,18 @@ static void create_spawn(struct op *o) {
                 create_fail(o, TTRPC_INVALID_ARGUMENT, "stdio: %s", err ? err : strerror(-r));
                 return;
         }
-        const char *console = NULL;
-        if (p->terminal && (r = stdio_console_socket(p->io, &console)) < 0) {
-                create_fail(o, TTRPC_INTERNAL, "cannot create the console socket: %s", strerror(-r));
-                return;
-        }
         r = container_runtime_new(c);
         if (r < 0) {
                 create_fail(o, TTRPC_INTERNAL, "cannot set up the runtime: %s", strerror(-r));
+                return;
+        }
+        if (c->restore_from) {
+                create_succeeded(o); /* the runtime restores at Start */
+                return;
+        }
+        const char *console = NULL;
+        if (p->terminal && (r = stdio_console_socket(p->io, &console)) < 0) {
+                create_fail(o, TTRPC_INTERNAL, "cannot create the console socket: %s", strerror(-r));
                 return;
         }
         _cleanup_free_ char *pidfile = join_path(c->bundle, "init.pid");
@@ -488,10 +514,6 @@ static void handle_create(struct shim *s, struct ttrpc_call *call, ProtobufCMess
         if (!path_is_normal_absolute(req->bundle, 4000)) {
                 ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "bundle must be an absolute path, got \"%.200s\"",
                                        req->bundle ? req->bundle : "");
-                return;
-        }
-        if (req->checkpoint && *req->checkpoint) {
-                ttrpc_call_reply_error(call, TTRPC_UNIMPLEMENTED, "restore from a checkpoint is not supported by nanoshim");
                 return;
         }
 
@@ -653,7 +675,11 @@ static void handle_start(struct shim *s, struct ttrpc_call *call, ProtobufCMessa
                 else {
                         struct op *o = op_new(c, p, call);
                         process_start_begin(p);
-                        int r = o ? runtime_start(c->rt, c->id, on_start_done, o) : -ENOMEM;
+                        int r = !o ? -ENOMEM : 0;
+                        if (o && c->restore_from)
+                                restore_start(o); /* answers itself */
+                        else if (o)
+                                r = runtime_start(c->rt, c->id, on_start_done, o);
                         if (r < 0) {
                                 process_start_end(p, false);
                                 ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "OCI runtime start failed: %s", strerror(-r));
@@ -1097,6 +1123,376 @@ static void handle_shutdown(struct shim *s, struct ttrpc_call *call, ProtobufCMe
 }
 
 /* ------------------------------------------------------------------------------------ */
+/* Checkpoint and restore                                                               */
+/*
+ * Checkpoint: `runc checkpoint` (CRIU) of the running container into the request's path
+ * (or the options' image path). Restore, as with runc-v2: a Create with a checkpoint (or
+ * the runtime options' CriuImagePath) sets up the bundle, rootfs and stdio and answers
+ * pid 0; the Start runs `runc restore --detach` with the stdio a create would get, then
+ * the lifecycle is a normal one.
+ *
+ * The stdio the shim hands to a container's init directly (the client's FIFO or file,
+ * stdio-relay.c's "direct" mode) lives outside the container's mount namespace, where
+ * CRIU cannot dump it by itself: it is declared external for the dump (`external
+ * file[mnt_id:inode]`, in a CRIU configuration file runc's criu reads through
+ * CRIU_CONFIG_FILE), the keys are kept in the images (CHECKPOINT_STDIO_FILE), and the
+ * restore hands the new stdio in their place (`inherit-fd fd[N]:file[...]`). Pipes
+ * (relayed stdio) are runc's own business: it maps them to the restore's stdio. */
+
+#define CHECKPOINT_OPTIONS_TYPE "containerd.runc.v1.CheckpointOptions"
+#define CHECKPOINT_STDIO_FILE "nanoshim-stdio"
+#define CRIU_KEY_MAX 64
+
+static char *criu_work_dir(const struct container *c, const char *requested) {
+        if (requested && *requested)
+                return strdup(requested);
+        if (c->criu_work_path)
+                return strdup(c->criu_work_path);
+        return join_path(c->bundle, "criu-work");
+}
+
+static int mkdir_if_missing(const char *path) {
+        return mkdir(path, 0700) < 0 && errno != EEXIST ? -errno : 0;
+}
+
+/* Whether mount mnt_id is one of pid's mount namespace. */
+static bool mount_in_ns(pid_t pid, int mnt_id) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/mountinfo", (int)pid);
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return true; /* unknown: leave it to CRIU */
+        bool found = false;
+        int id;
+        char *line = NULL;
+        size_t cap = 0;
+        while (!found && getline(&line, &cap, f) > 0)
+                found = sscanf(line, "%d ", &id) == 1 && id == mnt_id;
+        free(line);
+        fclose(f);
+        return found;
+}
+
+/* The CRIU key ("file[<mnt_id>:<inode>]", hex) of pid's fd if it is a file or FIFO from
+ * outside pid's mount namespace; 0 with keys[0] = 0 if it is not. */
+static int stdio_external_key(pid_t pid, int fd, char key[CRIU_KEY_MAX]) {
+        char path[64], link[64];
+        key[0] = 0;
+        snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)pid, fd);
+        struct stat st;
+        if (stat(path, &st) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode))
+                return 0;
+        ssize_t n = readlink(path, link, sizeof link - 1);
+        if (n > 0 && (link[0] != '/')) /* "pipe:[...]": runc's */
+                return 0;
+        snprintf(path, sizeof path, "/proc/%d/fdinfo/%d", (int)pid, fd);
+        _cleanup_free_ char *info = NULL;
+        size_t len;
+        int r = read_file_at(AT_FDCWD, path, 16384, &info, &len);
+        if (r < 0)
+                return r;
+        const char *m = strstr(info, "\nmnt_id:");
+        int mnt_id;
+        if (!m || sscanf(m + 8, "%d", &mnt_id) != 1)
+                return -EINVAL;
+        if (mount_in_ns(pid, mnt_id))
+                return 0;
+        snprintf(key, CRIU_KEY_MAX, "file[%x:%llx]", (unsigned)mnt_id, (unsigned long long)st.st_ino);
+        return 0;
+}
+
+/* For a dump of init: the CRIU configuration declaring its outside stdio external (in
+ * work), and the keys kept with the images. *ret_config: the file, or NULL if none. */
+static int checkpoint_stdio(struct process *init, const char *image, const char *work, char **ret_config) {
+        char conf[3 * (CRIU_KEY_MAX + 16)] = "", keep[3 * (CRIU_KEY_MAX + 8)] = "";
+        *ret_config = NULL;
+        for (int fd = 0; fd < 3; fd++) {
+                char key[CRIU_KEY_MAX];
+                int r = stdio_external_key(init->pid, fd, key);
+                if (r < 0)
+                        return r;
+                if (!key[0])
+                        continue;
+                snprintf(conf + strlen(conf), sizeof conf - strlen(conf), "external %s\n", key);
+                snprintf(keep + strlen(keep), sizeof keep - strlen(keep), "%d %s\n", fd, key);
+        }
+        _cleanup_close_ int idir = open(image, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+        if (idir < 0)
+                return -errno;
+        if (!conf[0]) {
+                (void)unlinkat(idir, CHECKPOINT_STDIO_FILE, 0); /* from an earlier dump */
+                return 0;
+        }
+        int r = write_file_replace_at(idir, CHECKPOINT_STDIO_FILE, keep, strlen(keep), 0600);
+        _cleanup_close_ int wdir = open(work, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+        if (r < 0 || wdir < 0 || (r = write_file_replace_at(wdir, "nanoshim-dump.conf", conf, strlen(conf), 0600)) < 0)
+                return r < 0 ? r : -errno;
+        *ret_config = join_path(work, "nanoshim-dump.conf");
+        return *ret_config ? 0 : -ENOMEM;
+}
+
+/* The CRIU configuration for a restore from image: each external stdio fd of the dump
+ * inherited from the restore's own fd of that number. The images' file is data: only
+ * "<0-2> file[<hex>:<hex>]" lines are accepted. *ret_config: NULL if none is needed. */
+static int restore_stdio(const char *image, const char *work, char **ret_config, char **ret_error) {
+        *ret_config = NULL;
+        _cleanup_free_ char *path = join_path(image, CHECKPOINT_STDIO_FILE), *keep = NULL;
+        size_t len;
+        if (!path)
+                return -ENOMEM;
+        int r = read_file_at(AT_FDCWD, path, 4096, &keep, &len);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return error_setf(ret_error, "cannot read %s: %s", path, strerror(-r));
+        char conf[3 * (CRIU_KEY_MAX + 24)] = "";
+        unsigned n = 0;
+        char *save = NULL;
+        for (char *line = strtok_r(keep, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                unsigned fd, mnt;
+                unsigned long long ino;
+                int end = -1;
+                if (n >= 3 || strspn(line, "0123456789abcdef file[:]") != strlen(line) ||
+                    sscanf(line, "%u file[%x:%llx]%n", &fd, &mnt, &ino, &end) != 3 || end != (int)strlen(line) ||
+                    fd > 2)
+                        return error_setf(ret_error, "%s: bad line \"%.80s\"", path, line);
+                snprintf(conf + strlen(conf), sizeof conf - strlen(conf), "inherit-fd fd[%u]:file[%x:%llx]\n", fd,
+                         mnt, ino);
+                n++;
+        }
+        if (n == 0)
+                return 0;
+        _cleanup_close_ int wdir = open(work, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+        if (wdir < 0 || (r = write_file_replace_at(wdir, "nanoshim-restore.conf", conf, strlen(conf), 0600)) < 0)
+                return error_setf(ret_error, "cannot write the CRIU configuration in %s: %s", work,
+                                  strerror(wdir < 0 ? errno : -r));
+        *ret_config = join_path(work, "nanoshim-restore.conf");
+        return *ret_config ? 0 : -ENOMEM;
+}
+
+struct checkpoint_op {
+        struct op *op;
+        char *image;
+};
+
+static void on_checkpoint_done(const struct runtime_result *res, void *userdata) {
+        struct checkpoint_op *k = userdata;
+        struct op *o = k->op;
+        struct container *c = o->c;
+        if (res->exit_status != 0)
+                ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "OCI runtime checkpoint failed: %s",
+                                       runtime_error_text(res));
+        else {
+                log_info("%s: checkpointed into %s", c->id, k->image);
+                /* containerd 1.6 and 2.1 publish none for a task checkpoint (nor does
+                 * runc-v2): this is the only one */
+                Nanoshim__Events__TaskCheckpointed ev = NANOSHIM__EVENTS__TASK_CHECKPOINTED__INIT;
+                ev.container_id = c->id;
+                ev.checkpoint = k->image;
+                publish(c->shim, "/tasks/checkpointed", "containerd.events.TaskCheckpointed", &ev.base);
+                ttrpc_call_reply(o->call, NULL);
+        }
+        free(k->image);
+        free(k);
+        op_free(o);
+}
+
+static void handle_checkpoint(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
+        Nanoshim__Task__CheckpointTaskRequest *req = (Nanoshim__Task__CheckpointTaskRequest *)*msg;
+        Nanoshim__Runcopts__CheckpointOptions *opts = NULL;
+        struct checkpoint_op *k = NULL;
+        _cleanup_free_ char *work = NULL, *criu_config = NULL;
+        struct container *c;
+        struct process *p;
+        if (resolve(s, call, req->id, NULL, &c, &p) < 0)
+                goto out;
+        if (process_exited(p) || (p->state != PROCESS_RUNNING && p->state != PROCESS_PAUSED) || p->busy) {
+                ttrpc_call_reply_error(call, TTRPC_FAILED_PRECONDITION, "cannot checkpoint a %s container",
+                                       process_exited(p) ? "stopped" : p->busy ? "busy" : process_state_to_string(p->state));
+                goto out;
+        }
+        if (req->options && req->options->type_url && *req->options->type_url) {
+                if (strcmp(req->options->type_url, CHECKPOINT_OPTIONS_TYPE) != 0) {
+                        ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT,
+                                               "unsupported checkpoint options type \"%.200s\" (nanoshim understands %s)",
+                                               req->options->type_url, CHECKPOINT_OPTIONS_TYPE);
+                        goto out;
+                }
+                opts = nanoshim__runcopts__checkpoint_options__unpack(NULL, req->options->value.len,
+                                                                      req->options->value.data);
+                if (!opts) {
+                        ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "cannot decode %s", CHECKPOINT_OPTIONS_TYPE);
+                        goto out;
+                }
+        }
+        const char *image = opts && opts->image_path && *opts->image_path ? opts->image_path : req->path;
+        if (!path_is_normal_absolute(image, 4000)) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT,
+                                       "checkpoint path must be an absolute path, got \"%.200s\"", image ? image : "");
+                goto out;
+        }
+        work = criu_work_dir(c, opts ? opts->work_path : NULL);
+        if (work && !path_is_normal_absolute(work, 4000)) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "criu work path must be absolute, got \"%.200s\"",
+                                       work);
+                goto out;
+        }
+        int r = !work ? -ENOMEM : mkdir_if_missing(image);
+        if (r < 0 || (r = mkdir_if_missing(work)) < 0) {
+                ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "cannot create the checkpoint directories: %s", strerror(-r));
+                goto out;
+        }
+        r = checkpoint_stdio(p, image, work, &criu_config);
+        if (r < 0) {
+                ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "cannot describe the container's stdio to CRIU: %s",
+                                       strerror(-r));
+                goto out;
+        }
+        /* a NULL-terminated copy of the namespaces, as the adapter takes them */
+        const char *empty_ns[17] = {NULL};
+        if (opts && opts->n_empty_namespaces >= ELEMENTSOF(empty_ns)) {
+                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "too many empty namespaces (%zu)",
+                                       opts->n_empty_namespaces);
+                goto out;
+        }
+        for (size_t i = 0; opts && i < opts->n_empty_namespaces; i++)
+                empty_ns[i] = opts->empty_namespaces[i];
+        struct runtime_checkpoint_opts co = {
+                .id = c->id,
+                .image_path = image,
+                .work_path = work,
+                .leave_running = !(opts && opts->exit),
+                .tcp_established = opts && opts->open_tcp,
+                .ext_unix_sk = opts && opts->external_unix_sockets,
+                .shell_job = opts && opts->terminal,
+                .file_locks = opts && opts->file_locks,
+                .empty_ns = empty_ns,
+                .manage_cgroups_mode = opts ? opts->cgroups_mode : NULL,
+                .criu_config = criu_config,
+        };
+        k = calloc(1, sizeof *k);
+        if (!k || !(k->image = strdup(image)) || !(k->op = op_new(c, p, call))) {
+                ttrpc_call_reply_error(call, TTRPC_INTERNAL, "out of memory");
+                goto out;
+        }
+        r = runtime_checkpoint(c->rt, &co, on_checkpoint_done, k);
+        if (r < 0) {
+                ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "OCI runtime checkpoint failed: %s", strerror(-r));
+                goto out;
+        }
+        k = NULL; /* the completion's */
+out:
+        if (k) {
+                op_free(k->op);
+                free(k->image);
+                free(k);
+        }
+        if (opts)
+                nanoshim__runcopts__checkpoint_options__free_unpacked(opts, NULL);
+}
+
+/* Create: a checkpoint to restore from (the request's, else the runtime options'
+ * CriuImagePath, already in c->restore_from). */
+static int restore_prepare(struct op *o, const char *checkpoint, char **ret_error) {
+        struct container *c = o->c;
+        if (checkpoint && *checkpoint) {
+                free(c->restore_from);
+                if (!(c->restore_from = strdup(checkpoint)))
+                        return error_setf(ret_error, "out of memory");
+        }
+        if (!c->restore_from)
+                return 0;
+        if (!path_is_normal_absolute(c->restore_from, 4000))
+                return error_setf(ret_error, "checkpoint must be an absolute path, got \"%.200s\"", c->restore_from);
+        const char *run_now = ttrpc_call_metadata(o->call, STANDALONE_RUN_METADATA);
+        if (run_now && strcmp(run_now, "true") == 0)
+                return error_setf(ret_error, "a restore cannot be created and started in one step");
+        return 0;
+}
+
+static void on_restore_done(const struct runtime_result *res, void *userdata) {
+        struct op *o = userdata;
+        struct container *c = o->c;
+        struct process *p = c->init;
+        int r = 0;
+        _cleanup_free_ char *pidfile = join_path(c->bundle, "init.pid");
+        const char *what = NULL;
+        if (res->exit_status != 0)
+                what = "restore";
+        else if (p->terminal && (r = stdio_console_receive(p->io)) < 0)
+                what = "console";
+        else if (!pidfile || (r = read_pid_file_at(AT_FDCWD, pidfile, &p->pid)) < 0)
+                what = "pid file";
+        else if ((r = process_watch(p, p->pid)) < 0)
+                what = "watch";
+        if (what) {
+                /* Nothing runs: the container stays created, for Delete to clean up (runc
+                 * removed its own state of the failed restore). */
+                p->pid = 0;
+                if (res->exit_status != 0)
+                        ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "OCI runtime restore failed: %s",
+                                               runtime_error_text(res));
+                else
+                        ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "restore: %s: %s", what, strerror(-r));
+                process_start_end(p, false);
+                op_free(o);
+                return;
+        }
+        if (p->io && (r = stdio_start(p->io)) < 0)
+                log_warn_errno(r, "%s: stdio relay failed to start: %m", c->id);
+        if (container_watch_oom(c) < 0)
+                c->oom = NULL;
+        log_info("%s: restored from %s, init pid %d", c->id, c->restore_from, (int)p->pid);
+        free(c->restore_from);
+        c->restore_from = NULL;
+        start_succeeded(o);
+        op_free(o);
+}
+
+/* Start of a container created with a checkpoint: `runc restore`. Answers the call
+ * itself on every error. */
+static void restore_start(struct op *o) {
+        struct container *c = o->c;
+        struct process *p = c->init;
+        _cleanup_free_ char *work = criu_work_dir(c, NULL), *pidfile = join_path(c->bundle, "init.pid");
+        _cleanup_free_ char *criu_config = NULL, *err = NULL;
+        const char *console = NULL;
+        int r = !work || !pidfile ? -ENOMEM : mkdir_if_missing(work);
+        if (r < 0)
+                err = strdup(strerror(-r));
+        else if ((r = restore_stdio(c->restore_from, work, &criu_config, &err)) < 0)
+                ;
+        else if (p->terminal && (r = stdio_console_socket(p->io, &console)) < 0)
+                err = strdup("cannot create the console socket");
+        else {
+                struct runtime_restore_opts ro = {
+                        .id = c->id,
+                        .bundle = c->bundle,
+                        .pid_file = pidfile,
+                        .console_socket = console,
+                        .image_path = c->restore_from,
+                        .work_path = work,
+                        .no_pivot = c->no_pivot,
+                        .criu_config = criu_config,
+                        .stdio = {-1, -1, -1},
+                };
+                if (p->io && !p->terminal)
+                        stdio_child_fds(p->io, ro.stdio);
+                if (unlink(pidfile) < 0 && errno != ENOENT)
+                        log_warn("%s: cannot remove an old %s: %s", c->id, pidfile, strerror(errno));
+                r = runtime_restore(c->rt, &ro, on_restore_done, o);
+                if (r == 0)
+                        return;
+                err = strdup(strerror(-r));
+        }
+        ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "OCI runtime restore failed: %s", err ? err : strerror(-r));
+        process_start_end(p, false);
+        op_free(o);
+}
+
+/* ------------------------------------------------------------------------------------ */
 /* dispatch                                                                             */
 
 /* A handler gets its request decoded; the dispatcher frees it after the handler
@@ -1126,6 +1522,7 @@ static const struct method methods[] = {
         M("Stats", handle_stats, stats_request),
         M("Connect", handle_connect, connect_request),
         M("Shutdown", handle_shutdown, shutdown_request),
+        M("Checkpoint", handle_checkpoint, checkpoint_task_request),
 };
 #undef M
 
@@ -1163,10 +1560,6 @@ void task_service_dispatch(struct ttrpc_call *call, void *userdata) {
                                 protobuf_c_message_free_unpacked(msg, NULL);
                         return;
                 }
-        if (call->method && strcmp(call->method, "Checkpoint") == 0) {
-                ttrpc_call_reply_error(call, TTRPC_UNIMPLEMENTED, "checkpoint is not supported by nanoshim");
-                return;
-        }
         ttrpc_call_reply_error(call, TTRPC_UNIMPLEMENTED, "method %s", call->method ? call->method : "");
 }
 

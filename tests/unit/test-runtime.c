@@ -23,6 +23,8 @@
 #include "runtime.h"
 #include "unit.h"
 
+#define CRIU_EMPTY_NS_TEST 17 /* one more than the adapter takes */
+
 /* ---- the fake runtime ----------------------------------------------------------- */
 
 static void fake_append(const char *path, const char *text) {
@@ -68,6 +70,8 @@ static int fake_runtime_main(int argc, char **argv) {
                                 ignored++;
                 }
                 fprintf(f, "\nblocked: %d\nignored: %d\n", blocked, ignored);
+                const char *criu_config = getenv("CRIU_CONFIG_FILE");
+                fprintf(f, "criu-config: %s\n", criu_config ? criu_config : "(unset)");
                 if (getenv("FAKE_READ_STDIN")) {
                         char buf[256];
                         ssize_t l = read(0, buf, sizeof buf - 1);
@@ -320,6 +324,24 @@ START_TEST(test_parse_ps) {
 }
 END_TEST
 
+START_TEST(test_criu_log_error) {
+        const char *log = "(00.000001) Version: 4.1.1\n"
+                          "(00.026918) Error (criu/util.c:1533): rlimit: Can't setup RLIMIT_NOFILE\n"
+                          "(00.263041)      1: Error (criu/files-reg.c:2175): File fd/1 has bad size 0 (expect 60)\n"
+                          "(00.263044)      1: Error (criu/files.c:1221): Unable to open fd=1 id=0x3\n"
+                          "(00.270551) Error (criu/cr-restore.c:2320): Restoring FAILED.\n"
+                          "(00.273429) Error (criu/cgroup.c:1998): cg: cgroupd: recv req error";
+        _cleanup_free_ char *m = runtime_criu_log_error(log, strlen(log));
+        ck_assert_str_eq(m, "File fd/1 has bad size 0 (expect 60); Unable to open fd=1 id=0x3");
+        const char *one = "(00.1) Warn  (criu/kerndat.c:1290): not an error\n(00.2) Error (criu/x.c:1): only this";
+        _cleanup_free_ char *m1 = runtime_criu_log_error(one, strlen(one));
+        ck_assert_str_eq(m1, "only this");
+        const char *none = "(00.1) Info  (criu/x.c:1): fine\nError ( no closing";
+        ck_assert_ptr_null(runtime_criu_log_error(none, strlen(none)));
+        ck_assert_ptr_null(runtime_criu_log_error("", 0));
+}
+END_TEST
+
 /* ---- asynchronous calls against the fake runtime ------------------------------------ */
 
 START_TEST(test_call_argv_and_status) {
@@ -387,6 +409,121 @@ START_TEST(test_call_argv_each) {
         ck_assert_record("argv", 5, "resume c1");
         ck_assert_record("argv", 6, "ps --format json c1");
         ck_assert_record("argv", 7, "delete c1");
+        env_close(&e);
+}
+END_TEST
+
+/* checkpoint and restore: every option as runc 1.1 spells it, CRIU's configuration file
+ * in the runtime's environment only, --criu when a criu path is configured. */
+START_TEST(test_checkpoint_restore_argv) {
+        struct env e;
+        env_open(&e, fake_bin, NULL, false, false);
+        const char *empty[] = {"network", "ipc", NULL};
+        struct runtime_checkpoint_opts all = {
+                .id = "c1", .image_path = "/img", .work_path = "/work", .parent_path = "../pre",
+                .leave_running = true, .tcp_established = true, .ext_unix_sk = true, .shell_job = true,
+                .file_locks = true, .empty_ns = empty, .manage_cgroups_mode = "soft", .criu_config = "/w/criu.conf",
+        };
+        struct runtime_checkpoint_opts plain = {.id = "c1", .image_path = "/img"};
+        struct runtime_checkpoint_opts pre = {.id = "c1", .image_path = "/pre", .pre_dump = true, .leave_running = true};
+        struct runtime_restore_opts ro = {
+                .id = "c2", .bundle = "/b", .pid_file = "/b/init.pid", .console_socket = "/s/c.sock",
+                .image_path = "/img", .work_path = "/work2", .no_pivot = true, .tcp_established = true,
+                .file_locks = true, .empty_ns = empty, .criu_config = "/w/restore.conf", .stdio = {-1, -1, -1},
+        };
+        struct runtime_restore_opts rplain = {.id = "c2", .bundle = "/b", .pid_file = "/b/p", .image_path = "/img",
+                                              .stdio = {-1, -1, -1}};
+        struct done d[5] = {{0}};
+        ck_assert_int_eq(runtime_checkpoint(e.rt, &all, on_done, &d[0]), 0);
+        ck_assert(run_until(done_called, &d[0], 10));
+        ck_assert_int_eq(runtime_checkpoint(e.rt, &plain, on_done, &d[1]), 0);
+        ck_assert(run_until(done_called, &d[1], 10));
+        ck_assert_int_eq(runtime_checkpoint(e.rt, &pre, on_done, &d[2]), 0);
+        ck_assert(run_until(done_called, &d[2], 10));
+        ck_assert_int_eq(runtime_restore(e.rt, &ro, on_done, &d[3]), 0);
+        ck_assert(run_until(done_called, &d[3], 10));
+        ck_assert_int_eq(runtime_restore(e.rt, &rplain, on_done, &d[4]), 0);
+        ck_assert(run_until(done_called, &d[4], 10));
+        ck_assert_record("argv", 0, "checkpoint --image-path /img --work-path /work --tcp-established --ext-unix-sk "
+                                    "--shell-job --file-locks --empty-ns network --empty-ns ipc "
+                                    "--manage-cgroups-mode soft --parent-path ../pre --leave-running c1");
+        ck_assert_record("criu-config", 0, "/w/criu.conf");
+        ck_assert_record("argv", 1, "checkpoint --image-path /img c1");
+        ck_assert_record("criu-config", 1, "(unset)");
+        ck_assert_record("argv", 2, "checkpoint --image-path /pre --pre-dump c1");
+        ck_assert_record("argv", 3, "restore --detach --no-subreaper --bundle /b --pid-file /b/init.pid "
+                                    "--console-socket /s/c.sock --no-pivot --image-path /img --work-path /work2 "
+                                    "--tcp-established --file-locks --empty-ns network --empty-ns ipc c2");
+        ck_assert_record("criu-config", 3, "/w/restore.conf");
+        ck_assert_record("argv", 4, "restore --detach --no-subreaper --bundle /b --pid-file /b/p --image-path /img c2");
+        ck_assert_record("criu-config", 4, "(unset)");
+        /* the configuration file is the runtime's only: the shim's environment is untouched */
+        ck_assert_ptr_null(getenv("CRIU_CONFIG_FILE"));
+
+        /* No image path, too many namespaces: refused before anything runs. */
+        struct runtime_checkpoint_opts bad = {.id = "c1"};
+        ck_assert_int_eq(runtime_checkpoint(e.rt, &bad, on_done, &d[0]), -EINVAL);
+        const char *many[CRIU_EMPTY_NS_TEST + 1];
+        for (size_t i = 0; i < CRIU_EMPTY_NS_TEST; i++)
+                many[i] = "network";
+        many[CRIU_EMPTY_NS_TEST] = NULL;
+        rplain.empty_ns = many;
+        ck_assert_int_eq(runtime_restore(e.rt, &rplain, on_done, &d[0]), -EINVAL);
+        env_close(&e);
+
+        /* A criu path: the global --criu (runc 1.1). */
+        struct reaper *reaper;
+        struct runtime *rt;
+        ck_assert_int_eq(reaper_new(EV_DEFAULT, &reaper), 0);
+        struct runtime_config cfg = {.binary = fake_bin, .criu = "/opt/criu/criu"};
+        ck_assert_int_eq(runtime_new(EV_DEFAULT, reaper, &cfg, &rt), 0);
+        struct done d5 = {0};
+        ck_assert_int_eq(runtime_checkpoint(rt, &plain, on_done, &d5), 0);
+        ck_assert(run_until(done_called, &d5, 10));
+        ck_assert_record("argv", 5, "--criu /opt/criu/criu checkpoint --image-path /img c1");
+        runtime_free(rt);
+        reaper_free(reaper);
+}
+END_TEST
+
+/* A failed checkpoint/restore: runc's error, then CRIU's own error lines from its log in
+ * the work path (else the image path). */
+START_TEST(test_checkpoint_criu_error) {
+        struct env e;
+        env_open(&e, fake_bin, NULL, true, false);
+        char work[160];
+        snprintf(work, sizeof work, "%s/work", tmpdir);
+        ck_assert_int_eq(mkdir(work, 0700), 0);
+        const char *criu_log = "(00.000100) Version: 4.1.1\n"
+                               "(00.063435) Error (criu/util.c:1533): rlimit: cannot raise\n"
+                               "(00.170764) Error (criu/files-reg.c:1790): Can't lookup mount=27 for fd=1 path=/x\n"
+                               "(00.170777) Error (criu/cr-dump.c:1681): Dump files (pid: 5) failed with -1\n"
+                               "(00.182171) Error (criu/cr-dump.c:2111): Dumping FAILED.\n"
+                               "(00.190000) Error (criu/cgroup.c:1998): clean-up noise\n";
+        int wfd = open(work, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(wfd, 0);
+        ck_assert_int_eq(write_file_replace_at(wfd, "dump.log", criu_log, strlen(criu_log), 0600), 0);
+        close(wfd);
+        setenv("FAKE_EXIT", "1", 1);
+        setenv("FAKE_LOG_ERROR", "criu failed: type NOTIFY errno 0", 1);
+        struct runtime_checkpoint_opts o = {.id = "c1", .image_path = "/nonexistent-img", .work_path = work};
+        struct done d = {0};
+        ck_assert_int_eq(runtime_checkpoint(e.rt, &o, on_done, &d), 0);
+        ck_assert(run_until(done_called, &d, 10));
+        ck_assert_int_eq(d.exit_status, 1);
+        ck_assert_str_eq(d.error, "criu failed: type NOTIFY errno 0: criu: Can't lookup mount=27 for fd=1 path=/x; "
+                                  "Dump files (pid: 5) failed with -1");
+
+        /* No CRIU log (criu never ran): runc's error alone. */
+        struct runtime_restore_opts ro = {.id = "c1", .bundle = "/b", .pid_file = "/b/p", .image_path = work,
+                                          .work_path = "/nonexistent-work", .stdio = {-1, -1, -1}};
+        setenv("FAKE_LOG_ERROR", "exec: \\\"criu\\\": executable file not found in $PATH", 1);
+        struct done d2 = {0};
+        ck_assert_int_eq(runtime_restore(e.rt, &ro, on_done, &d2), 0);
+        ck_assert(run_until(done_called, &d2, 10));
+        ck_assert_str_eq(d2.error, "exec: \"criu\": executable file not found in $PATH");
+        unsetenv("FAKE_EXIT");
+        unsetenv("FAKE_LOG_ERROR");
         env_close(&e);
 }
 END_TEST
@@ -766,6 +903,7 @@ int main(int argc, char **argv) {
         tcase_add_test(pure, test_error_classes);
         tcase_add_test(pure, test_parse_state);
         tcase_add_test(pure, test_parse_ps);
+        tcase_add_test(pure, test_criu_log_error);
         suite_add_tcase(s, pure);
         TCase *calls = tcase_create("calls");
         tcase_set_timeout(calls, 60);
@@ -780,6 +918,8 @@ int main(int argc, char **argv) {
         tcase_add_test(calls, test_create_stdio);
         tcase_add_test(calls, test_update_stdin);
         tcase_add_test(calls, test_free_detaches);
+        tcase_add_test(calls, test_checkpoint_restore_argv);
+        tcase_add_test(calls, test_checkpoint_criu_error);
         suite_add_tcase(s, calls);
         TCase *inplace = tcase_create("delete-in-place");
         tcase_add_checked_fixture(inplace, setup, teardown);

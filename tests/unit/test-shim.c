@@ -74,7 +74,8 @@ END_TEST
 
 START_TEST(test_runtime_options_toml) {
         const char *t = "# nanoshim runtime config\n[options]\nBinaryName = \"/usr/bin/crun\"\nRoot = \"/run/x\" # c\n"
-                        "SystemdCgroup = true\nIoUid = 1000\nNoPivotRoot = false\n";
+                        "SystemdCgroup = true\nIoUid = 1000\nNoPivotRoot = false\nCriuPath = \"/opt/criu\"\n"
+                        "CriuImagePath = \"/img\"\nCriuWorkPath = \"/work\"\n";
         struct runtime_options o;
         char *err = NULL;
         ck_assert_int_eq(runtime_options_parse_toml(t, strlen(t), &o, &err), 0);
@@ -82,6 +83,9 @@ START_TEST(test_runtime_options_toml) {
         ck_assert_str_eq(o.root, "/run/x");
         ck_assert(o.systemd_cgroup);
         ck_assert_uint_eq(o.io_uid, 1000);
+        ck_assert_str_eq(o.criu_path, "/opt/criu");
+        ck_assert_str_eq(o.criu_image_path, "/img");
+        ck_assert_str_eq(o.criu_work_path, "/work");
         runtime_options_done(&o);
         const char *bad[] = {"Frob = 1\n", "BinaryName = crun\n", "SystemdCgroup = yes\n", "IoUid = -1\n",
                              "IoUid = 99999999999\n", "just words\n", "Root = \"unterminated\n"};
@@ -100,6 +104,9 @@ START_TEST(test_runtime_options_any) {
         m.binary_name = "crun";
         m.root = "/run/r";
         m.io_gid = 7;
+        m.criu_path = "/opt/criu";
+        m.criu_image_path = "/img";
+        m.criu_work_path = "/work";
         uint8_t buf[128];
         size_t len = nanoshim__runcopts__options__pack(&m, buf);
         struct runtime_options o;
@@ -108,6 +115,9 @@ START_TEST(test_runtime_options_any) {
         ck_assert_str_eq(o.binary_name, "crun");
         ck_assert_str_eq(o.root, "/run/r");
         ck_assert_uint_eq(o.io_gid, 7);
+        ck_assert_str_eq(o.criu_path, "/opt/criu");
+        ck_assert_str_eq(o.criu_image_path, "/img");
+        ck_assert_str_eq(o.criu_work_path, "/work");
         runtime_options_done(&o);
         ck_assert_int_eq(runtime_options_decode("example.com/Other", buf, len, &o, &err), -EINVAL);
         ck_assert_ptr_nonnull(strstr(err, "unsupported runtime options type \"example.com/Other\""));
