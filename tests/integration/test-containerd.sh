@@ -231,8 +231,15 @@ run_both containerd-restart restart_case
 # gives up (whether a subscriber sees it depends on how soon containerd is back: on 2.1
 # it never does here), nanoshim retries until containerd takes it: at most once, with
 # status 137, from either shim; always, from nanoshim.
+# exit_taken_after LOGSIZE EVENTS: $ID's /tasks/exit was seen by the subscriber, or
+# containerd's log (past LOGSIZE bytes) says it took a /tasks/exit (the only task here).
+exit_taken_after() {
+        grep -q "/tasks/exit .*\"$ID\"" "$2" ||
+                tail -c +"$(($1 + 1))" "$CTRD_DIR/containerd.log" | grep 'event forwarded' | grep -q 'topic=/tasks/exit'
+}
+
 exit_while_down_case() {
-        local pid ev=$WORK/events-$ID evpid n
+        local pid ev=$WORK/events-$ID evpid n logsize
         ctr_ run -d --runtime "$RT" "$IMAGE" "$ID" sh -c 'read x; exit 9' >/dev/null
         poll_until 20 task_running "$ID" || return 1
         pid=$(cat "$CTRD_DIR/state/io.containerd.runtime.v2.task/$CTR_NS/$ID/init.pid")
@@ -242,12 +249,16 @@ exit_while_down_case() {
         rm -f "$CTRD_SOCK"
         ( until [ -S "$CTRD_SOCK" ]; do sleep 0.005; done; exec ctr --address "$CTRD_SOCK" events >"$ev" 2>&1 ) &
         evpid=$!
-        ctrd_start "$CTRD_DIR" "$SHIM" || { kill "$evpid"; return 2; }
+        # containerd's debug log says when it takes a forwarded event: the subscriber
+        # above may connect only after containerd took it (its ttrpc socket, which the
+        # shims publish to, can serve before the socket ctr connects to).
+        logsize=$(stat -c %s "$CTRD_DIR/containerd.log")
+        CTRD_LOG_LEVEL=debug ctrd_start "$CTRD_DIR" "$SHIM" || { kill "$evpid"; return 2; }
         poll_until 20 task_stopped "$ID"
         echo "after restart: [$(task_status "$ID")]"
         ctr_ task delete "$ID" 2>&1 | sed -e 's/^.*status/status/' -e '/level=error/d'
         ctr_ containers rm "$ID" && echo "container removed"
-        if [ "$RT" = "$NANO" ] && ! poll_until 20 grep -q "/tasks/exit .*\"$ID\"" "$ev"; then
+        if [ "$RT" = "$NANO" ] && ! poll_until 20 exit_taken_after "$logsize" "$ev"; then
                 echo "nanoshim: no /tasks/exit after the restart"
         fi
         kill "$evpid" 2>/dev/null
