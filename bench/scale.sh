@@ -26,6 +26,7 @@ OUT=$SRC/bench/results
 CRI_PODS=100
 CRI_VERSION=2.1
 MEASURE=""
+REPORT_FROM=""
 ORIG_ARGS=("$@")
 usage() {
         sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
@@ -36,6 +37,7 @@ usage() {
         echo "  -o DIR      where results go (default bench/results)"
         echo "  -k PODS     pods of 2 containers per handler through the CRI plugin (default $CRI_PODS; 0: none)"
         echo "  -K VERSION  the containerd version for the CRI part (default $CRI_VERSION)"
+        echo "  --report DIR  write the report again from a run's raw samples (DIR: <date>-<host>-scale/)"
         echo "  --quick     smoke test: -c 2.1 -p 2.1=\"10,20\" -i 5 -k 20"
 }
 while [ $# -gt 0 ]; do
@@ -49,11 +51,23 @@ while [ $# -gt 0 ]; do
         -K) CRI_VERSION=$2; shift ;;
         --quick) VERSIONS=2.1 POPS[2.1]="10,20" REST_S=5 CRI_PODS=20 ;;
         --measure) MEASURE=$2; shift ;; # internal: one version's measurements into DIR
+        --report) REPORT_FROM=$2; shift ;;
         -h | --help) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
         esac
         shift
 done
+if [ -n "$REPORT_FROM" ]; then
+        # shellcheck source=bench/lib.sh
+        . "$SRC/bench/lib.sh"
+        # shellcheck source=bench/scale-report.sh
+        . "$SRC/bench/scale-report.sh"
+        RUN=$(mktemp -d /tmp/nss-r.XXXXXX)
+        cp -r "$REPORT_FROM"/. "$RUN/" || exit 1
+        scale_report "$RUN"
+        rm -rf "$RUN"
+        exit
+fi
 if [ "$(id -u)" != 0 ]; then
         echo "scale: run as root (containers need it)" >&2
         exit 1
