@@ -4,9 +4,13 @@
 # samples (with a summary.tsv per version, what the plots read) to $OUT/<date>-<host>-scale/.
 # Sourced by scale.sh (uses its variables and bench/lib.sh).
 
+# shellcheck disable=SC2034 # read through subj_name's indirection
 SUBJ_NAME_nano="nanoshim, a shim per container"
+# shellcheck disable=SC2034
 SUBJ_NAME_pod="nanoshim, pods of 10 (one shim per pod)"
+# shellcheck disable=SC2034
 SUBJ_NAME_runc="containerd-shim-runc-v2, a shim per container"
+# shellcheck disable=SC2034
 SUBJ_NAME_conmon="conmon + runc, standalone"
 
 subj_name() {
@@ -168,7 +172,7 @@ ratio_at() {
 # limits_text DIR N: where the N=1000 limits are and which binds first per subject.
 limits_text() {
         local d=$1 top=$2 s
-        local pid_max nofile ino_max mem_kb base_tasks
+        local pid_max nofile ino_max
         pid_max=$(awk '$2 == "kernel.pid_max" { print $3 }' "$d/limits")
         ino_max=$(awk '$2 == "fs.inotify.max_user_instances" { print $3 }' "$d/limits")
         nofile=$(awk '$1 == "containerd_max_open_files" { print $2 }' "$d/limits")
@@ -198,7 +202,8 @@ limits_text() {
                 local tasks cf sf ino mem sys_tasks
                 read -r tasks cf sf ino mem sys_tasks <<<"$line"
                 # what the machine has beside this subject's: pids used by others at the checkpoint
-                local others=$(awk -v t="$sys_tasks" -v a="$tasks" -v n="$top" 'BEGIN { printf "%d", t - a * n }')
+                local others
+                others=$(awk -v t="$sys_tasks" -v a="$tasks" -v n="$top" 'BEGIN { printf "%d", t - a * n }')
                 local avail
                 avail=$(awk '{ for (i = 1; i < NF; i++) if ($i == "mem_avail_kb") print $(i + 1) }' \
                         "$(group_file "$d" sys "$top" "$s")")

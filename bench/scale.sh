@@ -115,7 +115,7 @@ if [ -z "$MEASURE" ]; then
                 cp "$SRC/build/containerd-shim-nanoshim-v2" "$RUN/bin/" &&
                         CTRD=$CRI_VERSION bash "$SRC/bench/scale-cri.sh" "$RUN/cri" "$RUN/bin/containerd-shim-nanoshim-v2" "$CRI_PODS" ||
                         log "CRI: not measured (rc $?)"
-                rm -rf "$RUN/bin"
+                rm -rf "${RUN:?}/bin"
         fi
         T_END=$(now_us)
         LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -143,6 +143,7 @@ chmod 700 "$WORK"
 mkdir -p "$WORK/fifo" "$WORK/exits" "$WORK/csock" "$WORK/runc-conmon" "$WORK/cm"
 BENCH_SLEEP_FIFO=$WORK/sleep.fifo
 mkfifo "$BENCH_SLEEP_FIFO"
+# shellcheck disable=SC2034 # msleep (bench/lib.sh) reads it
 exec {BENCH_SLEEP_FD}<>"$BENCH_SLEEP_FIFO"
 CM_CGROUP=/$CTR_NS-conmon # conmon's containers: cgroups /<this>/<id>
 
@@ -157,8 +158,9 @@ scale_cleanup() {
         done
         if [ -n "${CTRD_SOCK:-}" ] && [ -e "${CTRD_DIR:-/nonexistent}/containerd.pid" ]; then
                 ids=$(ctr_ task ls -q 2>/dev/null)
-                # shellcheck disable=SC2086
-                [ -z "$ids" ] || kill_inits $(ctr_ task ls 2>/dev/null | awk 'NR > 1 { print $2 }')
+                # running tasks only: a stopped one's PID may be someone else's by now
+                # shellcheck disable=SC2046
+                [ -z "$ids" ] || kill_inits $(ctr_ task ls 2>/dev/null | awk 'NR > 1 && $3 == "RUNNING" { print $2 }')
                 # shellcheck disable=SC2086
                 [ -z "$ids" ] || ctr_ task rm -f $ids >/dev/null 2>&1
                 ids=$(ctr_ containers ls -q 2>/dev/null)
@@ -403,7 +405,7 @@ supervisors() {
 # (no exit file); one that has, unless we killed it, is recorded as a failure.
 conmon_running() {
         local d id
-        for d in "$WORK"/cm/"conmon$1"-*; do
+        for d in "$WORK/cm/conmon$1"-*; do
                 id=${d##*/}
                 [ -s "$d/pid" ] && [ -s "$d/conmon.pid" ] || continue
                 if [ -e "$WORK/exits/$id" ]; then
@@ -450,9 +452,10 @@ checkpoint() {
         sample_procs "$CTRD_PID" >"$DATA/ctrd.$n.$(echo $GROUP | tr ' ' +)"
         { system_sample; echo "containerd_tasks $(($(wc -l <"$WORK/tasks") - 1))"; } >"$DATA/sys.$n.$(echo $GROUP | tr ' ' +)"
         log "  N=$n: sampled; at rest for ${REST_S}s"
-        local ts=$(now_us)
+        local ts te
+        ts=$(now_us)
         sleep "$REST_S" # the measurement window itself, not a synchronisation
-        local te=$(now_us)
+        te=$(now_us)
         for s in $GROUP; do
                 # shellcheck disable=SC2046
                 sample_procs $(cat "$WORK/sup.$s") >"$DATA/after.$s.$n"
