@@ -141,10 +141,6 @@ DATA=$MEASURE
 WORK=$(mktemp -d /tmp/nss-w.XXXXXX)
 chmod 700 "$WORK"
 mkdir -p "$WORK/fifo" "$WORK/exits" "$WORK/csock" "$WORK/runc-conmon" "$WORK/cm"
-BENCH_SLEEP_FIFO=$WORK/sleep.fifo
-mkfifo "$BENCH_SLEEP_FIFO"
-# shellcheck disable=SC2034 # msleep (bench/lib.sh) reads it
-exec {BENCH_SLEEP_FD}<>"$BENCH_SLEEP_FIFO"
 CM_CGROUP=/$CTR_NS-conmon # conmon's containers: cgroups /<this>/<id>
 
 # Everything of ours is gone at the end, or the run says what is left.
@@ -177,6 +173,16 @@ scale_cleanup() {
         local p left=0 sr=$PPID
         for p in $(subreaper_children "$sr"); do
                 [ "$p" = $$ ] && continue
+                kill -KILL "$p" 2>/dev/null && left=$((left + 1))
+        done
+        # A shim whose starter died (killed from outside) is reparented to init, not to
+        # us: any process still talking to our containerd's address is ours too.
+        local f
+        for f in /proc/[0-9]*/cmdline; do
+                p=${f#/proc/}
+                p=${p%/cmdline}
+                [ "$p" = $$ ] && continue
+                tr '\0' ' ' <"$f" 2>/dev/null | grep -qF -- "-address $WORK/ctrd/c.sock" || continue
                 kill -KILL "$p" 2>/dev/null && left=$((left + 1))
         done
         [ "$left" = 0 ] || log "cleanup: killed $left processes left behind"
@@ -236,6 +242,11 @@ ctrd_start "$WORK/ctrd" "$SHIM" || exit 1
 ctrd_import_image "$ROOTFS" "$IMAGE" || { log "cannot import the image"; exit 1; }
 ctr_ events >"$WORK/events.log" 2>&1 &
 track $!
+# msleep's FIFO, opened after containerd and ctr started (bash cannot make it close-on-exec)
+BENCH_SLEEP_FIFO=$WORK/sleep.fifo
+mkfifo "$BENCH_SLEEP_FIFO"
+# shellcheck disable=SC2034 # msleep (bench/lib.sh) reads it
+exec {BENCH_SLEEP_FD}<>"$BENCH_SLEEP_FIFO"
 {
         echo "containerd $CTRD_VERSION"
         echo "containerd_shim_runc_v2 $("$CTRD_BIN/containerd-shim-runc-v2" -v 2>/dev/null | awk '/Version/ { print $2; exit }')"
