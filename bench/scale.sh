@@ -5,9 +5,9 @@
 # N: supervisors' PSS/RSS/USS, threads, fds, containerd's RSS and CPU, CPU and wake-ups
 # of all supervisors at rest, start latency of the N-th container, sequential and 8-way
 # parallel start throughput; per population: kill of all N inits -> last exit, removal.
-# Writes bench/results/<date>-<host>-scale.{md,png} and the raw samples in
-# bench/results/<date>-<host>-scale/.
-#   sudo bench/scale.sh [-c "2.1 1.6"] [-p VER=POPS]... [-s SUBJECTS] [-i REST_S] [-o DIR] [--quick]
+# Writes bench/results/<date>-<host>-scale.md, a -<version>.png of curves per containerd
+# version and -cri.png, and the raw samples in bench/results/<date>-<host>-scale/.
+#   sudo bench/scale.sh [-c "2.1 1.6"] [-p VER=POPS]... [-s SUBJECTS] [-i REST_S] [-k PODS] [-o DIR] [--quick]
 # POPS: populations started from zero, e.g. "10 100 500,1000": populations of 10, of 100,
 # and one of 1000 measured on its way at 500 (a comma joins checkpoints of one population).
 # The whole script is one compound command, parsed before it runs.
