@@ -182,7 +182,7 @@ scale_cleanup() {
                 p=${f#/proc/}
                 p=${p%/cmdline}
                 [ "$p" = $$ ] && continue
-                tr '\0' ' ' <"$f" 2>/dev/null | grep -qF -- "-address $WORK/ctrd/c.sock" || continue
+                tr '\0' ' ' 2>/dev/null <"$f" | grep -qF -- "-address $WORK/ctrd/c.sock" || continue
                 kill -KILL "$p" 2>/dev/null && left=$((left + 1))
         done
         [ "$left" = 0 ] || log "cleanup: killed $left processes left behind"
