@@ -4,9 +4,13 @@
 # samples (with a summary.tsv per version, what the plots read) to $OUT/<date>-<host>-scale/.
 # Sourced by scale.sh (uses its variables and bench/lib.sh).
 
+# shellcheck disable=SC2034 # read through subj_name's indirection
 SUBJ_NAME_nano="nanoshim, a shim per container"
+# shellcheck disable=SC2034
 SUBJ_NAME_pod="nanoshim, pods of 10 (one shim per pod)"
+# shellcheck disable=SC2034
 SUBJ_NAME_runc="containerd-shim-runc-v2, a shim per container"
+# shellcheck disable=SC2034
 SUBJ_NAME_conmon="conmon + runc, standalone"
 
 subj_name() {
@@ -46,8 +50,8 @@ summary() {
                                 FILENAME ~ /\/fill\./ { if ($2 == n) { pop = $1; from = $3; seqr = $5 > 0 ? $4 / $5 : 0; parr = $7 > 0 ? $6 / $7 : 0 }
                                         fp[FNR] = $1; fn[FNR] = $2; ff[FNR] = $3; fs[FNR] = $5 > 0 ? $4 / $5 : 0; fpar[FNR] = $7 > 0 ? $6 / $7 : 0; nf = FNR; next }
                                 FILENAME ~ /\/lat\./ { lp[FNR] = $4; li[FNR] = $1; lk[FNR] = $3; lm[FNR] = $2; nl = FNR; next }
-                                FILENAME ~ /\/kill\./ { kill[$3 " " $1] = $2; next }
-                                FILENAME ~ /\/rm\./ { rm[$3 " " $1] = $2; next }
+                                FILENAME ~ /\/kill\./ { kill[$3] = $2; next }
+                                FILENAME ~ /\/rm\./ { rm[$3] = $2; next }
                                 FILENAME ~ /\/sup\./ { b_ns[$1] = $8; b_wk[$1] = $9; np++; pss += $2; rss += $3; uss += $4; thr += $5; fds += $6; ino += $7; next }
                                 FILENAME ~ /\/init\./ { nc++; ipss += $2; next }
                                 FILENAME ~ /\/rest\./ { rest_ns = $2; rest_wk = $3; rest_s = $4; next }
@@ -71,8 +75,9 @@ summary() {
                                                 tseq = (fs[i] > 0 && tseq != "-") ? tseq + inc / fs[i] : "-"
                                                 tpar = (fpar[i] > 0 && tpar != "-") ? tpar + inc / fpar[i] : "-"
                                         }
-                                        km = ((pop " " n) in kill) ? kill[pop " " n] : "-"
-                                        rs = ((pop " " n) in rm) ? sprintf("%.2f", rm[pop " " n] / 1000) : "-"
+                                        # kill and removal: at the top of the population (fewer when some died before)
+                                        km = (n == pop && (pop in kill)) ? kill[pop] : "-"
+                                        rs = (n == pop && (pop in rm)) ? sprintf("%.2f", rm[pop] / 1000) : "-"
                                         printf "%s %d %d %.0f %.0f %.0f %.1f %d %d %d %.2f %.2f %.1f %d %.1f %d %d %s %s %s %s %s %s %s %.0f\n",
                                                 s, n, np, pss / nc, rss / nc, uss / nc, pss / 1024, thr, fds, ino,
                                                 rest_ns / 1e6, (rest_s > 0 ? rest_wk / rest_s : 0), crss / 1024, cfds, crest / 1e6, ctasks, sys["tasks"],
@@ -167,7 +172,7 @@ ratio_at() {
 # limits_text DIR N: where the N=1000 limits are and which binds first per subject.
 limits_text() {
         local d=$1 top=$2 s
-        local pid_max nofile ino_max mem_kb base_tasks
+        local pid_max nofile ino_max
         pid_max=$(awk '$2 == "kernel.pid_max" { print $3 }' "$d/limits")
         ino_max=$(awk '$2 == "fs.inotify.max_user_instances" { print $3 }' "$d/limits")
         nofile=$(awk '$1 == "containerd_max_open_files" { print $2 }' "$d/limits")
@@ -197,7 +202,8 @@ limits_text() {
                 local tasks cf sf ino mem sys_tasks
                 read -r tasks cf sf ino mem sys_tasks <<<"$line"
                 # what the machine has beside this subject's: pids used by others at the checkpoint
-                local others=$(awk -v t="$sys_tasks" -v a="$tasks" -v n="$top" 'BEGIN { printf "%d", t - a * n }')
+                local others
+                others=$(awk -v t="$sys_tasks" -v a="$tasks" -v n="$top" 'BEGIN { printf "%d", t - a * n }')
                 local avail
                 avail=$(awk '{ for (i = 1; i < NF; i++) if ($i == "mem_avail_kb") print $(i + 1) }' \
                         "$(group_file "$d" sys "$top" "$s")")
@@ -220,7 +226,17 @@ limits_text() {
 
 scale_report() {
         local run=$1 date host base md v d
-        date=$(date +%F)
+        # what the run was: written by scale.sh (a report made again from the raw
+        # samples with --report keeps it)
+        if [ -s "$run/meta" ]; then
+                # shellcheck disable=SC1091
+                . "$run/meta"
+        else
+                RUN_ARGS="${ORIG_ARGS[*]}" RUN_S=$(((T_END - T_START) / 1000000)) RUN_DATE=$(date -u '+%F %T UTC')
+                printf 'RUN_ARGS=%q\nRUN_S=%q\nRUN_DATE=%q\nLOAD_START=%q\nLOAD_END=%q\nREST_S=%q\nPAR=%q\nVERSIONS=%q\nSUBJECTS=%q\n' \
+                        "$RUN_ARGS" "$RUN_S" "$RUN_DATE" "$LOAD_START" "$LOAD_END" "$REST_S" "$PAR" "$VERSIONS" "$SUBJECTS" >"$run/meta"
+        fi
+        date=${RUN_DATE%% *}
         host=$(hostname -s)
         mkdir -p "$OUT"
         base=$OUT/$date-$host-scale
@@ -232,13 +248,13 @@ scale_report() {
         {
                 echo "# nanoshim at scale, $date on $host"
                 echo
-                echo "Made by \`bench/scale.sh ${ORIG_ARGS[*]}\` in $(((T_END - T_START) / 1000000)) s (see" \
+                echo "Made by \`bench/scale.sh $RUN_ARGS\` in $RUN_S s (see" \
                         "docs/performance.md, \"At scale\", for what each figure means). Raw samples and" \
                         "each version's summary.tsv (what the plots read) in \`$(basename "$base")/\`."
                 echo
                 echo "| | |"
                 echo "|---|---|"
-                echo "| date | $(date -u '+%F %T UTC') |"
+                echo "| date | $RUN_DATE |"
                 echo "| kernel | $(uname -r) |"
                 echo "| CPU | $cpu_model ($(nproc) cores) |"
                 echo "| memory | $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) |"

@@ -5,9 +5,9 @@
 # N: supervisors' PSS/RSS/USS, threads, fds, containerd's RSS and CPU, CPU and wake-ups
 # of all supervisors at rest, start latency of the N-th container, sequential and 8-way
 # parallel start throughput; per population: kill of all N inits -> last exit, removal.
-# Writes bench/results/<date>-<host>-scale.{md,png} and the raw samples in
-# bench/results/<date>-<host>-scale/.
-#   sudo bench/scale.sh [-c "2.1 1.6"] [-p VER=POPS]... [-s SUBJECTS] [-i REST_S] [-o DIR] [--quick]
+# Writes bench/results/<date>-<host>-scale.md, a -<version>.png of curves per containerd
+# version and -cri.png, and the raw samples in bench/results/<date>-<host>-scale/.
+#   sudo bench/scale.sh [-c "2.1 1.6"] [-p VER=POPS]... [-s SUBJECTS] [-i REST_S] [-k PODS] [-o DIR] [--quick]
 # POPS: populations started from zero, e.g. "10 100 500,1000": populations of 10, of 100,
 # and one of 1000 measured on its way at 500 (a comma joins checkpoints of one population).
 # The whole script is one compound command, parsed before it runs.
@@ -26,6 +26,7 @@ OUT=$SRC/bench/results
 CRI_PODS=100
 CRI_VERSION=2.1
 MEASURE=""
+REPORT_FROM=""
 ORIG_ARGS=("$@")
 usage() {
         sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
@@ -36,6 +37,7 @@ usage() {
         echo "  -o DIR      where results go (default bench/results)"
         echo "  -k PODS     pods of 2 containers per handler through the CRI plugin (default $CRI_PODS; 0: none)"
         echo "  -K VERSION  the containerd version for the CRI part (default $CRI_VERSION)"
+        echo "  --report DIR  write the report again from a run's raw samples (DIR: <date>-<host>-scale/)"
         echo "  --quick     smoke test: -c 2.1 -p 2.1=\"10,20\" -i 5 -k 20"
 }
 while [ $# -gt 0 ]; do
@@ -49,11 +51,23 @@ while [ $# -gt 0 ]; do
         -K) CRI_VERSION=$2; shift ;;
         --quick) VERSIONS=2.1 POPS[2.1]="10,20" REST_S=5 CRI_PODS=20 ;;
         --measure) MEASURE=$2; shift ;; # internal: one version's measurements into DIR
+        --report) REPORT_FROM=$2; shift ;;
         -h | --help) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
         esac
         shift
 done
+if [ -n "$REPORT_FROM" ]; then
+        # shellcheck source=bench/lib.sh
+        . "$SRC/bench/lib.sh"
+        # shellcheck source=bench/scale-report.sh
+        . "$SRC/bench/scale-report.sh"
+        RUN=$(mktemp -d /tmp/nss-r.XXXXXX)
+        cp -r "$REPORT_FROM"/. "$RUN/" || exit 1
+        scale_report "$RUN"
+        rm -rf "$RUN"
+        exit
+fi
 if [ "$(id -u)" != 0 ]; then
         echo "scale: run as root (containers need it)" >&2
         exit 1
@@ -101,7 +115,7 @@ if [ -z "$MEASURE" ]; then
                 cp "$SRC/build/containerd-shim-nanoshim-v2" "$RUN/bin/" &&
                         CTRD=$CRI_VERSION bash "$SRC/bench/scale-cri.sh" "$RUN/cri" "$RUN/bin/containerd-shim-nanoshim-v2" "$CRI_PODS" ||
                         log "CRI: not measured (rc $?)"
-                rm -rf "$RUN/bin"
+                rm -rf "${RUN:?}/bin"
         fi
         T_END=$(now_us)
         LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -127,9 +141,6 @@ DATA=$MEASURE
 WORK=$(mktemp -d /tmp/nss-w.XXXXXX)
 chmod 700 "$WORK"
 mkdir -p "$WORK/fifo" "$WORK/exits" "$WORK/csock" "$WORK/runc-conmon" "$WORK/cm"
-BENCH_SLEEP_FIFO=$WORK/sleep.fifo
-mkfifo "$BENCH_SLEEP_FIFO"
-exec {BENCH_SLEEP_FD}<>"$BENCH_SLEEP_FIFO"
 CM_CGROUP=/$CTR_NS-conmon # conmon's containers: cgroups /<this>/<id>
 
 # Everything of ours is gone at the end, or the run says what is left.
@@ -143,8 +154,9 @@ scale_cleanup() {
         done
         if [ -n "${CTRD_SOCK:-}" ] && [ -e "${CTRD_DIR:-/nonexistent}/containerd.pid" ]; then
                 ids=$(ctr_ task ls -q 2>/dev/null)
-                # shellcheck disable=SC2086
-                [ -z "$ids" ] || kill_inits $(ctr_ task ls 2>/dev/null | awk 'NR > 1 { print $2 }')
+                # running tasks only: a stopped one's PID may be someone else's by now
+                # shellcheck disable=SC2046
+                [ -z "$ids" ] || kill_inits $(ctr_ task ls 2>/dev/null | awk 'NR > 1 && $3 == "RUNNING" { print $2 }')
                 # shellcheck disable=SC2086
                 [ -z "$ids" ] || ctr_ task rm -f $ids >/dev/null 2>&1
                 ids=$(ctr_ containers ls -q 2>/dev/null)
@@ -161,6 +173,16 @@ scale_cleanup() {
         local p left=0 sr=$PPID
         for p in $(subreaper_children "$sr"); do
                 [ "$p" = $$ ] && continue
+                kill -KILL "$p" 2>/dev/null && left=$((left + 1))
+        done
+        # A shim whose starter died (killed from outside) is reparented to init, not to
+        # us: any process still talking to our containerd's address is ours too.
+        local f
+        for f in /proc/[0-9]*/cmdline; do
+                p=${f#/proc/}
+                p=${p%/cmdline}
+                [ "$p" = $$ ] && continue
+                tr '\0' ' ' 2>/dev/null <"$f" | grep -qF -- "-address $WORK/ctrd/c.sock" || continue
                 kill -KILL "$p" 2>/dev/null && left=$((left + 1))
         done
         [ "$left" = 0 ] || log "cleanup: killed $left processes left behind"
@@ -220,6 +242,11 @@ ctrd_start "$WORK/ctrd" "$SHIM" || exit 1
 ctrd_import_image "$ROOTFS" "$IMAGE" || { log "cannot import the image"; exit 1; }
 ctr_ events >"$WORK/events.log" 2>&1 &
 track $!
+# msleep's FIFO, opened after containerd and ctr started (bash cannot make it close-on-exec)
+BENCH_SLEEP_FIFO=$WORK/sleep.fifo
+mkfifo "$BENCH_SLEEP_FIFO"
+# shellcheck disable=SC2034 # msleep (bench/lib.sh) reads it
+exec {BENCH_SLEEP_FD}<>"$BENCH_SLEEP_FIFO"
 {
         echo "containerd $CTRD_VERSION"
         echo "containerd_shim_runc_v2 $("$CTRD_BIN/containerd-shim-runc-v2" -v 2>/dev/null | awk '/Version/ { print $2; exit }')"
@@ -389,7 +416,7 @@ supervisors() {
 # (no exit file); one that has, unless we killed it, is recorded as a failure.
 conmon_running() {
         local d id
-        for d in "$WORK"/cm/"conmon$1"-*; do
+        for d in "$WORK/cm/conmon$1"-*; do
                 id=${d##*/}
                 [ -s "$d/pid" ] && [ -s "$d/conmon.pid" ] || continue
                 if [ -e "$WORK/exits/$id" ]; then
@@ -436,9 +463,10 @@ checkpoint() {
         sample_procs "$CTRD_PID" >"$DATA/ctrd.$n.$(echo $GROUP | tr ' ' +)"
         { system_sample; echo "containerd_tasks $(($(wc -l <"$WORK/tasks") - 1))"; } >"$DATA/sys.$n.$(echo $GROUP | tr ' ' +)"
         log "  N=$n: sampled; at rest for ${REST_S}s"
-        local ts=$(now_us)
+        local ts te
+        ts=$(now_us)
         sleep "$REST_S" # the measurement window itself, not a synchronisation
-        local te=$(now_us)
+        te=$(now_us)
         for s in $GROUP; do
                 # shellcheck disable=SC2046
                 sample_procs $(cat "$WORK/sup.$s") >"$DATA/after.$s.$n"
