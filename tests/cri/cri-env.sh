@@ -4,7 +4,8 @@
 #
 #   cri_start DIR SHIM PAUSE_BINARY [TAG]
 #       Writes DIR/config.toml (CRI on; handlers `runc` = io.containerd.runc.v2 and
-#       `nanoshim` = io.containerd.nanoshim.v2, both with their runc --root in DIR/runc),
+#       `nanoshim` = io.containerd.nanoshim.v2, both with their runc --root in DIR/runc;
+#       on 2.x also `nanoshim-runc`, nanoshim's binary under runc-v2's runtime type),
 #       a CNI bridge network with a unique bridge name and private subnet, starts
 #       containerd (DIR/start.sh starts it again; its pid is in DIR/containerd.pid) and
 #       imports the pause image (PAUSE_BINARY) and busybox into the k8s.io namespace.
@@ -88,6 +89,18 @@ TOML
     [$rt.containerd.runtimes.nanoshim.options]
       ConfigPath = "$dir/nanoshim-options.toml"
 TOML
+        # containerd 2.x's CheckpointContainer hands CRIU's work path (the container's
+        # directory, from which it copies dump.log and stats-dump into the archive)
+        # only to the runtime type io.containerd.runc.v2: the handler `nanoshim-runc`
+        # is that type with nanoshim's binary, its runc options inline.
+        [ "$(ctrd_major)" -ge 2 ] && cat >>"$dir/config.toml" <<TOML
+  [$rt.containerd.runtimes.nanoshim-runc]
+    runtime_type = "io.containerd.runc.v2"
+    runtime_path = "$dir/bin/containerd-shim-nanoshim-v2"
+    [$rt.containerd.runtimes.nanoshim-runc.options]
+      Root = "$dir/runc"
+TOML
+        return 0
 }
 
 # cri_write_cni DIR TAG: a bridge network with a bridge and subnet no one else uses.

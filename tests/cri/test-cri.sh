@@ -65,6 +65,14 @@ trap 'cleanup; exit $rc' EXIT
 trap 'exit 1' INT TERM
 
 echo "containerd $CTRD_VERSION ($CTRD_BIN), work dir $WORK"
+# The checkpoint scenario (2.x only): a CRIU that works on this kernel, first on
+# containerd's PATH (the CRI plugin looks for it there, runc too); CRI_NO_CRIU says
+# why the scenario is skipped otherwise.
+if [ "$(ctrd_major)" -lt 2 ]; then
+        export CRI_NO_CRIU="CheckpointContainer is tested on containerd 2.x only"
+elif ! criu_select "$WORK"; then
+        export CRI_NO_CRIU="$CRIU_WHY"
+fi
 # The pause image's one binary, static: the image has no libc.
 cc -static -O2 -Wall -Werror -o "$WORK/pause" "$SRC/tests/cri/pause.c" || { echo "FAIL: cannot build the pause program"; rc=1; exit 1; }
 cri_start "$WORK" "$SHIM" "$WORK/pause" "$TAG" || { echo "FAIL: cannot start containerd with its CRI plugin"; rc=1; exit 1; }

@@ -7,6 +7,7 @@
 #   ctrd_teardown WORK             kill and remove every task and container of $CTR_NS,
 #                                  stop containerd, unmount what is left under WORK, rm it
 #   task_status ID, task_stopped ID, task_running ID
+#   criu_select WORK               a working CRIU first on PATH (else CRIU_WHY, return 1)
 # CTRD=1.6|1.7|2.1 picks the containerd version (default 1.6, the system's): 1.7 and
 # 2.1 are Debian trixie's and sid's, fetched and unpacked by tools/containerd-version.sh
 # (never installed). Its own ctr and containerd-shim-runc-v2 are used with it:
@@ -44,6 +45,25 @@ skip_unless_ready() {
         for b in "$@"; do
                 command -v "$b" >/dev/null || { echo "SKIP: $b not installed"; exit 77; }
         done
+}
+
+# criu_select WORK: a CRIU that works on this kernel (tools/build-criu.sh, cached) put
+# first on PATH, so that containerd, the shims and runc inherit it; CRIU_DIR its
+# directory. Otherwise sets CRIU_WHY (why not) and returns 1 (the caller skips). WORK
+# gets the logs. Not in a subshell: it sets PATH.
+criu_select() {
+        local here
+        here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+        if ! CRIU_DIR=$("$here/tools/build-criu.sh" 2>"$1/build-criu.log"); then
+                CRIU_WHY="no CRIU could be had: $(tail -n 3 "$1/build-criu.log" | tr '\n' ' ')"
+                return 1
+        fi
+        if ! PATH=$CRIU_DIR:$PATH criu check >"$1/criu-check.log" 2>&1; then
+                CRIU_WHY="criu $("$CRIU_DIR/criu" --version | awk '/Version/ {print $2}') does not work on kernel $(uname -r): $(grep -m1 -i error "$1/criu-check.log")"
+                return 1
+        fi
+        PATH=$CRIU_DIR:$PATH
+        export PATH CRIU_DIR
 }
 
 # poll_until SECONDS CMD...: run CMD until it succeeds or the deadline passes.

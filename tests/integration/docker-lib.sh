@@ -9,6 +9,7 @@
 #   dockerd_stop                    TERM by PID, wait (KILL at the deadline)
 #   docker_ ARGS...                 the docker CLI against it
 #   docker_import_image ROOTFS REF  `docker import` of a rootfs directory
+#   docker_teardown WORK            remove the containers, stop both daemons, rm WORK
 # Sourced after ctrd-lib.sh. $CTR_NS is the containerd namespace dockerd uses (instead
 # of "moby") and the name of its cgroup parent, so that ctrd_stop removes both. Set
 # CTRD=2.1 before sourcing ctrd-lib.sh for the containerd Docker 28 is built against.
@@ -86,6 +87,25 @@ dockerd_stop() {
         wait "$pid" 2>/dev/null || true
         rm -f "$DOCKER_DIR/dockerd.ppid"
         DOCKERD_PID=
+}
+
+# docker_teardown WORK: remove every container, stop dockerd and containerd by PID,
+# unmount what is left under WORK and remove it.
+docker_teardown() {
+        local work=$1
+        if [ -n "${DOCKER_DIR:-}" ] && [ -s "$DOCKER_DIR/dockerd.ppid" ]; then
+                local ids
+                ids=$(docker_ ps -aq 2>/dev/null)
+                # shellcheck disable=SC2086 # one argument per id
+                [ -z "$ids" ] || docker_ rm -f $ids >/dev/null 2>&1
+                dockerd_stop
+        fi
+        if [ -n "${CTRD_DIR:-}" ]; then
+                ctrd_remove_all
+                ctrd_stop
+        fi
+        grep -o " ${work}[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount "$m" 2>/dev/null; done
+        rm -rf "$work"
 }
 
 docker_() {

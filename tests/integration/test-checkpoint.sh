@@ -38,16 +38,7 @@ pass() { echo "PASS: $1"; passed=$((passed + 1)); }
 fail() { echo "FAIL: $1"; shift; for l in "$@"; do echo "    $l"; done; failed=$((failed + 1)); }
 
 # A CRIU that works on this kernel, first on PATH: containerd, the shims and runc inherit it.
-if ! CRIU_DIR=$("$SRC/tools/build-criu.sh" 2>"$WORK/build-criu.log"); then
-        echo "SKIP: no CRIU could be had: $(tail -n 3 "$WORK/build-criu.log" | tr '\n' ' ')"
-        exit 77
-fi
-PATH=$CRIU_DIR:$PATH
-export PATH
-if ! criu check >"$WORK/criu-check.log" 2>&1; then
-        echo "SKIP: criu $(criu --version | awk '/Version/ {print $2}') does not work on kernel $(uname -r): $(grep -m1 -i error "$WORK/criu-check.log")"
-        exit 77
-fi
+criu_select "$WORK" || { echo "SKIP: $CRIU_WHY"; exit 77; }
 echo "# criu: $CRIU_DIR/criu ($(cat "$CRIU_DIR/.version" 2>/dev/null))"
 
 "$SRC/tools/mkbundle.sh" "$WORK/bundle" >/dev/null || { echo "FAIL: cannot build the busybox rootfs"; exit 1; }

@@ -27,18 +27,7 @@ failed=0
 
 cleanup() {
         trap - EXIT
-        if [ -n "${DOCKER_DIR:-}" ] && [ -s "$DOCKER_DIR/dockerd.ppid" ]; then
-                local ids
-                ids=$(docker_ ps -aq 2>/dev/null)
-                [ -z "$ids" ] || docker_ rm -f $ids >/dev/null 2>&1
-                dockerd_stop
-        fi
-        if [ -n "${CTRD_DIR:-}" ]; then
-                ctrd_remove_all
-                ctrd_stop
-        fi
-        grep -o " ${WORK}[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount "$m" 2>/dev/null; done
-        rm -rf "$WORK"
+        docker_teardown "$WORK"
 }
 trap cleanup EXIT
 
