@@ -191,6 +191,20 @@ fifo_reader() {
         cat "$fifo" >"$file" &
         READER_PID=$!
         it_track "$READER_PID"
+        # The reader must be at the FIFO before the caller goes on, as a client's is
+        # before Create: a `cat` still being exec'd when the shim had already closed
+        # its end found an empty FIFO and the output gone (once in 200 runs, loaded).
+        poll_until 10 reader_at_fifo "$READER_PID" "$fifo"
+}
+
+# reader_at_fifo PID FIFO: PID waits in its open of FIFO for a writer, or has it open.
+reader_at_fifo() {
+        local f
+        [ "$(cat "/proc/$1/wchan" 2>/dev/null)" = wait_for_partner ] && return 0
+        for f in /proc/"$1"/fd/*; do
+                [ "$(readlink "$f")" = "$(readlink -f "$2")" ] && return 0
+        done
+        return 1
 }
 
 # Wait for a background process of this shell with a deadline; its status in WAITED.
