@@ -446,8 +446,11 @@ t_backpressure() {
         local b got rss
         b=$(bundle bp head -c 33554432 /dev/zero) # the init is the writer
         fifo_reader "$SHIM_DIR/out" "$SHIM_DIR/out.bin"
-        ctl create bp --bundle "$b" --stdout "$SHIM_DIR/out" >/dev/null && ctl start bp >/dev/null
+        # The reader stops before the writer starts: stopped after `start`, a loaded
+        # machine let the container write everything first.
+        ctl create bp --bundle "$b" --stdout "$SHIM_DIR/out" >/dev/null
         kill -STOP "$READER_PID"
+        ctl start bp >/dev/null
         # The container gets as far as the FIFO holds (64 KiB at least) and no further.
         local pid wrote
         pid=$(ctl state bp | grep -o '"pid":[0-9]*' | cut -d: -f2)
