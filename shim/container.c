@@ -5,10 +5,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "cgroup.h"
 #include "file-util.h"
@@ -19,6 +22,7 @@
 #include "reaper.h"
 #include "runtime.h"
 #include "shim.h"
+#include "spec.h"
 #include "status-code.h"
 #include "stdio-relay.h"
 
@@ -619,4 +623,449 @@ void container_delete(struct container *c, struct process *p, container_answer_f
                 return;
         }
         delete_with_runtime(c, a);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* kill, pause and resume, update, pids                                                 */
+
+/* A runtime call answered through a callback. */
+struct call_op {
+        struct container *c;
+        struct answer a;
+        container_pids_fn pids_fn; /* Pids: the answer with the list */
+        bool pause;                /* Pause (else Resume) */
+};
+
+static struct call_op *call_op_new(struct container *c, container_answer_fn fn, void *ud) {
+        struct call_op *o = calloc(1, sizeof *o);
+        if (!o)
+                return NULL;
+        o->c = container_ref(c);
+        o->a = (struct answer){fn, ud};
+        return o;
+}
+
+static void call_op_free(struct call_op *o) {
+        container_unref(o->c);
+        free(o);
+}
+
+static void answer_fmt(container_answer_fn fn, void *ud, int code, const char *fmt, ...) _printf_(4, 5);
+static void answer_fmt(container_answer_fn fn, void *ud, int code, const char *fmt, ...) {
+        char msg[4200];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        fn(ud, code, msg, NULL);
+}
+
+/* The runtime's result: OK, or its own text after prefix. */
+static void call_op_finish(struct call_op *o, const struct runtime_result *res, const char *prefix) {
+        if (res->exit_status != 0)
+                answer_fmt(o->a.fn, o->a.ud, TTRPC_UNKNOWN, "%s%s", prefix, runtime_error_text(res));
+        else
+                answer_send(&o->a, 0, NULL, NULL);
+        call_op_free(o);
+}
+
+static void on_kill_done(const struct runtime_result *res, void *userdata) {
+        struct call_op *o = userdata;
+        const char *e = runtime_error_text(res);
+        if (res->exit_status != 0 && runtime_error_not_running(e))
+                answer_send(&o->a, TTRPC_NOT_FOUND, "process already finished", NULL);
+        else if (res->exit_status != 0 && runtime_error_not_exist(e))
+                answer_fmt(o->a.fn, o->a.ud, TTRPC_NOT_FOUND, "no such container: %s", e);
+        else {
+                call_op_finish(o, res, "");
+                return;
+        }
+        call_op_free(o);
+}
+
+void container_kill(struct container *c, struct process *p, unsigned signal, bool all, container_answer_fn fn,
+                    void *ud) {
+        if (signal == 0 || signal >= 65) {
+                answer_fmt(fn, ud, TTRPC_INVALID_ARGUMENT, "invalid signal %u", signal);
+                return;
+        }
+        if (p->is_init && all && process_exited(p) && c->private_pidns) {
+                /* the init's exit took the whole PID namespace: nothing is left to signal
+                 * (and the runtime may have forgotten the container already) */
+                fn(ud, TTRPC_NOT_FOUND, "process already finished", NULL);
+                return;
+        }
+        if (p->is_init && all) {
+                struct call_op *o = call_op_new(c, fn, ud);
+                int r = o ? runtime_kill(c->rt, c->id, (int)signal, true, on_kill_done, o) : -ENOMEM;
+                if (r < 0) {
+                        answer_fmt(fn, ud, TTRPC_UNKNOWN, "kill failed: %s", strerror(-r));
+                        if (o)
+                                call_op_free(o);
+                }
+                return;
+        }
+        /* One process: signalled directly, as `runc kill` would, without a runtime exec
+         * (~15 ms of Go start-up). The pid cannot have been reused: it is our child (the
+         * init and execs are re-parented to us, the subreaper) and not reaped yet. */
+        if (p->pid <= 0 && !process_reaped(p))
+                fn(ud, TTRPC_FAILED_PRECONDITION, "process not created: failed precondition", NULL); /* runc-v2's words */
+        else if (process_reaped(p))
+                fn(ud, TTRPC_NOT_FOUND, "process already finished", NULL);
+        else if (kill(p->pid, (int)signal) < 0)
+                fn(ud, errno == ESRCH ? TTRPC_NOT_FOUND : TTRPC_UNKNOWN,
+                   errno == ESRCH ? "process already finished" : strerror(errno), NULL);
+        else
+                fn(ud, 0, NULL, NULL);
+}
+
+static void on_pause_resume_done(const struct runtime_result *res, void *userdata) {
+        struct call_op *o = userdata;
+        struct container *c = o->c;
+        c->pausing = false;
+        c->init->busy = false;
+        if (res->exit_status == 0) {
+                if (!process_exited(c->init))
+                        (void)process_transition(c->init, o->pause ? PROCESS_PAUSED : PROCESS_RUNNING);
+                emit(c, o->pause ? CONTAINER_EVENT_PAUSED : CONTAINER_EVENT_RESUMED, NULL);
+        }
+        call_op_finish(o, res, "");
+}
+
+void container_pause(struct container *c, bool pause, container_answer_fn fn, void *ud) {
+        struct process *p = c->init;
+        enum process_state want = pause ? PROCESS_RUNNING : PROCESS_PAUSED;
+        if (p->busy || process_exited(p) || p->state != want) {
+                answer_fmt(fn, ud, TTRPC_UNKNOWN, "cannot %s a %s container", pause ? "pause" : "resume",
+                           process_exited(p) ? "stopped" : process_state_to_string(p->state));
+                return;
+        }
+        struct call_op *o = call_op_new(c, fn, ud);
+        if (!o) {
+                fn(ud, TTRPC_INTERNAL, "out of memory", NULL);
+                return;
+        }
+        o->pause = pause;
+        p->busy = true;
+        c->pausing = pause;
+        int r = pause ? runtime_pause(c->rt, c->id, on_pause_resume_done, o)
+                      : runtime_resume(c->rt, c->id, on_pause_resume_done, o);
+        if (r < 0) {
+                p->busy = false;
+                c->pausing = false;
+                answer_fmt(fn, ud, TTRPC_UNKNOWN, "%s failed: %s", pause ? "pause" : "resume", strerror(-r));
+                call_op_free(o);
+        }
+}
+
+static void on_update_done(const struct runtime_result *res, void *userdata) {
+        call_op_finish(userdata, res, "failed to update resources: ");
+}
+
+void container_update(struct container *c, const char *resources, size_t len, container_answer_fn fn, void *ud) {
+        if (process_exited(c->init)) {
+                fn(ud, TTRPC_UNKNOWN, "container is stopped", NULL);
+                return;
+        }
+        if (!resources) {
+                fn(ud, TTRPC_INVALID_ARGUMENT, "no resources given", NULL);
+                return;
+        }
+        /* Validate it is a JSON object before handing it to the runtime. */
+        json_t *j = json_loadb(resources, len, 0, NULL);
+        bool ok = j && json_is_object(j);
+        json_decref(j);
+        _cleanup_free_ char *json = ok ? strndup(resources, len) : NULL;
+        if (!json) {
+                fn(ud, TTRPC_INVALID_ARGUMENT, "resources must be a JSON LinuxResources object", NULL);
+                return;
+        }
+        struct call_op *o = call_op_new(c, fn, ud);
+        int r = o ? runtime_update(c->rt, c->id, json, on_update_done, o) : -ENOMEM;
+        if (r < 0) {
+                answer_fmt(fn, ud, TTRPC_UNKNOWN, "failed to update resources: %s", strerror(-r));
+                if (o)
+                        call_op_free(o);
+        }
+}
+
+static void on_ps_done(const struct runtime_result *res, void *userdata) {
+        struct call_op *o = userdata;
+        container_pids_fn fn = o->pids_fn;
+        void *ud = o->a.ud;
+        _cleanup_free_ pid_t *pids = NULL;
+        _cleanup_free_ struct container_pid *list = NULL;
+        size_t n = 0;
+        if (res->exit_status != 0) {
+                char msg[4200];
+                snprintf(msg, sizeof msg, "failed to list processes: %s", runtime_error_text(res));
+                fn(ud, TTRPC_UNKNOWN, msg, NULL, 0);
+        } else if (runtime_parse_ps(res->out, res->out_len, &pids, &n) < 0)
+                fn(ud, TTRPC_UNKNOWN, "cannot parse the runtime's process list", NULL, 0);
+        else if (!(list = calloc(n ? n : 1, sizeof *list)))
+                fn(ud, TTRPC_INTERNAL, "out of memory", NULL, 0);
+        else {
+                for (size_t i = 0; i < n; i++) {
+                        list[i].pid = pids[i];
+                        for (const struct process *e = o->c->execs; e; e = e->next)
+                                if (e->pid > 0 && e->pid == pids[i]) {
+                                        list[i].exec_id = e->id;
+                                        break;
+                                }
+                }
+                fn(ud, 0, NULL, list, n);
+        }
+        call_op_free(o);
+}
+
+void container_pids(struct container *c, container_pids_fn fn, void *ud) {
+        struct call_op *o = call_op_new(c, NULL, ud);
+        if (o)
+                o->pids_fn = fn;
+        int r = o ? runtime_ps(c->rt, c->id, on_ps_done, o) : -ENOMEM;
+        if (r < 0) {
+                char msg[256];
+                snprintf(msg, sizeof msg, "failed to list processes: %s", strerror(-r));
+                fn(ud, TTRPC_UNKNOWN, msg, NULL, 0);
+                if (o)
+                        call_op_free(o);
+        }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* exec and start                                                                       */
+
+int container_stdio_new(struct container *c, struct process *p, char **ret_error) {
+        struct stdio_config cfg = {
+                .stdin_uri = p->stdin_path,
+                .stdout_uri = p->stdout_path,
+                .stderr_uri = p->stderr_path,
+                .terminal = p->terminal,
+                /* the init of a container with its own PID namespace: its exit ends every
+                 * process that could hold its stdio, so the FIFOs can be its own */
+                .direct = p->is_init && c->private_pidns,
+                .io_uid = c->io_uid,
+                .io_gid = c->io_gid,
+                .container_id = c->id,
+                .namespace = c->shim->namespace,
+                .reaper = c->shim->reaper,
+        };
+        return stdio_new(c->shim->loop, &cfg, &p->io, ret_error);
+}
+
+int process_set_stdio(struct process *p, const struct container_stdio *io) {
+        p->terminal = io->terminal;
+        p->stdin_path = strdup(io->stdin_path ? io->stdin_path : "");
+        p->stdout_path = strdup(io->stdout_path ? io->stdout_path : "");
+        p->stderr_path = strdup(io->stderr_path ? io->stderr_path : "");
+        return p->stdin_path && p->stdout_path && p->stderr_path ? 0 : -ENOMEM;
+}
+
+void container_exec(struct container *c, const char *exec_id, const char *spec, size_t spec_len,
+                    const struct container_stdio *io, container_answer_fn fn, void *ud) {
+        if (!identifier_is_valid(exec_id)) {
+                answer_fmt(fn, ud, TTRPC_INVALID_ARGUMENT, "invalid exec id \"%.80s\"", exec_id ? exec_id : "");
+                return;
+        }
+        if (container_find_exec(c, exec_id) || strcmp(exec_id, c->id) == 0) {
+                answer_fmt(fn, ud, TTRPC_ALREADY_EXISTS, "id %s: already exists", exec_id);
+                return;
+        }
+        if (process_exited(c->init) || c->init->state == PROCESS_STOPPED || c->init->state == PROCESS_DELETED) {
+                fn(ud, TTRPC_FAILED_PRECONDITION, "cannot exec in a stopped state", NULL);
+                return;
+        }
+        if (!spec) {
+                answer_fmt(fn, ud, TTRPC_INVALID_ARGUMENT, "exec %s: no process spec", exec_id);
+                return;
+        }
+        _cleanup_free_ char *err = NULL;
+        struct oci_process op;
+        int r = oci_process_parse(spec, spec_len, &op, &err);
+        if (r < 0) {
+                answer_fmt(fn, ud, TTRPC_INVALID_ARGUMENT, "exec %s: invalid process spec: %s", exec_id,
+                           err ? err : strerror(-r));
+                return;
+        }
+        oci_process_done(&op);
+        /* The runtime gets the spec as sent, with `terminal` as the request says. */
+        json_t *j = json_loadb(spec, spec_len, 0, NULL);
+        if (!j || json_object_set_new(j, "terminal", json_boolean(io->terminal)) < 0) {
+                json_decref(j);
+                answer_fmt(fn, ud, TTRPC_INVALID_ARGUMENT, "exec %s: invalid process spec", exec_id);
+                return;
+        }
+        struct process *p = process_new(c, exec_id, false);
+        if (p)
+                p->spec_json = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        if (!p || !p->spec_json || process_set_stdio(p, io) < 0) {
+                process_free(p);
+                fn(ud, TTRPC_INTERNAL, "out of memory", NULL);
+                return;
+        }
+        p->next = c->execs;
+        c->execs = p;
+        emit(c, CONTAINER_EVENT_EXEC_ADDED, p);
+        fn(ud, 0, NULL, NULL);
+}
+
+struct start_op {
+        struct container *c;
+        struct process *p;
+        struct answer a;
+        char *spec_path; /* exec: the process spec written for the runtime */
+        char *pid_file;  /* exec: where the runtime writes its pid */
+};
+
+static void start_op_free(struct start_op *o) {
+        if (o->spec_path) {
+                unlink(o->spec_path);
+                free(o->spec_path);
+        }
+        free(o->pid_file);
+        container_unref(o->c);
+        free(o);
+}
+
+/* The start is over: the start event, the answer (with the pid), then the exit
+ * pipeline may go on. */
+static void start_finish(struct start_op *o, int code, const char *fmt, ...) _printf_(3, 4);
+static void start_finish(struct start_op *o, int code, const char *fmt, ...) {
+        struct process *p = o->p;
+        if (code != 0) {
+                char msg[4200];
+                va_list ap;
+                va_start(ap, fmt);
+                vsnprintf(msg, sizeof msg, fmt, ap);
+                va_end(ap);
+                answer_send(&o->a, code, msg, NULL);
+                process_start_end(p, false);
+        } else {
+                if (p->state == PROCESS_CREATED)
+                        (void)process_transition(p, PROCESS_RUNNING);
+                emit(o->c, CONTAINER_EVENT_START, p);
+                struct container_answer ans = {.pid = p->pid};
+                answer_send(&o->a, 0, NULL, &ans);
+                process_start_end(p, true);
+        }
+        start_op_free(o);
+}
+
+static void on_start_done(const struct runtime_result *res, void *userdata) {
+        struct start_op *o = userdata;
+        if (res->exit_status != 0)
+                start_finish(o, TTRPC_UNKNOWN, "OCI runtime start failed: %s", runtime_error_text(res));
+        else
+                start_finish(o, 0, NULL);
+}
+
+int process_spawned(struct process *p, const char *pid_file, char *msg, size_t msg_size) {
+        struct container *c = p->container;
+        int r;
+        if (p->terminal && (r = stdio_console_receive(p->io)) < 0) {
+                snprintf(msg, msg_size, "failed to receive the console from the runtime: %s", strerror(-r));
+                return TTRPC_UNKNOWN;
+        }
+        if ((r = read_pid_file_at(AT_FDCWD, pid_file, &p->pid)) < 0) {
+                snprintf(msg, msg_size, "failed to read the pid file %s: %s", pid_file, strerror(-r));
+                return TTRPC_UNKNOWN;
+        }
+        /* Inside the completion: an exit that already happened is in the reaper's stash. */
+        if ((r = process_watch(p, p->pid)) < 0) {
+                snprintf(msg, msg_size, "cannot watch pid %d: %s", (int)p->pid, strerror(-r));
+                return TTRPC_INTERNAL;
+        }
+        if (p->io && (r = stdio_start(p->io)) < 0)
+                log_warn_errno(r, "%s: stdio relay of %s failed to start: %m", c->id, p->id);
+        return 0;
+}
+
+static void on_exec_done(const struct runtime_result *res, void *userdata) {
+        struct start_op *o = userdata;
+        char msg[4200];
+        if (res->exit_status != 0) {
+                start_finish(o, TTRPC_UNKNOWN, "OCI runtime exec failed: %s", runtime_error_text(res));
+                return;
+        }
+        int code = process_spawned(o->p, o->pid_file, msg, sizeof msg);
+        start_finish(o, code, "%s", msg);
+}
+
+/* An exec's start: its stdio, its process spec in the bundle, the runtime's exec.
+ * Errors here are answered before the start began (no start_end). */
+static void start_exec(struct start_op *o) {
+        struct container *c = o->c;
+        struct process *p = o->p;
+        _cleanup_free_ char *err = NULL;
+        int r = container_stdio_new(c, p, &err);
+        if (r < 0) {
+                answer_fmt(o->a.fn, o->a.ud, TTRPC_INVALID_ARGUMENT, "stdio: %s", err ? err : strerror(-r));
+                start_op_free(o);
+                return;
+        }
+        const char *console = NULL;
+        if (p->terminal && (r = stdio_console_socket(p->io, &console)) < 0) {
+                answer_fmt(o->a.fn, o->a.ud, TTRPC_INTERNAL, "cannot create the console socket: %s", strerror(-r));
+                p->io = stdio_free(p->io);
+                start_op_free(o);
+                return;
+        }
+        /* The exec id is a checked identifier, so these names stay inside the bundle. */
+        char spec_name[IDENTIFIER_MAX + 32], pid_name[IDENTIFIER_MAX + 8];
+        snprintf(spec_name, sizeof spec_name, ".%s-process.json", p->id);
+        snprintf(pid_name, sizeof pid_name, "%s.pid", p->id);
+        o->spec_path = join_path(c->bundle, spec_name);
+        o->pid_file = join_path(c->bundle, pid_name);
+        if (!o->spec_path || !o->pid_file || container_write_bundle_file(c, spec_name, p->spec_json, false) < 0) {
+                answer_send(&o->a, TTRPC_INTERNAL, "cannot write the exec's process spec", NULL);
+                p->io = stdio_free(p->io);
+                start_op_free(o);
+                return;
+        }
+        struct runtime_exec_opts eo = {
+                .id = c->id,
+                .process_file = o->spec_path,
+                .pid_file = o->pid_file,
+                .console_socket = console,
+                .detach = true,
+                .stdio = {-1, -1, -1},
+        };
+        if (p->io && !p->terminal)
+                stdio_child_fds(p->io, eo.stdio);
+        process_start_begin(p);
+        r = runtime_exec(c->rt, &eo, on_exec_done, o);
+        if (r < 0)
+                start_finish(o, TTRPC_UNKNOWN, "OCI runtime exec failed: %s", strerror(-r));
+}
+
+void container_start(struct container *c, struct process *p, container_answer_fn fn, void *ud) {
+        if (p->exit == EXIT_NEVER) {
+                answer_fmt(fn, ud, TTRPC_FAILED_PRECONDITION, "exec %s: its start failed already", p->id);
+                return;
+        }
+        if (p->state != PROCESS_CREATED || p->busy || process_exited(p)) {
+                answer_fmt(fn, ud, TTRPC_UNKNOWN, "cannot start a %s process",
+                           process_exited(p) ? "stopped" : process_state_to_string(p->state));
+                return;
+        }
+        if (!p->is_init && c->init->state != PROCESS_RUNNING && c->init->state != PROCESS_CREATED) {
+                answer_fmt(fn, ud, TTRPC_FAILED_PRECONDITION, "cannot exec in a %s container",
+                           process_state_to_string(c->init->state));
+                return;
+        }
+        struct start_op *o = calloc(1, sizeof *o);
+        if (!o) {
+                fn(ud, TTRPC_INTERNAL, "out of memory", NULL);
+                return;
+        }
+        *o = (struct start_op){.c = container_ref(c), .p = p, .a = {fn, ud}};
+        if (!p->is_init) {
+                start_exec(o);
+                return;
+        }
+        process_start_begin(p);
+        int r = runtime_start(c->rt, c->id, on_start_done, o);
+        if (r < 0)
+                start_finish(o, TTRPC_UNKNOWN, "OCI runtime start failed: %s", strerror(-r));
 }

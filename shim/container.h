@@ -8,6 +8,7 @@
 
 #include <ev.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -17,9 +18,18 @@ struct shim;
 struct runtime;
 struct cgroup_oom_watch;
 
-enum container_event { CONTAINER_EVENT_EXIT, CONTAINER_EVENT_OOM, CONTAINER_EVENT_DELETE };
+enum container_event {
+        CONTAINER_EVENT_EXIT,
+        CONTAINER_EVENT_OOM,
+        CONTAINER_EVENT_DELETE,
+        CONTAINER_EVENT_PAUSED,
+        CONTAINER_EVENT_RESUMED,
+        CONTAINER_EVENT_EXEC_ADDED,
+        CONTAINER_EVENT_START, /* the init's or an exec's: p says which */
+};
 struct container_hooks {
-        /* p: the process that exited (EXIT), the init (DELETE), NULL (OOM). After the
+        /* p: the process that exited (EXIT), was added (EXEC_ADDED) or started
+         * (START), the init (DELETE), NULL (OOM, PAUSED, RESUMED). After the
          * init's EXIT hook returns, the early teardown may start (long work). */
         void (*event)(struct container *c, enum container_event ev, const struct process *p);
 };
@@ -95,6 +105,46 @@ int process_wait(struct process *p, container_answer_fn fn, void *ud);
 /* Delete p (the init: the container, once its exit is reported and its runtime state
  * gone; an exec: at once). The answer carries pid, status and exit time. */
 void container_delete(struct container *c, struct process *p, container_answer_fn fn, void *ud);
+
+/* ---- exec and start ---- */
+
+/* A process's stdio as containerd names it (paths or URIs; NULL or "": none). */
+struct container_stdio {
+        const char *stdin_path, *stdout_path, *stderr_path;
+        bool terminal;
+};
+/* Add exec exec_id (not started) with the OCI process JSON spec of spec_len bytes;
+ * EXEC_ADDED event. */
+void container_exec(struct container *c, const char *exec_id, const char *spec, size_t spec_len,
+                    const struct container_stdio *io, container_answer_fn fn, void *ud);
+/* Start p (the init, or an exec: its stdio, then the runtime's exec). On success the
+ * START event, then the answer with the pid; an exec whose start failed never exits
+ * (process_start_end()). */
+void container_start(struct container *c, struct process *p, container_answer_fn fn, void *ud);
+/* The relay of p's stdio, as p's paths and the container's options say. */
+int container_stdio_new(struct container *c, struct process *p, char **ret_error);
+int process_set_stdio(struct process *p, const struct container_stdio *io);
+/* The runtime created p: its console (terminal), its pid from pid_file, its exit
+ * watched, its stdio relayed. 0, or a status code with the message in msg. */
+int process_spawned(struct process *p, const char *pid_file, char *msg, size_t msg_size);
+
+/* ---- kill, pause and resume, update, pids ---- */
+
+/* Signal p directly; with all (p the init), every process of the container through the
+ * runtime. "process already finished" (NOT_FOUND) when there is nothing to signal. */
+void container_kill(struct container *c, struct process *p, unsigned signal, bool all, container_answer_fn fn,
+                    void *ud);
+/* Pause (pause true) or resume the container; PAUSED / RESUMED event on success. */
+void container_pause(struct container *c, bool pause, container_answer_fn fn, void *ud);
+/* Hand the runtime new resources: a JSON LinuxResources object of len bytes. */
+void container_update(struct container *c, const char *resources, size_t len, container_answer_fn fn, void *ud);
+/* The container's processes, as the runtime lists them; exec_id set for our execs. */
+struct container_pid {
+        pid_t pid;
+        const char *exec_id; /* NULL: not one of the execs (the init, or its children) */
+};
+typedef void (*container_pids_fn)(void *ud, int code, const char *message, const struct container_pid *pids, size_t n);
+void container_pids(struct container *c, container_pids_fn fn, void *ud);
 
 /* ---- helpers ---- */
 

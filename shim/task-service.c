@@ -83,6 +83,19 @@ static void publish(struct shim *s, const char *topic, const char *type_url, con
                 log_error_errno(r, "cannot queue %s event: %m", topic);
 }
 
+/* TaskStart of the init, TaskExecStarted of an exec. */
+static void publish_start(struct container *c, const struct process *p) {
+        Nanoshim__Events__TaskStart ie = NANOSHIM__EVENTS__TASK_START__INIT;
+        Nanoshim__Events__TaskExecStarted ee = NANOSHIM__EVENTS__TASK_EXEC_STARTED__INIT;
+        ie.container_id = ee.container_id = c->id;
+        ie.pid = ee.pid = (uint32_t)p->pid;
+        ee.exec_id = p->id;
+        if (p->is_init)
+                publish(c->shim, "/tasks/start", "containerd.events.TaskStart", &ie.base);
+        else
+                publish(c->shim, "/tasks/exec-started", "containerd.events.TaskExecStarted", &ee.base);
+}
+
 /* The container's own events (container.c): exit, OOM, delete. */
 static void on_container_event(struct container *c, enum container_event ev, const struct process *p) {
         Nanoshim__Types__Timestamp ts;
@@ -116,6 +129,27 @@ static void on_container_event(struct container *c, enum container_event ev, con
                 publish(c->shim, "/tasks/delete", "containerd.events.TaskDelete", &e.base);
                 break;
         }
+        case CONTAINER_EVENT_EXEC_ADDED: {
+                Nanoshim__Events__TaskExecAdded e = NANOSHIM__EVENTS__TASK_EXEC_ADDED__INIT;
+                e.container_id = c->id;
+                e.exec_id = p->id;
+                publish(c->shim, "/tasks/exec-added", "containerd.events.TaskExecAdded", &e.base);
+                break;
+        }
+        case CONTAINER_EVENT_START:
+                publish_start(c, p);
+                break;
+        case CONTAINER_EVENT_PAUSED:
+        case CONTAINER_EVENT_RESUMED: {
+                Nanoshim__Events__TaskPaused pe = NANOSHIM__EVENTS__TASK_PAUSED__INIT;
+                Nanoshim__Events__TaskResumed re = NANOSHIM__EVENTS__TASK_RESUMED__INIT;
+                pe.container_id = re.container_id = c->id;
+                if (ev == CONTAINER_EVENT_PAUSED)
+                        publish(c->shim, "/tasks/paused", "containerd.events.TaskPaused", &pe.base);
+                else
+                        publish(c->shim, "/tasks/resumed", "containerd.events.TaskResumed", &re.base);
+                break;
+        }
         }
 }
 
@@ -127,6 +161,11 @@ static bool answer_error(struct ttrpc_call *call, int code, const char *message)
                 return false;
         ttrpc_call_reply_error(call, code, "%s", message ? message : "failed");
         return true;
+}
+
+static void answer_empty(void *ud, int code, const char *message, const struct container_answer *a) {
+        if (!answer_error(ud, code, message))
+                ttrpc_call_reply(ud, NULL);
 }
 
 static void answer_wait(void *ud, int code, const char *message, const struct container_answer *a) {
@@ -159,7 +198,6 @@ struct op {
         struct container *c;
         struct process *p;
         struct ttrpc_call *call;
-        bool pause; /* Pause (else Resume) */
         bool run_now; /* Create: create and start in one runtime execution */
         char *tmp_path;
         void *req; /* unpacked request kept for the completion (Create) */
@@ -256,29 +294,13 @@ static void on_create_done(const struct runtime_result *res, void *userdata) {
                 create_fail(o, TTRPC_UNKNOWN, "OCI runtime create failed: %s", runtime_error_text(res));
                 return;
         }
-        int r;
-        if (p->terminal && (r = stdio_console_receive(p->io)) < 0) {
-                create_fail(o, TTRPC_UNKNOWN, "failed to receive the console from the runtime: %s", strerror(-r));
+        _cleanup_free_ char *pidfile = join_path(c->bundle, "init.pid");
+        char msg[4200];
+        int code = pidfile ? process_spawned(p, pidfile, msg, sizeof msg) : TTRPC_INTERNAL;
+        if (code != 0) {
+                create_fail(o, code, "%s", pidfile ? msg : "out of memory");
                 return;
         }
-        _cleanup_free_ char *pidfile = NULL;
-        if (asprintf(&pidfile, "%s/init.pid", c->bundle) < 0) {
-                create_fail(o, TTRPC_INTERNAL, "out of memory");
-                return;
-        }
-        r = read_pid_file_at(AT_FDCWD, pidfile, &p->pid);
-        if (r < 0) {
-                create_fail(o, TTRPC_UNKNOWN, "failed to read the init's pid file %s: %s", pidfile, strerror(-r));
-                return;
-        }
-        /* Inside the completion: an exit that already happened is in the reaper's stash. */
-        r = process_watch(p, p->pid);
-        if (r < 0) {
-                create_fail(o, TTRPC_INTERNAL, "cannot watch pid %d: %s", (int)p->pid, strerror(-r));
-                return;
-        }
-        if (p->io && (r = stdio_start(p->io)) < 0)
-                log_warn_errno(r, "%s: stdio relay failed to start: %m", c->id);
         c->created = true;
         if (container_watch_oom(c) < 0)
                 c->oom = NULL;
@@ -300,34 +322,13 @@ static void on_create_done(const struct runtime_result *res, void *userdata) {
         publish(c->shim, "/tasks/create", "containerd.events.TaskCreate", &ev.base);
         if (o->run_now) {
                 (void)process_transition(p, PROCESS_RUNNING);
-                Nanoshim__Events__TaskStart sev = NANOSHIM__EVENTS__TASK_START__INIT;
-                sev.container_id = c->id;
-                sev.pid = (uint32_t)p->pid;
-                publish(c->shim, "/tasks/start", "containerd.events.TaskStart", &sev.base);
+                publish_start(c, p);
         }
 
         Nanoshim__Task__CreateTaskResponse resp = NANOSHIM__TASK__CREATE_TASK_RESPONSE__INIT;
         resp.pid = (uint32_t)p->pid;
         ttrpc_call_reply(o->call, &resp.base);
         op_free(o);
-}
-
-static int setup_stdio(struct container *c, struct process *p, char **ret_error) {
-        struct stdio_config cfg = {
-                .stdin_uri = p->stdin_path,
-                .stdout_uri = p->stdout_path,
-                .stderr_uri = p->stderr_path,
-                .terminal = p->terminal,
-                /* the init of a container with its own PID namespace: its exit ends every
-                 * process that could hold its stdio, so the FIFOs can be its own */
-                .direct = p->is_init && c->private_pidns,
-                .io_uid = c->io_uid,
-                .io_gid = c->io_gid,
-                .container_id = c->id,
-                .namespace = c->shim->namespace,
-                .reaper = c->shim->reaper,
-        };
-        return stdio_new(c->shim->loop, &cfg, &p->io, ret_error);
 }
 
 static int container_runtime_new(struct container *c) {
@@ -340,20 +341,14 @@ static int container_runtime_new(struct container *c) {
         return runtime_new(c->shim->loop, c->shim->reaper, &cfg, &c->rt);
 }
 
-static bool dup_or_null(char **dst, const char *src) {
-        *dst = strdup(src ? src : "");
-        return *dst != NULL;
-}
-
 /* Create, step 1: the init's stdio paths, the runtime options, what the bundle's
  * config.json implies for the exit. false: answered with the error. */
 static bool create_configure(struct op *o) {
         struct container *c = o->c;
         Nanoshim__Task__CreateTaskRequest *req = o->req;
         struct process *p = c->init;
-        p->terminal = req->terminal;
-        if (!dup_or_null(&p->stdin_path, req->stdin) || !dup_or_null(&p->stdout_path, req->stdout) ||
-            !dup_or_null(&p->stderr_path, req->stderr)) {
+        struct container_stdio io = {req->stdin, req->stdout, req->stderr, req->terminal};
+        if (process_set_stdio(p, &io) < 0) {
                 create_fail(o, TTRPC_INTERNAL, "out of memory");
                 return false;
         }
@@ -437,7 +432,7 @@ static void create_spawn(struct op *o) {
         struct container *c = o->c;
         struct process *p = c->init;
         _cleanup_free_ char *err = NULL;
-        int r = setup_stdio(c, p, &err);
+        int r = container_stdio_new(c, p, &err);
         if (r < 0) {
                 create_fail(o, TTRPC_INVALID_ARGUMENT, "stdio: %s", err ? err : strerror(-r));
                 return;
@@ -512,155 +507,20 @@ static void handle_create(struct shim *s, struct ttrpc_call *call, ProtobufCMess
 /* ------------------------------------------------------------------------------------ */
 /* Start                                                                                */
 
-static void start_succeeded(struct op *o) {
-        struct process *p = o->p;
-        struct container *c = o->c;
-        if (p->state == PROCESS_CREATED)
-                (void)process_transition(p, PROCESS_RUNNING);
-        if (p->is_init) {
-                Nanoshim__Events__TaskStart ev = NANOSHIM__EVENTS__TASK_START__INIT;
-                ev.container_id = c->id;
-                ev.pid = (uint32_t)p->pid;
-                publish(c->shim, "/tasks/start", "containerd.events.TaskStart", &ev.base);
-        } else {
-                Nanoshim__Events__TaskExecStarted ev = NANOSHIM__EVENTS__TASK_EXEC_STARTED__INIT;
-                ev.container_id = c->id;
-                ev.exec_id = p->id;
-                ev.pid = (uint32_t)p->pid;
-                publish(c->shim, "/tasks/exec-started", "containerd.events.TaskExecStarted", &ev.base);
-        }
+static void answer_start(void *ud, int code, const char *message, const struct container_answer *a) {
+        if (answer_error(ud, code, message))
+                return;
         Nanoshim__Task__StartResponse resp = NANOSHIM__TASK__START_RESPONSE__INIT;
-        resp.pid = (uint32_t)p->pid;
-        ttrpc_call_reply(o->call, &resp.base);
-        process_start_end(p, true);
-}
-
-static void on_start_done(const struct runtime_result *res, void *userdata) {
-        struct op *o = userdata;
-        struct process *p = o->p;
-        if (res->exit_status != 0) {
-                ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "OCI runtime start failed: %s", runtime_error_text(res));
-                process_start_end(p, false);
-                op_free(o);
-                return;
-        }
-        start_succeeded(o);
-        op_free(o);
-}
-
-static void on_exec_done(const struct runtime_result *res, void *userdata) {
-        struct op *o = userdata;
-        struct process *p = o->p;
-        struct container *c = o->c;
-        if (res->exit_status != 0) {
-                ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "OCI runtime exec failed: %s", runtime_error_text(res));
-                process_start_end(p, false);
-                op_free(o);
-                return;
-        }
-        int r;
-        if (p->terminal && (r = stdio_console_receive(p->io)) < 0) {
-                ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "failed to receive the exec console: %s", strerror(-r));
-                process_start_end(p, false);
-                op_free(o);
-                return;
-        }
-        _cleanup_free_ char *name = NULL;
-        if (asprintf(&name, "%s/%s.pid", c->bundle, p->id) < 0 || (r = read_pid_file_at(AT_FDCWD, name, &p->pid)) < 0 ||
-            (r = process_watch(p, p->pid)) < 0) {
-                ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "cannot learn the exec's pid from %s", name ? name : "?");
-                process_start_end(p, false);
-                op_free(o);
-                return;
-        }
-        if (p->io && (r = stdio_start(p->io)) < 0)
-                log_warn_errno(r, "%s: exec %s stdio relay failed to start: %m", c->id, p->id);
-        start_succeeded(o);
-        op_free(o);
-}
-
-static void start_exec(struct shim *s, struct ttrpc_call *call, struct container *c, struct process *p) {
-        if (c->init->state != PROCESS_RUNNING && c->init->state != PROCESS_CREATED) {
-                ttrpc_call_reply_error(call, TTRPC_FAILED_PRECONDITION, "cannot exec in a %s container",
-                                       process_state_to_string(c->init->state));
-                return;
-        }
-        struct op *o = op_new(c, p, call);
-        if (!o) {
-                ttrpc_call_reply_error(call, TTRPC_INTERNAL, "out of memory");
-                return;
-        }
-        _cleanup_free_ char *err = NULL;
-        int r = setup_stdio(c, p, &err);
-        if (r < 0) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "stdio: %s", err ? err : strerror(-r));
-                op_free(o);
-                return;
-        }
-        const char *console = NULL;
-        if (p->terminal && (r = stdio_console_socket(p->io, &console)) < 0) {
-                ttrpc_call_reply_error(call, TTRPC_INTERNAL, "cannot create the console socket: %s", strerror(-r));
-                p->io = stdio_free(p->io);
-                op_free(o);
-                return;
-        }
-        /* The exec id is a checked identifier, so these names stay inside the bundle. */
-        _cleanup_free_ char *pidfile = NULL;
-        char spec_name[IDENTIFIER_MAX + 32];
-        snprintf(spec_name, sizeof spec_name, ".%s-process.json", p->id);
-        if (asprintf(&o->tmp_path, "%s/%s", c->bundle, spec_name) < 0)
-                o->tmp_path = NULL;
-        if (asprintf(&pidfile, "%s/%s.pid", c->bundle, p->id) < 0)
-                pidfile = NULL;
-        if (!o->tmp_path || !pidfile || (r = container_write_bundle_file(c, spec_name, p->spec_json, false)) < 0) {
-                ttrpc_call_reply_error(call, TTRPC_INTERNAL, "cannot write the exec's process spec");
-                p->io = stdio_free(p->io);
-                op_free(o);
-                return;
-        }
-        struct runtime_exec_opts eo = {
-                .id = c->id,
-                .process_file = o->tmp_path,
-                .pid_file = pidfile,
-                .console_socket = console,
-                .detach = true,
-                .stdio = {-1, -1, -1},
-        };
-        if (p->io && !p->terminal)
-                stdio_child_fds(p->io, eo.stdio);
-        process_start_begin(p);
-        r = runtime_exec(c->rt, &eo, on_exec_done, o);
-        if (r < 0) {
-                ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "OCI runtime exec failed: %s", strerror(-r));
-                process_start_end(p, false);
-                op_free(o);
-        }
+        resp.pid = (uint32_t)a->pid;
+        ttrpc_call_reply(ud, &resp.base);
 }
 
 static void handle_start(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
         Nanoshim__Task__StartRequest *req = (Nanoshim__Task__StartRequest *)*msg;
         struct container *c;
         struct process *p;
-        if (resolve(s, call, req->id, req->exec_id, &c, &p) == 0) {
-                if (p->exit == EXIT_NEVER)
-                        ttrpc_call_reply_error(call, TTRPC_FAILED_PRECONDITION, "exec %s: its start failed already",
-                                               p->id);
-                else if (p->state != PROCESS_CREATED || p->busy || process_exited(p))
-                        ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "cannot start a %s process",
-                                               process_exited(p) ? "stopped" : process_state_to_string(p->state));
-                else if (!p->is_init)
-                        start_exec(s, call, c, p);
-                else {
-                        struct op *o = op_new(c, p, call);
-                        process_start_begin(p);
-                        int r = o ? runtime_start(c->rt, c->id, on_start_done, o) : -ENOMEM;
-                        if (r < 0) {
-                                process_start_end(p, false);
-                                ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "OCI runtime start failed: %s", strerror(-r));
-                                op_free(o);
-                        }
-                }
-        }
+        if (resolve(s, call, req->id, req->exec_id, &c, &p) == 0)
+                container_start(c, p, answer_start, call);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -722,138 +582,67 @@ static void handle_connect(struct shim *s, struct ttrpc_call *call, ProtobufCMes
         ttrpc_call_reply(call, &resp.base);
 }
 
-static void on_ps_done(const struct runtime_result *res, void *userdata) {
-        struct op *o = userdata;
-        pid_t *pids = NULL;
-        size_t n = 0;
-        if (res->exit_status != 0) {
-                ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "failed to list processes: %s", runtime_error_text(res));
-                op_free(o);
+/* One ProcessInfo of Pids: the pid, and for an exec its id as a runc ProcessDetails. */
+struct pid_info {
+        Nanoshim__Types__ProcessInfo info;
+        Nanoshim__Types__Any any;
+        uint8_t *buf;
+};
+
+static void answer_pids(void *ud, int code, const char *message, const struct container_pid *pids, size_t n) {
+        if (answer_error(ud, code, message))
                 return;
-        }
-        int r = runtime_parse_ps(res->out, res->out_len, &pids, &n);
-        if (r < 0) {
-                ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "cannot parse the runtime's process list");
-                op_free(o);
-                return;
-        }
-        Nanoshim__Types__ProcessInfo *infos = calloc(n ? n : 1, sizeof *infos);
+        struct pid_info *infos = calloc(n ? n : 1, sizeof *infos);
         Nanoshim__Types__ProcessInfo **ptrs = calloc(n ? n : 1, sizeof *ptrs);
-        Nanoshim__Types__Any *anys = calloc(n ? n : 1, sizeof *anys);
-        Nanoshim__Runcopts__ProcessDetails *details = calloc(n ? n : 1, sizeof *details);
-        uint8_t **bufs = calloc(n ? n : 1, sizeof *bufs);
-        if (!infos || !ptrs || !anys || !details || !bufs) {
-                ttrpc_call_reply_error(o->call, TTRPC_INTERNAL, "out of memory");
-                n = 0;
-        } else {
-                for (size_t i = 0; i < n; i++) {
-                        nanoshim__types__process_info__init(&infos[i]);
-                        infos[i].pid = (uint32_t)pids[i];
-                        ptrs[i] = &infos[i];
-                        for (struct process *e = o->c->execs; e; e = e->next) {
-                                if (e->pid != pids[i] || e->pid <= 0)
-                                        continue;
-                                nanoshim__runcopts__process_details__init(&details[i]);
-                                details[i].exec_id = e->id;
-                                size_t len = nanoshim__runcopts__process_details__get_packed_size(&details[i]);
-                                bufs[i] = malloc(len ? len : 1);
-                                if (!bufs[i])
-                                        break;
-                                nanoshim__runcopts__process_details__pack(&details[i], bufs[i]);
-                                nanoshim__types__any__init(&anys[i]);
-                                anys[i].type_url = (char *)"containerd.runc.v1.ProcessDetails";
-                                anys[i].value.data = bufs[i];
-                                anys[i].value.len = len;
-                                infos[i].info = &anys[i];
-                                break;
-                        }
-                }
+        bool ok = infos && ptrs;
+        for (size_t i = 0; ok && i < n; i++) {
+                nanoshim__types__process_info__init(&infos[i].info);
+                infos[i].info.pid = (uint32_t)pids[i].pid;
+                ptrs[i] = &infos[i].info;
+                if (!pids[i].exec_id)
+                        continue;
+                Nanoshim__Runcopts__ProcessDetails details = NANOSHIM__RUNCOPTS__PROCESS_DETAILS__INIT;
+                details.exec_id = (char *)pids[i].exec_id;
+                size_t len = nanoshim__runcopts__process_details__get_packed_size(&details);
+                ok = (infos[i].buf = malloc(len ? len : 1)) != NULL;
+                if (!ok)
+                        break;
+                nanoshim__runcopts__process_details__pack(&details, infos[i].buf);
+                nanoshim__types__any__init(&infos[i].any);
+                infos[i].any.type_url = (char *)"containerd.runc.v1.ProcessDetails";
+                infos[i].any.value.data = infos[i].buf;
+                infos[i].any.value.len = len;
+                infos[i].info.info = &infos[i].any;
+        }
+        if (ok) {
                 Nanoshim__Task__PidsResponse resp = NANOSHIM__TASK__PIDS_RESPONSE__INIT;
                 resp.n_processes = n;
                 resp.processes = ptrs;
-                ttrpc_call_reply(o->call, &resp.base);
-        }
-        for (size_t i = 0; bufs && i < n; i++)
-                free(bufs[i]);
-        free(bufs);
-        free(details);
-        free(anys);
-        free(ptrs);
+                ttrpc_call_reply(ud, &resp.base);
+        } else
+                ttrpc_call_reply_error(ud, TTRPC_INTERNAL, "out of memory");
+        for (size_t i = 0; infos && i < n; i++)
+                free(infos[i].buf);
         free(infos);
-        free(pids);
-        op_free(o);
+        free(ptrs);
 }
 
 static void handle_pids(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
         Nanoshim__Task__PidsRequest *req = (Nanoshim__Task__PidsRequest *)*msg;
         struct container *c;
-        if (resolve(s, call, req->id, NULL, &c, NULL) == 0) {
-                struct op *o = op_new(c, c->init, call);
-                int r = o ? runtime_ps(c->rt, c->id, on_ps_done, o) : -ENOMEM;
-                if (r < 0) {
-                        ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "failed to list processes: %s", strerror(-r));
-                        op_free(o);
-                }
-        }
+        if (resolve(s, call, req->id, NULL, &c, NULL) == 0)
+                container_pids(c, answer_pids, call);
 }
 
 /* ------------------------------------------------------------------------------------ */
 /* Kill                                                                                 */
 
-static void on_kill_done(const struct runtime_result *res, void *userdata) {
-        struct op *o = userdata;
-        if (res->exit_status == 0)
-                ttrpc_call_reply(o->call, NULL);
-        else {
-                const char *e = runtime_error_text(res);
-                if (runtime_error_not_running(e))
-                        ttrpc_call_reply_error(o->call, TTRPC_NOT_FOUND, "process already finished");
-                else if (runtime_error_not_exist(e))
-                        ttrpc_call_reply_error(o->call, TTRPC_NOT_FOUND, "no such container: %s", e);
-                else
-                        ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "%s", e);
-        }
-        op_free(o);
-}
-
 static void handle_kill(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
         Nanoshim__Task__KillRequest *req = (Nanoshim__Task__KillRequest *)*msg;
         struct container *c;
         struct process *p;
-        if (resolve(s, call, req->id, req->exec_id, &c, &p) < 0)
-                goto out;
-        if (req->signal == 0 || req->signal >= 65) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "invalid signal %u", req->signal);
-                goto out;
-        }
-        if (p->is_init && req->all && process_exited(p) && c->private_pidns) {
-                /* the init's exit took the whole PID namespace: nothing is left to signal
-                 * (and the runtime may have forgotten the container already) */
-                ttrpc_call_reply_error(call, TTRPC_NOT_FOUND, "process already finished");
-                goto out;
-        }
-        if (p->is_init && req->all) {
-                struct op *o = op_new(c, p, call);
-                int r = o ? runtime_kill(c->rt, c->id, (int)req->signal, req->all, on_kill_done, o) : -ENOMEM;
-                if (r < 0) {
-                        ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "kill failed: %s", strerror(-r));
-                        op_free(o);
-                }
-                goto out;
-        }
-        /* One process: signalled directly, as `runc kill` would, without a runtime exec
-         * (~15 ms of Go start-up). The pid cannot have been reused: it is our child (the
-         * init and execs are re-parented to us, the subreaper) and not reaped yet. */
-        if (p->pid <= 0 && !process_reaped(p))
-                ttrpc_call_reply_error(call, TTRPC_FAILED_PRECONDITION, "process not created: failed precondition"); /* runc-v2's words */
-        else if (process_reaped(p))
-                ttrpc_call_reply_error(call, TTRPC_NOT_FOUND, "process already finished");
-        else if (kill(p->pid, (int)req->signal) < 0)
-                ttrpc_call_reply_error(call, errno == ESRCH ? TTRPC_NOT_FOUND : TTRPC_UNKNOWN, "%s",
-                                       errno == ESRCH ? "process already finished" : strerror(errno));
-        else
-                ttrpc_call_reply(call, NULL);
-out:;
+        if (resolve(s, call, req->id, req->exec_id, &c, &p) == 0)
+                container_kill(c, p, req->signal, req->all, answer_empty, call);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -873,165 +662,39 @@ static void handle_delete(struct shim *s, struct ttrpc_call *call, ProtobufCMess
 static void handle_exec(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
         Nanoshim__Task__ExecProcessRequest *req = (Nanoshim__Task__ExecProcessRequest *)*msg;
         struct container *c;
-        _cleanup_free_ char *err = NULL;
-        json_t *spec = NULL;
         if (resolve(s, call, req->id, NULL, &c, NULL) < 0)
-                goto out;
-        if (!identifier_is_valid(req->exec_id)) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "invalid exec id \"%.80s\"", req->exec_id);
-                goto out;
-        }
-        if (container_find_exec(c, req->exec_id) || strcmp(req->exec_id, c->id) == 0) {
-                ttrpc_call_reply_error(call, TTRPC_ALREADY_EXISTS, "id %s: already exists", req->exec_id);
-                goto out;
-        }
-        if (process_exited(c->init) || c->init->state == PROCESS_STOPPED || c->init->state == PROCESS_DELETED) {
-                ttrpc_call_reply_error(call, TTRPC_FAILED_PRECONDITION, "cannot exec in a stopped state");
-                goto out;
-        }
-        if (!req->spec || !req->spec->value.data) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "exec %s: no process spec", req->exec_id);
-                goto out;
-        }
-        struct oci_process op;
-        int r = oci_process_parse((const char *)req->spec->value.data, req->spec->value.len, &op, &err);
-        if (r < 0) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "exec %s: invalid process spec: %s", req->exec_id,
-                                       err ? err : strerror(-r));
-                goto out;
-        }
-        oci_process_done(&op);
-        /* The runtime gets the spec as sent, with `terminal` as the request says. */
-        spec = json_loadb((const char *)req->spec->value.data, req->spec->value.len, 0, NULL);
-        if (!spec || json_object_set_new(spec, "terminal", json_boolean(req->terminal)) < 0) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "exec %s: invalid process spec", req->exec_id);
-                goto out;
-        }
-        struct process *p = process_new(c, req->exec_id, false);
-        if (!p || !(p->spec_json = json_dumps(spec, JSON_COMPACT)) || !dup_or_null(&p->stdin_path, req->stdin) ||
-            !dup_or_null(&p->stdout_path, req->stdout) || !dup_or_null(&p->stderr_path, req->stderr)) {
-                process_free(p);
-                ttrpc_call_reply_error(call, TTRPC_INTERNAL, "out of memory");
-                goto out;
-        }
-        p->terminal = req->terminal;
-        p->next = c->execs;
-        c->execs = p;
-        Nanoshim__Events__TaskExecAdded ev = NANOSHIM__EVENTS__TASK_EXEC_ADDED__INIT;
-        ev.container_id = c->id;
-        ev.exec_id = p->id;
-        publish(s, "/tasks/exec-added", "containerd.events.TaskExecAdded", &ev.base);
-        ttrpc_call_reply(call, NULL);
-out:
-        json_decref(spec);
+                return;
+        struct container_stdio io = {req->stdin, req->stdout, req->stderr, req->terminal};
+        const Nanoshim__Types__Any *spec = req->spec;
+        container_exec(c, req->exec_id, spec && spec->value.data ? (const char *)spec->value.data : NULL,
+                       spec ? spec->value.len : 0, &io, answer_empty, call);
 }
 
 /* ------------------------------------------------------------------------------------ */
 /* Pause, Resume, Update, Stats                                                         */
 
-static void on_pause_resume_done(const struct runtime_result *res, void *userdata) {
-        struct op *o = userdata;
-        struct container *c = o->c;
-        bool pause = o->pause;
-        c->pausing = false;
-        c->init->busy = false;
-        if (res->exit_status != 0) {
-                ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "%s", runtime_error_text(res));
-                op_free(o);
-                return;
-        }
-        if (!process_exited(c->init))
-                (void)process_transition(c->init, pause ? PROCESS_PAUSED : PROCESS_RUNNING);
-        if (pause) {
-                Nanoshim__Events__TaskPaused ev = NANOSHIM__EVENTS__TASK_PAUSED__INIT;
-                ev.container_id = c->id;
-                publish(c->shim, "/tasks/paused", "containerd.events.TaskPaused", &ev.base);
-        } else {
-                Nanoshim__Events__TaskResumed ev = NANOSHIM__EVENTS__TASK_RESUMED__INIT;
-                ev.container_id = c->id;
-                publish(c->shim, "/tasks/resumed", "containerd.events.TaskResumed", &ev.base);
-        }
-        ttrpc_call_reply(o->call, NULL);
-        op_free(o);
-}
-
-static void pause_resume(struct shim *s, struct ttrpc_call *call, const char *id, bool pause) {
-        struct container *c;
-        if (resolve(s, call, id, NULL, &c, NULL) < 0)
-                return;
-        struct process *p = c->init;
-        enum process_state want = pause ? PROCESS_RUNNING : PROCESS_PAUSED;
-        if (p->busy || process_exited(p) || p->state != want) {
-                ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "cannot %s a %s container", pause ? "pause" : "resume",
-                                       process_exited(p) ? "stopped" : process_state_to_string(p->state));
-                return;
-        }
-        struct op *o = op_new(c, p, call);
-        if (!o) {
-                ttrpc_call_reply_error(call, TTRPC_INTERNAL, "out of memory");
-                return;
-        }
-        o->pause = pause;
-        p->busy = true;
-        c->pausing = pause;
-        int r = pause ? runtime_pause(c->rt, c->id, on_pause_resume_done, o)
-                      : runtime_resume(c->rt, c->id, on_pause_resume_done, o);
-        if (r < 0) {
-                p->busy = false;
-                c->pausing = false;
-                ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "%s failed: %s", pause ? "pause" : "resume", strerror(-r));
-                op_free(o);
-        }
-}
-
 static void handle_pause(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
         Nanoshim__Task__PauseRequest *req = (Nanoshim__Task__PauseRequest *)*msg;
-        pause_resume(s, call, req->id, true);
+        struct container *c;
+        if (resolve(s, call, req->id, NULL, &c, NULL) == 0)
+                container_pause(c, true, answer_empty, call);
 }
 
 static void handle_resume(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
         Nanoshim__Task__ResumeRequest *req = (Nanoshim__Task__ResumeRequest *)*msg;
-        pause_resume(s, call, req->id, false);
-}
-
-static void on_update_done(const struct runtime_result *res, void *userdata) {
-        struct op *o = userdata;
-        if (res->exit_status != 0)
-                ttrpc_call_reply_error(o->call, TTRPC_UNKNOWN, "failed to update resources: %s", runtime_error_text(res));
-        else
-                ttrpc_call_reply(o->call, NULL);
-        op_free(o);
+        struct container *c;
+        if (resolve(s, call, req->id, NULL, &c, NULL) == 0)
+                container_pause(c, false, answer_empty, call);
 }
 
 static void handle_update(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
         Nanoshim__Task__UpdateTaskRequest *req = (Nanoshim__Task__UpdateTaskRequest *)*msg;
         struct container *c;
-        _cleanup_free_ char *json = NULL;
-        if (resolve(s, call, req->id, NULL, &c, NULL) < 0)
-                goto out;
-        if (process_exited(c->init)) {
-                ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "container is stopped");
-                goto out;
+        if (resolve(s, call, req->id, NULL, &c, NULL) == 0) {
+                const Nanoshim__Types__Any *res = req->resources;
+                container_update(c, res && res->value.data ? (const char *)res->value.data : NULL,
+                                 res ? res->value.len : 0, answer_empty, call);
         }
-        if (!req->resources || !req->resources->value.data) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "no resources given");
-                goto out;
-        }
-        /* Validate it is a JSON object before handing it to the runtime. */
-        json_t *j = json_loadb((const char *)req->resources->value.data, req->resources->value.len, 0, NULL);
-        bool ok = j && json_is_object(j);
-        json_decref(j);
-        if (!ok || !(json = strndup((const char *)req->resources->value.data, req->resources->value.len))) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "resources must be a JSON LinuxResources object");
-                goto out;
-        }
-        struct op *o = op_new(c, c->init, call);
-        int r = o ? runtime_update(c->rt, c->id, json, on_update_done, o) : -ENOMEM;
-        if (r < 0) {
-                ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "failed to update resources: %s", strerror(-r));
-                op_free(o);
-        }
-out:;
 }
 
 static void handle_stats(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {

@@ -30,7 +30,9 @@ static struct fixture fx;
 
 static void on_event(struct container *c, enum container_event ev, const struct process *p) {
         const char *names[] = {[CONTAINER_EVENT_EXIT] = "exit", [CONTAINER_EVENT_OOM] = "oom",
-                               [CONTAINER_EVENT_DELETE] = "delete"};
+                               [CONTAINER_EVENT_DELETE] = "delete", [CONTAINER_EVENT_PAUSED] = "paused",
+                               [CONTAINER_EVENT_RESUMED] = "resumed",
+                               [CONTAINER_EVENT_EXEC_ADDED] = "exec-added", [CONTAINER_EVENT_START] = "start"};
         size_t n = strlen(fx.events);
         snprintf(fx.events + n, sizeof fx.events - n, "%s%s:%s", n ? " " : "", names[ev], p ? p->id : c->id);
 }
@@ -122,6 +124,7 @@ static void kill_init(struct container *c) {
 
 struct answered {
         int calls, code, exit_status;
+        char message[256];
         pid_t pid;
         struct timespec at;
 };
@@ -130,6 +133,7 @@ static void on_answer(void *ud, int code, const char *message, const struct cont
         struct answered *w = ud;
         w->calls++;
         w->code = code;
+        snprintf(w->message, sizeof w->message, "%s", message ? message : "");
         if (a) {
                 w->pid = a->pid;
                 w->exit_status = a->exit_status;
@@ -227,7 +231,8 @@ END_TEST
 
 /* A runtime for Delete: a script that records its arguments in <bundle>/calls and, for
  * `delete --force` (a created container), kills the init whose pid is in
- * <bundle>/init.pid, as runc's forced delete does (here 0.3 s after it returned). */
+ * <bundle>/init.pid, as runc's forced delete does (here 0.3 s after it returned). The
+ * other calls as the comments below say. */
 static void fake_runtime(struct container *c) {
         char path[128], calls[128];
         snprintf(path, sizeof path, "%s/fake-runtime", fx.bundle);
@@ -237,11 +242,24 @@ static void fake_runtime(struct container *c) {
         /* the kill lands after the runtime returned: the harder order for the shim */
         fprintf(f,
                 "#!/bin/sh\necho \"$*\" >>%s\n"
-                "case \"$*\" in *'delete --force'*) (sleep 0.3; kill -9 $(cat %s/init.pid)) </dev/null >/dev/null 2>&1 & ;; esac\n",
-                calls, fx.bundle);
+                "case \"$*\" in *'delete --force'*) (sleep 0.3; kill -9 $(cat %s/init.pid)) </dev/null >/dev/null 2>&1 & ;; esac\n"
+                /* the other calls: `ps` lists the pids of <bundle>/pids; a call whose
+                 * name is in <bundle>/fail fails with the text of <bundle>/error */
+                "d=%s\n"
+                "for a; do case \"$a\" in ps|pause|resume|update|kill|start|exec) cmd=$a; break;; esac; done\n"
+                "if [ -n \"$cmd\" ] && grep -qx \"$cmd\" $d/fail 2>/dev/null; then\n"
+                "  cat $d/error >&2; printf '{\"level\":\"error\",\"msg\":\"%%s\"}\\n' \"$(cat $d/error)\" >>$d/log.json; exit 1\nfi\n"
+                "[ \"$cmd\" = update ] && cat >$d/resources\n"
+                "[ \"$cmd\" = ps ] && echo \"[$(cat $d/pids)]\"\n"
+                /* `exec`: the process it started is the pid of <bundle>/exec-pid */
+                "if [ \"$cmd\" = exec ]; then while [ \"$1\" != --pid-file ]; do shift; done; cp $d/exec-pid \"$2\"; fi\n"
+                "exit 0\n",
+                calls, fx.bundle, fx.bundle);
         fclose(f);
         ck_assert_int_eq(chmod(path, 0755), 0);
-        struct runtime_config cfg = {.binary = path, .root = fx.bundle};
+        char log[128];
+        snprintf(log, sizeof log, "%s/log.json", fx.bundle);
+        struct runtime_config cfg = {.binary = path, .root = fx.bundle, .log_path = log};
         ck_assert_int_eq(runtime_new(fx.shim.loop, fx.shim.reaper, &cfg, &c->rt), 0);
         char pid[32];
         snprintf(pid, sizeof pid, "%d", (int)c->init->pid);
@@ -309,6 +327,251 @@ START_TEST(test_delete_running_refused) {
 }
 END_TEST
 
+/* ---- kill, pause and resume, update, pids ---- */
+
+static void write_bundle(struct container *c, const char *name, const char *text) {
+        ck_assert_int_eq(container_write_bundle_file(c, name, text, false), 0);
+}
+
+/* One process is signalled directly (no runtime); its exit comes through the pipeline.
+ * Bad signals and processes that are gone or never started get runc-v2's answers. */
+START_TEST(test_kill_one_process) {
+        struct container *c = container_running("k1");
+        fake_runtime(c);
+        struct answered a = {0};
+        container_kill(c, c->init, 0, false, on_answer, &a);
+        ck_assert_int_eq(a.code, TTRPC_INVALID_ARGUMENT);
+        container_kill(c, c->init, 65, false, on_answer, &a);
+        ck_assert_int_eq(a.code, TTRPC_INVALID_ARGUMENT);
+        struct process *e = exec_add(c, "ke");
+        container_kill(c, e, SIGUSR1, false, on_answer, &a); /* created, never started */
+        ck_assert_int_eq(a.code, TTRPC_FAILED_PRECONDITION);
+
+        container_kill(c, c->init, SIGUSR1, false, on_answer, &a);
+        ck_assert_int_eq(a.calls, 4);
+        ck_assert_int_eq(a.code, 0);
+        RUN_UNTIL(process_exited(c->init));
+        ck_assert_int_eq(c->init->exit_status, 128 + SIGUSR1);
+        ck_assert(!called("kill"));
+        container_kill(c, c->init, SIGKILL, false, on_answer, &a);
+        ck_assert_int_eq(a.code, TTRPC_NOT_FOUND);
+        container_kill(c, c->init, SIGKILL, true, on_answer, &a); /* its PID namespace is gone */
+        ck_assert_int_eq(a.code, TTRPC_NOT_FOUND);
+        ck_assert_int_eq(a.calls, 6);
+        ck_assert(!called("kill"));
+}
+END_TEST
+
+/* Kill with all goes to the runtime; its "not running" becomes NOT_FOUND. */
+START_TEST(test_kill_all_through_runtime) {
+        struct container *c = container_running("k2");
+        fake_runtime(c);
+        struct answered a = {0};
+        container_kill(c, c->init, SIGKILL, true, on_answer, &a);
+        RUN_UNTIL(a.calls == 1);
+        ck_assert_int_eq(a.code, 0);
+        ck_assert(called("kill --all k2 9"));
+        write_bundle(c, "fail", "kill\n");
+        write_bundle(c, "error", "container not running\n");
+        container_kill(c, c->init, SIGKILL, true, on_answer, &a);
+        RUN_UNTIL(a.calls == 2);
+        ck_assert_int_eq(a.code, TTRPC_NOT_FOUND);
+}
+END_TEST
+
+/* Pause and resume: the runtime's call, the state, the events; refused in the wrong
+ * state; the runtime's own error text reaches the caller. */
+START_TEST(test_pause_resume) {
+        struct container *c = container_running("p1");
+        fake_runtime(c);
+        struct answered a = {0};
+        container_pause(c, false, on_answer, &a); /* not paused */
+        ck_assert_int_eq(a.code, TTRPC_UNKNOWN);
+        container_pause(c, true, on_answer, &a);
+        ck_assert(c->init->busy);
+        RUN_UNTIL(a.calls == 2);
+        ck_assert_int_eq(a.code, 0);
+        ck_assert_int_eq(c->init->state, PROCESS_PAUSED);
+        ck_assert(called("pause p1"));
+        container_pause(c, false, on_answer, &a);
+        RUN_UNTIL(a.calls == 3);
+        ck_assert_int_eq(a.code, 0);
+        ck_assert_int_eq(c->init->state, PROCESS_RUNNING);
+        ck_assert_str_eq(fx.events, "paused:p1 resumed:p1");
+
+        write_bundle(c, "fail", "pause\n");
+        write_bundle(c, "error", "the cgroup is frozen by someone else\n");
+        container_pause(c, true, on_answer, &a);
+        RUN_UNTIL(a.calls == 4);
+        ck_assert_int_eq(a.code, TTRPC_UNKNOWN);
+        ck_assert_str_eq(a.message, "the cgroup is frozen by someone else");
+        ck_assert_int_eq(c->init->state, PROCESS_RUNNING);
+        ck_assert(!c->init->busy);
+}
+END_TEST
+
+/* Update: only a JSON object reaches the runtime, on its stdin. */
+START_TEST(test_update) {
+        struct container *c = container_running("u1");
+        fake_runtime(c);
+        struct answered a = {0};
+        container_update(c, NULL, 0, on_answer, &a);
+        ck_assert_int_eq(a.code, TTRPC_INVALID_ARGUMENT);
+        container_update(c, "[1]", 3, on_answer, &a);
+        ck_assert_int_eq(a.code, TTRPC_INVALID_ARGUMENT);
+        ck_assert(!called("update"));
+        const char *res = "{\"pids\":{\"limit\":7}}";
+        container_update(c, res, strlen(res), on_answer, &a);
+        RUN_UNTIL(a.calls == 3);
+        ck_assert_int_eq(a.code, 0);
+        ck_assert(called("update --resources - u1"));
+        char path[128], buf[64] = {0};
+        snprintf(path, sizeof path, "%s/resources", fx.bundle);
+        FILE *f = fopen(path, "re");
+        ck_assert_ptr_nonnull(f);
+        ck_assert(fgets(buf, sizeof buf, f));
+        fclose(f);
+        ck_assert_str_eq(buf, res);
+}
+END_TEST
+
+static struct {
+        int calls, code;
+        size_t n;
+        pid_t pids[4];
+        char exec_ids[4][16];
+} listed;
+
+static void on_pids(void *ud, int code, const char *message, const struct container_pid *pids, size_t n) {
+        listed.calls++;
+        listed.code = code;
+        listed.n = n;
+        for (size_t i = 0; i < n && i < 4; i++) {
+                listed.pids[i] = pids[i].pid;
+                snprintf(listed.exec_ids[i], sizeof listed.exec_ids[i], "%s", pids[i].exec_id ? pids[i].exec_id : "-");
+        }
+}
+
+/* Pids: the runtime's list, each exec named by its id. */
+START_TEST(test_pids) {
+        memset(&listed, 0, sizeof listed);
+        struct container *c = container_running("l1");
+        fake_runtime(c);
+        struct process *e = exec_add(c, "le");
+        ck_assert_int_eq(process_watch(e, child()), 0);
+        process_start_end(e, true);
+        char text[64];
+        snprintf(text, sizeof text, "%d,%d", (int)c->init->pid, (int)e->pid);
+        write_bundle(c, "pids", text);
+        container_pids(c, on_pids, NULL);
+        RUN_UNTIL(listed.calls == 1);
+        ck_assert_int_eq(listed.code, 0);
+        ck_assert_uint_eq(listed.n, 2);
+        ck_assert_int_eq(listed.pids[0], c->init->pid);
+        ck_assert_str_eq(listed.exec_ids[0], "-");
+        ck_assert_int_eq(listed.pids[1], e->pid);
+        ck_assert_str_eq(listed.exec_ids[1], "le");
+        write_bundle(c, "fail", "ps\n");
+        write_bundle(c, "error", "container does not exist\n");
+        container_pids(c, on_pids, NULL);
+        RUN_UNTIL(listed.calls == 2);
+        ck_assert_int_eq(listed.code, TTRPC_UNKNOWN);
+}
+END_TEST
+
+/* ---- exec and start ---- */
+
+static const char exec_spec[] = "{\"args\":[\"sh\"],\"cwd\":\"/\"}";
+
+/* Start of the init: the runtime's start, the START event, the answer with the pid. */
+START_TEST(test_start_init) {
+        struct container *c = container_new(&fx.shim, "s1", fx.bundle, &hooks);
+        ck_assert_ptr_nonnull(c);
+        c->created = c->private_pidns = true;
+        ck_assert_int_eq(process_watch(c->init, child()), 0);
+        fake_runtime(c);
+        struct answered a = {0};
+        container_start(c, c->init, on_answer, &a);
+        RUN_UNTIL(a.calls == 1);
+        ck_assert_int_eq(a.code, 0);
+        ck_assert_int_eq(a.pid, c->init->pid);
+        ck_assert_int_eq(c->init->state, PROCESS_RUNNING);
+        ck_assert(called("start s1"));
+        ck_assert_str_eq(fx.events, "start:s1");
+        container_start(c, c->init, on_answer, &a); /* only once */
+        ck_assert_int_eq(a.calls, 2);
+        ck_assert_int_eq(a.code, TTRPC_UNKNOWN);
+}
+END_TEST
+
+/* Exec then Start: EXEC_ADDED, the runtime's exec with the spec (terminal as asked),
+ * START with the pid from the runtime's pid file, and the exec's exit later. */
+START_TEST(test_exec_start) {
+        struct container *c = container_running("x1");
+        fake_runtime(c);
+        struct container_stdio io = {0};
+        struct answered a = {0};
+        container_exec(c, "bad/id", exec_spec, strlen(exec_spec), &io, on_answer, &a);
+        ck_assert_int_eq(a.code, TTRPC_INVALID_ARGUMENT);
+        container_exec(c, "x1", exec_spec, strlen(exec_spec), &io, on_answer, &a);
+        ck_assert_int_eq(a.code, TTRPC_ALREADY_EXISTS);
+        container_exec(c, "xe", "{\"cwd\":\"/\"}", 10, &io, on_answer, &a);
+        ck_assert_int_eq(a.code, TTRPC_INVALID_ARGUMENT);
+        ck_assert_ptr_null(container_find_exec(c, "xe"));
+        container_exec(c, "xe", exec_spec, strlen(exec_spec), &io, on_answer, &a);
+        ck_assert_int_eq(a.calls, 4);
+        ck_assert_int_eq(a.code, 0);
+        struct process *e = container_find_exec(c, "xe");
+        ck_assert_ptr_nonnull(e);
+        ck_assert_str_eq(fx.events, "exec-added:xe");
+
+        pid_t pid = child();
+        char text[32];
+        snprintf(text, sizeof text, "%d", (int)pid);
+        write_bundle(c, "exec-pid", text);
+        container_start(c, e, on_answer, &a);
+        ck_assert(e->busy);
+        RUN_UNTIL(a.calls == 5);
+        ck_assert_int_eq(a.code, 0);
+        ck_assert_int_eq(a.pid, pid);
+        ck_assert_int_eq(e->state, PROCESS_RUNNING);
+        ck_assert(called("exec --process"));
+        ck_assert_str_eq(fx.events, "exec-added:xe start:xe");
+        kill(pid, SIGKILL);
+        RUN_UNTIL(process_exited(e));
+        ck_assert_str_eq(fx.events, "exec-added:xe start:xe exit:xe");
+}
+END_TEST
+
+/* An exec whose runtime exec fails: the runtime's text, no exit event, ever; a second
+ * Start is refused. */
+START_TEST(test_exec_start_fails) {
+        struct container *c = container_running("x2");
+        fake_runtime(c);
+        struct container_stdio io = {0};
+        struct answered a = {0};
+        container_exec(c, "xf", exec_spec, strlen(exec_spec), &io, on_answer, &a);
+        ck_assert_int_eq(a.code, 0);
+        struct process *e = container_find_exec(c, "xf");
+        write_bundle(c, "fail", "exec\n");
+        write_bundle(c, "error", "exec: nope: executable file not found in $PATH\n");
+        container_start(c, e, on_answer, &a);
+        RUN_UNTIL(a.calls == 2);
+        ck_assert_int_eq(a.code, TTRPC_UNKNOWN);
+        ck_assert_msg(strstr(a.message, "OCI runtime exec failed: exec: nope: executable file not found"), "%s",
+                      a.message);
+        ck_assert_int_eq(e->exit, EXIT_NEVER);
+        ck_assert_int_eq(e->pid, 0);
+        container_start(c, e, on_answer, &a);
+        ck_assert_int_eq(a.code, TTRPC_FAILED_PRECONDITION);
+        kill(c->init->pid, SIGKILL);
+        RUN_UNTIL(process_exited(c->init));
+        ck_assert_str_eq(fx.events, "exec-added:xf exit:x2");
+        container_exec(c, "xg", exec_spec, strlen(exec_spec), &io, on_answer, &a);
+        ck_assert_int_eq(a.code, TTRPC_FAILED_PRECONDITION); /* stopped */
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("container");
         TCase *tc = tcase_create("exits");
@@ -321,6 +584,14 @@ int main(void) {
         tcase_add_test(tc, test_delete_after_exit);
         tcase_add_test(tc, test_delete_created_reports_exit_first);
         tcase_add_test(tc, test_delete_running_refused);
+        tcase_add_test(tc, test_kill_one_process);
+        tcase_add_test(tc, test_kill_all_through_runtime);
+        tcase_add_test(tc, test_pause_resume);
+        tcase_add_test(tc, test_update);
+        tcase_add_test(tc, test_pids);
+        tcase_add_test(tc, test_start_init);
+        tcase_add_test(tc, test_exec_start);
+        tcase_add_test(tc, test_exec_start_fails);
         suite_add_tcase(s, tc);
         return run_suite(s);
 }
