@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -20,6 +21,7 @@
 #include "macro.h"
 #include "mount.h"
 #include "reaper.h"
+#include "runtime-options.h"
 #include "runtime.h"
 #include "shim.h"
 #include "spec.h"
@@ -835,7 +837,7 @@ void container_pids(struct container *c, container_pids_fn fn, void *ud) {
 /* ------------------------------------------------------------------------------------ */
 /* exec and start                                                                       */
 
-int container_stdio_new(struct container *c, struct process *p, char **ret_error) {
+static int container_stdio_new(struct container *c, struct process *p, char **ret_error) {
         struct stdio_config cfg = {
                 .stdin_uri = p->stdin_path,
                 .stdout_uri = p->stdout_path,
@@ -853,7 +855,25 @@ int container_stdio_new(struct container *c, struct process *p, char **ret_error
         return stdio_new(c->shim->loop, &cfg, &p->io, ret_error);
 }
 
-int process_set_stdio(struct process *p, const struct container_stdio *io) {
+/* p's stdio relay and, for a terminal, the console socket the runtime sends it on
+ * (*ret_console). 0, or a status code with the message in msg (nothing left open). */
+static int process_stdio_open(struct process *p, const char **ret_console, char *msg, size_t msg_size) {
+        _cleanup_free_ char *err = NULL;
+        int r = container_stdio_new(p->container, p, &err);
+        if (r < 0) {
+                snprintf(msg, msg_size, "stdio: %s", err ? err : strerror(-r));
+                return TTRPC_INVALID_ARGUMENT;
+        }
+        *ret_console = NULL;
+        if (p->terminal && (r = stdio_console_socket(p->io, ret_console)) < 0) {
+                snprintf(msg, msg_size, "cannot create the console socket: %s", strerror(-r));
+                p->io = stdio_free(p->io);
+                return TTRPC_INTERNAL;
+        }
+        return 0;
+}
+
+static int process_set_stdio(struct process *p, const struct container_stdio *io) {
         p->terminal = io->terminal;
         p->stdin_path = strdup(io->stdin_path ? io->stdin_path : "");
         p->stdout_path = strdup(io->stdout_path ? io->stdout_path : "");
@@ -960,7 +980,9 @@ static void on_start_done(const struct runtime_result *res, void *userdata) {
                 start_finish(o, 0, NULL);
 }
 
-int process_spawned(struct process *p, const char *pid_file, char *msg, size_t msg_size) {
+/* The runtime created p: its console (terminal), its pid from pid_file, its exit
+ * watched, its stdio relayed. 0, or a status code with the message in msg. */
+static int process_spawned(struct process *p, const char *pid_file, char *msg, size_t msg_size) {
         struct container *c = p->container;
         int r;
         if (p->terminal && (r = stdio_console_receive(p->io)) < 0) {
@@ -997,17 +1019,11 @@ static void on_exec_done(const struct runtime_result *res, void *userdata) {
 static void start_exec(struct start_op *o) {
         struct container *c = o->c;
         struct process *p = o->p;
-        _cleanup_free_ char *err = NULL;
-        int r = container_stdio_new(c, p, &err);
-        if (r < 0) {
-                answer_fmt(o->a.fn, o->a.ud, TTRPC_INVALID_ARGUMENT, "stdio: %s", err ? err : strerror(-r));
-                start_op_free(o);
-                return;
-        }
-        const char *console = NULL;
-        if (p->terminal && (r = stdio_console_socket(p->io, &console)) < 0) {
-                answer_fmt(o->a.fn, o->a.ud, TTRPC_INTERNAL, "cannot create the console socket: %s", strerror(-r));
-                p->io = stdio_free(p->io);
+        const char *console;
+        char msg[4200];
+        int r, code = process_stdio_open(p, &console, msg, sizeof msg);
+        if (code != 0) {
+                answer_send(&o->a, code, msg, NULL);
                 start_op_free(o);
                 return;
         }
@@ -1068,4 +1084,245 @@ void container_start(struct container *c, struct process *p, container_answer_fn
         int r = runtime_start(c->rt, c->id, on_start_done, o);
         if (r < 0)
                 start_finish(o, TTRPC_UNKNOWN, "OCI runtime start failed: %s", strerror(-r));
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* create                                                                               */
+
+struct create_op {
+        struct container *c;
+        struct answer a;
+        enum container_create_mode mode;
+};
+
+static void create_fail(struct create_op *o, int code, const char *fmt, ...) _printf_(3, 4);
+static void create_fail(struct create_op *o, int code, const char *fmt, ...) {
+        char msg[4096];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        struct container *c = o->c;
+        log_warn("%s: create failed: %s", c->id, msg);
+        if (c->init) {
+                c->init->io = stdio_free(c->init->io);
+                if (c->init->pid > 0)
+                        reaper_unwatch(c->shim->reaper, c->init->pid);
+        }
+        if (c->rootfs_target)
+                unmount_all(c->rootfs_target);
+        container_remove(c);
+        answer_send(&o->a, code, msg, NULL);
+        container_unref(c);
+        free(o);
+}
+
+static int apply_options(struct container *c, const struct container_create_params *params, char **ret_error) {
+        if (!params->options_type_url)
+                return 0;
+        struct runtime_options o;
+        int r = runtime_options_decode(params->options_type_url, params->options, params->options_len, &o, ret_error);
+        if (r < 0)
+                return r;
+        c->no_pivot = o.no_pivot_root;
+        c->no_new_keyring = o.no_new_keyring;
+        c->systemd_cgroup = o.systemd_cgroup;
+        c->io_uid = o.io_uid;
+        c->io_gid = o.io_gid;
+        if (o.binary_name) {
+                free(c->rt_binary);
+                c->rt_binary = TAKE_PTR(o.binary_name);
+        }
+        r = 0;
+        if (o.root) {
+                /* as runc-v2: <Root>/<namespace>, so that two namespaces (Docker's and
+                 * Kubernetes' on one host) holding the same container id do not share
+                 * the runtime's state directory */
+                free(c->rt_root);
+                if (asprintf(&c->rt_root, "%s/%s", o.root, c->shim->namespace) < 0) {
+                        c->rt_root = NULL;
+                        r = -ENOMEM;
+                }
+        }
+        runtime_options_done(&o);
+        return r;
+}
+
+static void on_create_done(const struct runtime_result *res, void *userdata) {
+        struct create_op *o = userdata;
+        struct container *c = o->c;
+        struct process *p = c->init;
+        if (res->exit_status != 0) {
+                create_fail(o, TTRPC_UNKNOWN, "OCI runtime create failed: %s", runtime_error_text(res));
+                return;
+        }
+        _cleanup_free_ char *pidfile = join_path(c->bundle, "init.pid");
+        char msg[4200];
+        int code = pidfile ? process_spawned(p, pidfile, msg, sizeof msg) : TTRPC_INTERNAL;
+        if (code != 0) {
+                create_fail(o, code, "%s", pidfile ? msg : "out of memory");
+                return;
+        }
+        c->created = true;
+        if (container_watch_oom(c) < 0)
+                c->oom = NULL;
+        log_info("%s: created, init pid %d", c->id, (int)p->pid);
+        if (o->mode == CONTAINER_CREATE_AND_START)
+                (void)process_transition(p, PROCESS_RUNNING);
+        struct container_answer ans = {.pid = p->pid};
+        answer_send(&o->a, 0, NULL, &ans);
+        container_unref(c);
+        free(o);
+}
+
+static int container_runtime_new(struct container *c) {
+        struct runtime_config cfg = {
+                .binary = c->rt_binary,
+                .root = c->rt_root,
+                .log_path = c->rt_log,
+                .systemd_cgroup = c->systemd_cgroup,
+        };
+        return runtime_new(c->shim->loop, c->shim->reaper, &cfg, &c->rt);
+}
+
+/* Create, step 1: the init's stdio paths, the runtime options, what the bundle's
+ * config.json implies for the exit. false: answered with the error. */
+static bool create_configure(struct create_op *o, const struct container_create_params *params) {
+        struct container *c = o->c;
+        if (process_set_stdio(c->init, &params->io) < 0) {
+                create_fail(o, TTRPC_INTERNAL, "out of memory");
+                return false;
+        }
+        _cleanup_free_ char *err = NULL;
+        int r;
+        if ((r = apply_options(c, params, &err)) < 0) {
+                create_fail(o, r == -ENOMEM ? TTRPC_INTERNAL : TTRPC_INVALID_ARGUMENT, "%s",
+                            err ? err : r == -ENOMEM ? "out of memory" : "bad options");
+                return false;
+        }
+
+        /* The `delete` action runs without us: leave it the runtime we used. */
+        json_t *saved = json_pack("{s:s, s:s}", "binary_name", c->rt_binary, "root", c->rt_root);
+        _cleanup_free_ char *saved_text = saved ? json_dumps(saved, JSON_COMPACT) : NULL;
+        json_decref(saved);
+        if (!saved_text || (r = container_write_bundle_file(c, "options.json", saved_text, false)) < 0)
+                log_warn("%s: cannot write options.json, the delete action will use defaults", c->id);
+
+        /* What the runtime will be asked to do decides how exits are cleaned up. */
+        struct oci_config cfg;
+        _cleanup_free_ char *cfg_path = join_path(c->bundle, "config.json");
+        r = cfg_path ? oci_config_load(AT_FDCWD, cfg_path, &cfg, &err) : -ENOMEM;
+        if (r < 0) {
+                create_fail(o, TTRPC_INVALID_ARGUMENT, "%s", err ? err : strerror(-r)); /* names the file */
+                return false;
+        }
+        c->private_pidns = cfg.private_pid_namespace;
+        c->early_delete_ok = cfg.private_pid_namespace && !cfg.has_poststop_hooks;
+        oci_config_done(&cfg);
+        return true;
+}
+
+/* Create, step 2: the rootfs mounts of the request, on <bundle>/rootfs. */
+static bool create_mount_rootfs(struct create_op *o, const struct container_create_params *params) {
+        struct container *c = o->c;
+        if (params->n_rootfs == 0)
+                return true;
+        _cleanup_free_ char *err = NULL;
+        c->rootfs_target = join_path(c->bundle, "rootfs");
+        if (!c->rootfs_target) {
+                create_fail(o, TTRPC_INTERNAL, "out of memory");
+                return false;
+        }
+        if (mkdir(c->rootfs_target, 0711) < 0 && errno != EEXIST) {
+                create_fail(o, TTRPC_UNKNOWN, "cannot create %s: %s", c->rootfs_target, strerror(errno));
+                return false;
+        }
+        /* Mounting follows a symlink planted there: only a real directory will do. */
+        struct stat st;
+        if (lstat(c->rootfs_target, &st) < 0 || !S_ISDIR(st.st_mode)) {
+                free(c->rootfs_target);
+                c->rootfs_target = NULL; /* nothing of ours is mounted */
+                create_fail(o, TTRPC_INVALID_ARGUMENT, "%s/rootfs must be a directory, not a symlink or file",
+                            params->bundle);
+                return false;
+        }
+        int r = mount_all(params->rootfs, params->n_rootfs, c->rootfs_target, &err);
+        if (r < 0) {
+                free(c->rootfs_target);
+                c->rootfs_target = NULL; /* nothing of ours is mounted */
+                create_fail(o, TTRPC_UNKNOWN, "%s", err ? err : strerror(-r));
+                return false;
+        }
+        return true;
+}
+
+/* Create, step 3: the init's stdio, then the runtime call that makes the init: its
+ * create, or its run (create and start at once). */
+static void create_spawn(struct create_op *o) {
+        struct container *c = o->c;
+        struct process *p = c->init;
+        const char *console;
+        char msg[4200];
+        int r, code = process_stdio_open(p, &console, msg, sizeof msg);
+        if (code != 0) {
+                create_fail(o, code, "%s", msg);
+                return;
+        }
+        r = container_runtime_new(c);
+        if (r < 0) {
+                create_fail(o, TTRPC_INTERNAL, "cannot set up the runtime: %s", strerror(-r));
+                return;
+        }
+        _cleanup_free_ char *pidfile = join_path(c->bundle, "init.pid");
+        struct runtime_create_opts co = {
+                .id = c->id,
+                .bundle = c->bundle,
+                .pid_file = pidfile,
+                .console_socket = console,
+                .no_pivot = c->no_pivot,
+                .no_new_keyring = c->no_new_keyring,
+                .stdio = {-1, -1, -1},
+        };
+        if (p->io && !p->terminal)
+                stdio_child_fds(p->io, co.stdio);
+        switch (o->mode) {
+        case CONTAINER_CREATE:
+                r = pidfile ? runtime_create(c->rt, &co, on_create_done, o) : -ENOMEM;
+                break;
+        case CONTAINER_CREATE_AND_START:
+                r = pidfile ? runtime_run(c->rt, &co, on_create_done, o) : -ENOMEM;
+                break;
+        default:
+                r = -EINVAL;
+        }
+        if (r < 0)
+                create_fail(o, TTRPC_UNKNOWN, "OCI runtime create failed: %s", strerror(-r));
+}
+
+void container_create(struct shim *s, const struct container_create_params *params,
+                      const struct container_hooks *hooks, container_answer_fn fn, void *ud) {
+        if (!identifier_is_valid(params->id)) {
+                answer_fmt(fn, ud, TTRPC_INVALID_ARGUMENT, "invalid container id \"%.80s\"", params->id ? params->id : "");
+                return;
+        }
+        if (container_find(s, params->id)) {
+                answer_fmt(fn, ud, TTRPC_ALREADY_EXISTS, "container %s: already exists", params->id);
+                return;
+        }
+        if (!path_is_normal_absolute(params->bundle, 4000)) {
+                answer_fmt(fn, ud, TTRPC_INVALID_ARGUMENT, "bundle must be an absolute path, got \"%.200s\"",
+                           params->bundle ? params->bundle : "");
+                return;
+        }
+        struct container *c = container_new(s, params->id, params->bundle, hooks);
+        struct create_op *o = c ? calloc(1, sizeof *o) : NULL;
+        if (!o) {
+                if (c)
+                        container_remove(c);
+                fn(ud, TTRPC_INTERNAL, "out of memory", NULL);
+                return;
+        }
+        *o = (struct create_op){.c = container_ref(c), .a = {fn, ud}, .mode = params->mode};
+        if (create_configure(o, params) && create_mount_rootfs(o, params))
+                create_spawn(o);
 }

@@ -9,6 +9,7 @@
 #include <ev.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -106,13 +107,40 @@ int process_wait(struct process *p, container_answer_fn fn, void *ud);
  * gone; an exec: at once). The answer carries pid, status and exit time. */
 void container_delete(struct container *c, struct process *p, container_answer_fn fn, void *ud);
 
-/* ---- exec and start ---- */
+/* ---- create ---- */
 
 /* A process's stdio as containerd names it (paths or URIs; NULL or "": none). */
 struct container_stdio {
         const char *stdin_path, *stdout_path, *stderr_path;
         bool terminal;
 };
+
+/* How the init comes to be. (A restore from a checkpoint would be one more mode.) */
+enum container_create_mode {
+        CONTAINER_CREATE,           /* the runtime's create; Start runs it */
+        CONTAINER_CREATE_AND_START, /* the runtime's run: create and start at once */
+};
+struct mount_spec;
+struct container_create_params {
+        const char *id, *bundle;
+        struct container_stdio io;
+        /* the runtime options as sent (runtime-options.h); type NULL: none */
+        const char *options_type_url;
+        const uint8_t *options;
+        size_t options_len;
+        const struct mount_spec *rootfs; /* mounted on <bundle>/rootfs */
+        size_t n_rootfs;
+        enum container_create_mode mode;
+};
+/* Create the container: registered at once (a second Create of the id is refused),
+ * configured from the bundle and params, its rootfs mounted, the runtime's create (or
+ * run). The answer carries the init's pid; on failure nothing of it is left. params is
+ * read only during the call. */
+void container_create(struct shim *s, const struct container_create_params *params,
+                      const struct container_hooks *hooks, container_answer_fn fn, void *ud);
+
+/* ---- exec and start ---- */
+
 /* Add exec exec_id (not started) with the OCI process JSON spec of spec_len bytes;
  * EXEC_ADDED event. */
 void container_exec(struct container *c, const char *exec_id, const char *spec, size_t spec_len,
@@ -121,12 +149,6 @@ void container_exec(struct container *c, const char *exec_id, const char *spec, 
  * START event, then the answer with the pid; an exec whose start failed never exits
  * (process_start_end()). */
 void container_start(struct container *c, struct process *p, container_answer_fn fn, void *ud);
-/* The relay of p's stdio, as p's paths and the container's options say. */
-int container_stdio_new(struct container *c, struct process *p, char **ret_error);
-int process_set_stdio(struct process *p, const struct container_stdio *io);
-/* The runtime created p: its console (terminal), its pid from pid_file, its exit
- * watched, its stdio relayed. 0, or a status code with the message in msg. */
-int process_spawned(struct process *p, const char *pid_file, char *msg, size_t msg_size);
 
 /* ---- kill, pause and resume, update, pids ---- */
 

@@ -6,33 +6,22 @@
  * are asynchronous; a handler keeps its ttrpc call and answers from the completion, so
  * a slow call (or a Wait) never holds up others. */
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
-
-#include <jansson.h>
 
 #include "cgroup.h"
 #include "container.h"
 #include "events.h"
 #include "events.pb-c.h"
-#include "file-util.h"
 #include "ids.h"
 #include "log.h"
 #include "macro.h"
 #include "mount.h"
 #include "proto-check.h"
-#include "reaper.h"
 #include "runc-options.pb-c.h"
-#include "runtime-options.h"
-#include "runtime.h"
 #include "shim.h"
-#include "spec.h"
 #include "standalone.h"
 #include "stdio-relay.h"
 #include "task-service.h"
@@ -83,17 +72,17 @@ static void publish(struct shim *s, const char *topic, const char *type_url, con
                 log_error_errno(r, "cannot queue %s event: %m", topic);
 }
 
-/* TaskStart of the init, TaskExecStarted of an exec. */
-static void publish_start(struct container *c, const struct process *p) {
+/* TaskStart of the init (exec_id NULL), TaskExecStarted of an exec. */
+static void publish_start(struct shim *s, const char *container_id, const char *exec_id, pid_t pid) {
         Nanoshim__Events__TaskStart ie = NANOSHIM__EVENTS__TASK_START__INIT;
         Nanoshim__Events__TaskExecStarted ee = NANOSHIM__EVENTS__TASK_EXEC_STARTED__INIT;
-        ie.container_id = ee.container_id = c->id;
-        ie.pid = ee.pid = (uint32_t)p->pid;
-        ee.exec_id = p->id;
-        if (p->is_init)
-                publish(c->shim, "/tasks/start", "containerd.events.TaskStart", &ie.base);
+        ie.container_id = ee.container_id = (char *)container_id;
+        ie.pid = ee.pid = (uint32_t)pid;
+        ee.exec_id = (char *)exec_id;
+        if (!exec_id)
+                publish(s, "/tasks/start", "containerd.events.TaskStart", &ie.base);
         else
-                publish(c->shim, "/tasks/exec-started", "containerd.events.TaskExecStarted", &ee.base);
+                publish(s, "/tasks/exec-started", "containerd.events.TaskExecStarted", &ee.base);
 }
 
 /* The container's own events (container.c): exit, OOM, delete. */
@@ -137,7 +126,7 @@ static void on_container_event(struct container *c, enum container_event ev, con
                 break;
         }
         case CONTAINER_EVENT_START:
-                publish_start(c, p);
+                publish_start(c->shim, c->id, p->is_init ? NULL : p->id, p->pid);
                 break;
         case CONTAINER_EVENT_PAUSED:
         case CONTAINER_EVENT_RESUMED: {
@@ -192,316 +181,80 @@ static void answer_delete(void *ud, int code, const char *message, const struct 
 }
 
 /* ------------------------------------------------------------------------------------ */
-/* operation contexts                                                                   */
-
-struct op {
-        struct container *c;
-        struct process *p;
-        struct ttrpc_call *call;
-        bool run_now; /* Create: create and start in one runtime execution */
-        char *tmp_path;
-        void *req; /* unpacked request kept for the completion (Create) */
-};
-
-static struct op *op_new(struct container *c, struct process *p, struct ttrpc_call *call) {
-        struct op *o = calloc(1, sizeof *o);
-        if (!o)
-                return NULL;
-        o->c = c ? container_ref(c) : NULL;
-        o->p = p;
-        o->call = call;
-        return o;
-}
-
-static void op_free(struct op *o) {
-        if (!o)
-                return;
-        if (o->tmp_path) {
-                unlink(o->tmp_path);
-                free(o->tmp_path);
-        }
-        if (o->req)
-                nanoshim__task__create_task_request__free_unpacked(o->req, NULL);
-        container_unref(o->c);
-        free(o);
-}
-
-static const char *runtime_error_text(const struct runtime_result *res) {
-        return res->error && *res->error ? res->error : "unknown error";
-}
-
-/* ------------------------------------------------------------------------------------ */
 /* Create                                                                               */
 
-static int apply_options(struct container *c, const Nanoshim__Types__Any *opts, char **ret_error) {
-        if (!opts)
-                return 0;
-        struct runtime_options o;
-        int r = runtime_options_decode(opts->type_url, opts->value.data, opts->value.len, &o, ret_error);
-        if (r < 0)
-                return r;
-        c->no_pivot = o.no_pivot_root;
-        c->no_new_keyring = o.no_new_keyring;
-        c->systemd_cgroup = o.systemd_cgroup;
-        c->io_uid = o.io_uid;
-        c->io_gid = o.io_gid;
-        if (o.binary_name) {
-                free(c->rt_binary);
-                c->rt_binary = TAKE_PTR(o.binary_name);
-        }
-        r = 0;
-        if (o.root) {
-                /* as runc-v2: <Root>/<namespace>, so that two namespaces (Docker's and
-                 * Kubernetes' on one host) holding the same container id do not share
-                 * the runtime's state directory */
-                free(c->rt_root);
-                if (asprintf(&c->rt_root, "%s/%s", o.root, c->shim->namespace) < 0) {
-                        c->rt_root = NULL;
-                        r = -ENOMEM;
-                }
-        }
-        runtime_options_done(&o);
-        return r;
-}
+/* A Create in flight: the request is kept (the dispatcher gave it up) for the
+ * TaskCreate event of the answer. */
+struct create_call {
+        struct shim *shim;
+        struct ttrpc_call *call;
+        Nanoshim__Task__CreateTaskRequest *req;
+        bool run_now;
+};
 
-static void create_fail(struct op *o, int code, const char *fmt, ...) _printf_(3, 4);
-static void create_fail(struct op *o, int code, const char *fmt, ...) {
-        char msg[4096];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        struct container *c = o->c;
-        log_warn("%s: create failed: %s", c->id, msg);
-        if (c->init) {
-                c->init->io = stdio_free(c->init->io);
-                if (c->init->pid > 0)
-                        reaper_unwatch(c->shim->reaper, c->init->pid);
+static void answer_create(void *ud, int code, const char *message, const struct container_answer *a) {
+        struct create_call *cc = ud;
+        Nanoshim__Task__CreateTaskRequest *req = cc->req;
+        if (!answer_error(cc->call, code, message)) {
+                struct shim *s = cc->shim;
+                Nanoshim__Events__TaskIO tio = NANOSHIM__EVENTS__TASK_IO__INIT;
+                tio.stdin = req->stdin;
+                tio.stdout = req->stdout;
+                tio.stderr = req->stderr;
+                tio.terminal = req->terminal;
+                Nanoshim__Events__TaskCreate ev = NANOSHIM__EVENTS__TASK_CREATE__INIT;
+                ev.container_id = req->id;
+                ev.bundle = req->bundle;
+                ev.n_rootfs = req->n_rootfs;
+                ev.rootfs = req->rootfs;
+                ev.io = &tio;
+                ev.checkpoint = req->checkpoint;
+                ev.pid = (uint32_t)a->pid;
+                publish(s, "/tasks/create", "containerd.events.TaskCreate", &ev.base);
+                if (cc->run_now)
+                        publish_start(s, req->id, NULL, a->pid);
+                Nanoshim__Task__CreateTaskResponse resp = NANOSHIM__TASK__CREATE_TASK_RESPONSE__INIT;
+                resp.pid = (uint32_t)a->pid;
+                ttrpc_call_reply(cc->call, &resp.base);
         }
-        if (c->rootfs_target)
-                unmount_all(c->rootfs_target);
-        container_remove(c);
-        ttrpc_call_reply_error(o->call, code, "%s", msg);
-        op_free(o);
-}
-
-static void on_create_done(const struct runtime_result *res, void *userdata) {
-        struct op *o = userdata;
-        struct container *c = o->c;
-        struct process *p = c->init;
-        Nanoshim__Task__CreateTaskRequest *req = o->req;
-        if (res->exit_status != 0) {
-                create_fail(o, TTRPC_UNKNOWN, "OCI runtime create failed: %s", runtime_error_text(res));
-                return;
-        }
-        _cleanup_free_ char *pidfile = join_path(c->bundle, "init.pid");
-        char msg[4200];
-        int code = pidfile ? process_spawned(p, pidfile, msg, sizeof msg) : TTRPC_INTERNAL;
-        if (code != 0) {
-                create_fail(o, code, "%s", pidfile ? msg : "out of memory");
-                return;
-        }
-        c->created = true;
-        if (container_watch_oom(c) < 0)
-                c->oom = NULL;
-        log_info("%s: created, init pid %d", c->id, (int)p->pid);
-
-        Nanoshim__Events__TaskIO tio = NANOSHIM__EVENTS__TASK_IO__INIT;
-        tio.stdin = req->stdin;
-        tio.stdout = req->stdout;
-        tio.stderr = req->stderr;
-        tio.terminal = req->terminal;
-        Nanoshim__Events__TaskCreate ev = NANOSHIM__EVENTS__TASK_CREATE__INIT;
-        ev.container_id = c->id;
-        ev.bundle = c->bundle;
-        ev.n_rootfs = req->n_rootfs;
-        ev.rootfs = req->rootfs;
-        ev.io = &tio;
-        ev.checkpoint = req->checkpoint;
-        ev.pid = (uint32_t)p->pid;
-        publish(c->shim, "/tasks/create", "containerd.events.TaskCreate", &ev.base);
-        if (o->run_now) {
-                (void)process_transition(p, PROCESS_RUNNING);
-                publish_start(c, p);
-        }
-
-        Nanoshim__Task__CreateTaskResponse resp = NANOSHIM__TASK__CREATE_TASK_RESPONSE__INIT;
-        resp.pid = (uint32_t)p->pid;
-        ttrpc_call_reply(o->call, &resp.base);
-        op_free(o);
-}
-
-static int container_runtime_new(struct container *c) {
-        struct runtime_config cfg = {
-                .binary = c->rt_binary,
-                .root = c->rt_root,
-                .log_path = c->rt_log,
-                .systemd_cgroup = c->systemd_cgroup,
-        };
-        return runtime_new(c->shim->loop, c->shim->reaper, &cfg, &c->rt);
-}
-
-/* Create, step 1: the init's stdio paths, the runtime options, what the bundle's
- * config.json implies for the exit. false: answered with the error. */
-static bool create_configure(struct op *o) {
-        struct container *c = o->c;
-        Nanoshim__Task__CreateTaskRequest *req = o->req;
-        struct process *p = c->init;
-        struct container_stdio io = {req->stdin, req->stdout, req->stderr, req->terminal};
-        if (process_set_stdio(p, &io) < 0) {
-                create_fail(o, TTRPC_INTERNAL, "out of memory");
-                return false;
-        }
-
-        _cleanup_free_ char *err = NULL;
-        int r;
-        if ((r = apply_options(c, req->options, &err)) < 0) {
-                create_fail(o, r == -ENOMEM ? TTRPC_INTERNAL : TTRPC_INVALID_ARGUMENT, "%s",
-                            err ? err : r == -ENOMEM ? "out of memory" : "bad options");
-                return false;
-        }
-
-        /* The `delete` action runs without us: leave it the runtime we used. */
-        json_t *saved = json_pack("{s:s, s:s}", "binary_name", c->rt_binary, "root", c->rt_root);
-        _cleanup_free_ char *saved_text = saved ? json_dumps(saved, JSON_COMPACT) : NULL;
-        json_decref(saved);
-        if (!saved_text || (r = container_write_bundle_file(c, "options.json", saved_text, false)) < 0)
-                log_warn("%s: cannot write options.json, the delete action will use defaults", c->id);
-
-        /* What the runtime will be asked to do decides how exits are cleaned up. */
-        struct oci_config cfg;
-        _cleanup_free_ char *cfg_path = join_path(c->bundle, "config.json");
-        r = cfg_path ? oci_config_load(AT_FDCWD, cfg_path, &cfg, &err) : -ENOMEM;
-        if (r < 0) {
-                create_fail(o, TTRPC_INVALID_ARGUMENT, "%s", err ? err : strerror(-r)); /* names the file */
-                return false;
-        }
-        c->private_pidns = cfg.private_pid_namespace;
-        c->early_delete_ok = cfg.private_pid_namespace && !cfg.has_poststop_hooks;
-        oci_config_done(&cfg);
-        return true;
-}
-
-/* Create, step 2: the rootfs mounts of the request, on <bundle>/rootfs. */
-static bool create_mount_rootfs(struct op *o) {
-        struct container *c = o->c;
-        Nanoshim__Task__CreateTaskRequest *req = o->req;
-        if (req->n_rootfs == 0)
-                return true;
-        _cleanup_free_ char *err = NULL;
-        int r;
-        c->rootfs_target = join_path(c->bundle, "rootfs");
-        if (!c->rootfs_target) {
-                create_fail(o, TTRPC_INTERNAL, "out of memory");
-                return false;
-        }
-        if (mkdir(c->rootfs_target, 0711) < 0 && errno != EEXIST) {
-                create_fail(o, TTRPC_UNKNOWN, "cannot create %s: %s", c->rootfs_target, strerror(errno));
-                return false;
-        }
-        /* Mounting follows a symlink planted there: only a real directory will do. */
-        struct stat st;
-        if (lstat(c->rootfs_target, &st) < 0 || !S_ISDIR(st.st_mode)) {
-                free(c->rootfs_target);
-                c->rootfs_target = NULL; /* nothing of ours is mounted */
-                create_fail(o, TTRPC_INVALID_ARGUMENT, "%s/rootfs must be a directory, not a symlink or file",
-                            req->bundle);
-                return false;
-        }
-        struct mount_spec *ms = calloc(req->n_rootfs, sizeof *ms);
-        if (!ms) {
-                create_fail(o, TTRPC_INTERNAL, "out of memory");
-                return false;
-        }
-        for (size_t i = 0; i < req->n_rootfs; i++)
-                ms[i] = (struct mount_spec){req->rootfs[i]->type, req->rootfs[i]->source,
-                                            req->rootfs[i]->options, req->rootfs[i]->n_options};
-        r = mount_all(ms, req->n_rootfs, c->rootfs_target, &err);
-        free(ms);
-        if (r < 0) {
-                free(c->rootfs_target);
-                c->rootfs_target = NULL; /* nothing of ours is mounted */
-                create_fail(o, TTRPC_UNKNOWN, "%s", err ? err : strerror(-r));
-                return false;
-        }
-        return true;
-}
-
-/* Create, step 3: the init's stdio, then the runtime's create (or run). */
-static void create_spawn(struct op *o) {
-        struct container *c = o->c;
-        struct process *p = c->init;
-        _cleanup_free_ char *err = NULL;
-        int r = container_stdio_new(c, p, &err);
-        if (r < 0) {
-                create_fail(o, TTRPC_INVALID_ARGUMENT, "stdio: %s", err ? err : strerror(-r));
-                return;
-        }
-        const char *console = NULL;
-        if (p->terminal && (r = stdio_console_socket(p->io, &console)) < 0) {
-                create_fail(o, TTRPC_INTERNAL, "cannot create the console socket: %s", strerror(-r));
-                return;
-        }
-        r = container_runtime_new(c);
-        if (r < 0) {
-                create_fail(o, TTRPC_INTERNAL, "cannot set up the runtime: %s", strerror(-r));
-                return;
-        }
-        _cleanup_free_ char *pidfile = join_path(c->bundle, "init.pid");
-        struct runtime_create_opts co = {
-                .id = c->id,
-                .bundle = c->bundle,
-                .pid_file = pidfile,
-                .console_socket = console,
-                .no_pivot = c->no_pivot,
-                .no_new_keyring = c->no_new_keyring,
-                .stdio = {-1, -1, -1},
-        };
-        if (p->io && !p->terminal)
-                stdio_child_fds(p->io, co.stdio);
-        /* A standalone launch asks for create and start at once: `run --detach`, one
-         * runtime execution instead of two. */
-        const char *run_now = ttrpc_call_metadata(o->call, STANDALONE_RUN_METADATA);
-        o->run_now = run_now && strcmp(run_now, "true") == 0;
-        r = !pidfile      ? -ENOMEM
-            : o->run_now ? runtime_run(c->rt, &co, on_create_done, o)
-                         : runtime_create(c->rt, &co, on_create_done, o);
-        if (r < 0)
-                create_fail(o, TTRPC_UNKNOWN, "OCI runtime create failed: %s", strerror(-r));
+        nanoshim__task__create_task_request__free_unpacked(req, NULL);
+        free(cc);
 }
 
 static void handle_create(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
         Nanoshim__Task__CreateTaskRequest *req = (Nanoshim__Task__CreateTaskRequest *)*msg;
-        if (!identifier_is_valid(req->id)) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "invalid container id \"%.80s\"", req->id);
-                return;
-        }
-        if (container_find(s, req->id)) {
-                ttrpc_call_reply_error(call, TTRPC_ALREADY_EXISTS, "container %s: already exists", req->id);
-                return;
-        }
-        if (!path_is_normal_absolute(req->bundle, 4000)) {
-                ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "bundle must be an absolute path, got \"%.200s\"",
-                                       req->bundle ? req->bundle : "");
-                return;
-        }
         if (req->checkpoint && *req->checkpoint) {
+                /* (where a restore instead of a create would be decided) */
                 ttrpc_call_reply_error(call, TTRPC_UNIMPLEMENTED, "restore from a checkpoint is not supported by nanoshim");
                 return;
         }
-
-        struct container *c = container_new(s, req->id, req->bundle, &hooks);
-        struct op *o = c ? op_new(c, c->init, call) : NULL;
-        if (!o) {
-                if (c)
-                        container_remove(c);
+        struct create_call *cc = calloc(1, sizeof *cc);
+        _cleanup_free_ struct mount_spec *ms = calloc(req->n_rootfs ? req->n_rootfs : 1, sizeof *ms);
+        if (!cc || !ms) {
+                free(cc);
                 ttrpc_call_reply_error(call, TTRPC_INTERNAL, "out of memory");
                 return;
         }
-        o->req = req; /* the request is the operation's now: the completion reads it */
-        *msg = NULL;
-        if (create_configure(o) && create_mount_rootfs(o))
-                create_spawn(o);
+        for (size_t i = 0; i < req->n_rootfs; i++)
+                ms[i] = (struct mount_spec){req->rootfs[i]->type, req->rootfs[i]->source, req->rootfs[i]->options,
+                                            req->rootfs[i]->n_options};
+        /* A standalone launch asks for create and start at once: `run --detach`, one
+         * runtime execution instead of two. */
+        const char *run_now = ttrpc_call_metadata(call, STANDALONE_RUN_METADATA);
+        struct container_create_params params = {
+                .id = req->id,
+                .bundle = req->bundle,
+                .io = {req->stdin, req->stdout, req->stderr, req->terminal},
+                .options_type_url = req->options ? req->options->type_url : NULL,
+                .options = req->options ? req->options->value.data : NULL,
+                .options_len = req->options ? req->options->value.len : 0,
+                .rootfs = ms,
+                .n_rootfs = req->n_rootfs,
+                .mode = run_now && strcmp(run_now, "true") == 0 ? CONTAINER_CREATE_AND_START : CONTAINER_CREATE,
+        };
+        *cc = (struct create_call){s, call, req, params.mode == CONTAINER_CREATE_AND_START};
+        *msg = NULL; /* the request is the answer's now */
+        container_create(s, &params, &hooks, answer_create, cc);
 }
 
 /* ------------------------------------------------------------------------------------ */

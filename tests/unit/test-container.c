@@ -233,8 +233,9 @@ END_TEST
  * `delete --force` (a created container), kills the init whose pid is in
  * <bundle>/init.pid, as runc's forced delete does (here 0.3 s after it returned). The
  * other calls as the comments below say. */
-static void fake_runtime(struct container *c) {
-        char path[128], calls[128];
+static const char *fake_runtime_script(void) {
+        static char path[128];
+        char calls[128];
         snprintf(path, sizeof path, "%s/fake-runtime", fx.bundle);
         snprintf(calls, sizeof calls, "%s/calls", fx.bundle);
         FILE *f = fopen(path, "we");
@@ -246,17 +247,22 @@ static void fake_runtime(struct container *c) {
                 /* the other calls: `ps` lists the pids of <bundle>/pids; a call whose
                  * name is in <bundle>/fail fails with the text of <bundle>/error */
                 "d=%s\n"
-                "for a; do case \"$a\" in ps|pause|resume|update|kill|start|exec) cmd=$a; break;; esac; done\n"
+                "for a; do case \"$a\" in ps|pause|resume|update|kill|start|exec|create|run) cmd=$a; break;; esac; done\n"
                 "if [ -n \"$cmd\" ] && grep -qx \"$cmd\" $d/fail 2>/dev/null; then\n"
                 "  cat $d/error >&2; printf '{\"level\":\"error\",\"msg\":\"%%s\"}\\n' \"$(cat $d/error)\" >>$d/log.json; exit 1\nfi\n"
                 "[ \"$cmd\" = update ] && cat >$d/resources\n"
                 "[ \"$cmd\" = ps ] && echo \"[$(cat $d/pids)]\"\n"
-                /* `exec`: the process it started is the pid of <bundle>/exec-pid */
-                "if [ \"$cmd\" = exec ]; then while [ \"$1\" != --pid-file ]; do shift; done; cp $d/exec-pid \"$2\"; fi\n"
+                /* exec, create, run: the process they made is the pid of <bundle>/spawn-pid */
+                "case \"$cmd\" in exec|create|run) while [ \"$1\" != --pid-file ]; do shift; done; cp $d/spawn-pid \"$2\";; esac\n"
                 "exit 0\n",
                 calls, fx.bundle, fx.bundle);
         fclose(f);
         ck_assert_int_eq(chmod(path, 0755), 0);
+        return path;
+}
+
+static void fake_runtime(struct container *c) {
+        const char *path = fake_runtime_script();
         char log[128];
         snprintf(log, sizeof log, "%s/log.json", fx.bundle);
         struct runtime_config cfg = {.binary = path, .root = fx.bundle, .log_path = log};
@@ -528,7 +534,7 @@ START_TEST(test_exec_start) {
         pid_t pid = child();
         char text[32];
         snprintf(text, sizeof text, "%d", (int)pid);
-        write_bundle(c, "exec-pid", text);
+        write_bundle(c, "spawn-pid", text);
         container_start(c, e, on_answer, &a);
         ck_assert(e->busy);
         RUN_UNTIL(a.calls == 5);
@@ -572,6 +578,92 @@ START_TEST(test_exec_start_fails) {
 }
 END_TEST
 
+/* ---- create ---- */
+
+static int create_in(const char *id, enum container_create_mode mode, struct answered *a) {
+        char path[128];
+        snprintf(path, sizeof path, "%s/config.json", fx.bundle);
+        FILE *f = fopen(path, "we");
+        ck_assert_ptr_nonnull(f);
+        fputs("{\"ociVersion\":\"1.0.2\",\"root\":{\"path\":\"rootfs\"},\"process\":{\"args\":[\"sh\"],\"cwd\":\"/\"},"
+              "\"linux\":{\"namespaces\":[{\"type\":\"pid\"}]}}",
+              f);
+        fclose(f);
+        fx.shim.runtime_binary = (char *)fake_runtime_script();
+        fx.shim.runtime_root = fx.bundle;
+        pid_t pid = child();
+        snprintf(path, sizeof path, "%s/spawn-pid", fx.bundle);
+        f = fopen(path, "we");
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "%d", (int)pid);
+        fclose(f);
+        struct container_create_params params = {.id = id, .bundle = fx.bundle, .mode = mode};
+        container_create(&fx.shim, &params, &hooks, on_answer, a);
+        RUN_UNTIL(a->calls == 1);
+        return pid;
+}
+
+/* Create: the runtime's create with the bundle, the init's pid from its pid file, the
+ * container registered and created; its exit goes through the pipeline. */
+START_TEST(test_create) {
+        struct answered a = {0};
+        pid_t pid = create_in("n1", CONTAINER_CREATE, &a);
+        ck_assert_int_eq(a.code, 0);
+        ck_assert_int_eq(a.pid, pid);
+        ck_assert(called("create --bundle"));
+        struct container *c = container_find(&fx.shim, "n1");
+        ck_assert_ptr_nonnull(c);
+        ck_assert(c->created && c->private_pidns && c->early_delete_ok);
+        ck_assert_int_eq(c->init->state, PROCESS_CREATED);
+        struct answered b = {0};
+        struct container_create_params again = {.id = "n1", .bundle = fx.bundle};
+        container_create(&fx.shim, &again, &hooks, on_answer, &b);
+        ck_assert_int_eq(b.code, TTRPC_ALREADY_EXISTS);
+        kill(pid, SIGKILL);
+        RUN_UNTIL(process_exited(c->init));
+        ck_assert_str_eq(fx.events, "exit:n1");
+}
+END_TEST
+
+/* Create and start at once: the runtime's run; the init is running. */
+START_TEST(test_create_and_start) {
+        struct answered a = {0};
+        create_in("n2", CONTAINER_CREATE_AND_START, &a);
+        ck_assert_int_eq(a.code, 0);
+        ck_assert(called("run --detach --bundle"));
+        ck_assert_int_eq(container_find(&fx.shim, "n2")->init->state, PROCESS_RUNNING);
+}
+END_TEST
+
+/* A failed Create: bad input refused before the runtime; the runtime's own error text;
+ * nothing of the container left. */
+START_TEST(test_create_fails) {
+        struct answered a = {0};
+        struct container_create_params bad = {.id = "n3", .bundle = "relative/bundle"};
+        container_create(&fx.shim, &bad, &hooks, on_answer, &a);
+        ck_assert_int_eq(a.code, TTRPC_INVALID_ARGUMENT);
+        bad = (struct container_create_params){.id = "../n3", .bundle = fx.bundle};
+        container_create(&fx.shim, &bad, &hooks, on_answer, &a);
+        ck_assert_int_eq(a.code, TTRPC_INVALID_ARGUMENT);
+        ck_assert_int_eq(a.calls, 2);
+        a.calls = 0;
+        char path[128];
+        snprintf(path, sizeof path, "%s/fail", fx.bundle);
+        FILE *f = fopen(path, "we");
+        fputs("create\n", f);
+        fclose(f);
+        snprintf(path, sizeof path, "%s/error", fx.bundle);
+        f = fopen(path, "we");
+        fputs("rootfs does not look right\n", f);
+        fclose(f);
+        create_in("n3", CONTAINER_CREATE, &a);
+        ck_assert_int_eq(a.code, TTRPC_UNKNOWN);
+        ck_assert_str_eq(a.message, "OCI runtime create failed: rootfs does not look right");
+        ck_assert_ptr_null(container_find(&fx.shim, "n3"));
+        ck_assert_uint_eq(container_count(&fx.shim), 0);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("container");
         TCase *tc = tcase_create("exits");
@@ -592,6 +684,9 @@ int main(void) {
         tcase_add_test(tc, test_start_init);
         tcase_add_test(tc, test_exec_start);
         tcase_add_test(tc, test_exec_start_fails);
+        tcase_add_test(tc, test_create);
+        tcase_add_test(tc, test_create_and_start);
+        tcase_add_test(tc, test_create_fails);
         suite_add_tcase(s, tc);
         return run_suite(s);
 }
