@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Containers and their processes: the registry, the exit pipeline, the teardown. */
 #include "container.h"
+#include "container-internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -89,6 +90,30 @@ struct container *container_new(struct shim *s, const char *id, const char *bund
                 return NULL;
         }
         return c;
+}
+
+const char *container_id(const struct container *c) {
+        return c->id;
+}
+
+const char *container_bundle(const struct container *c) {
+        return c->bundle;
+}
+
+struct shim *container_shim(const struct container *c) {
+        return c->shim;
+}
+
+struct process *container_init(const struct container *c) {
+        return c->init;
+}
+
+bool container_is_created(const struct container *c) {
+        return c->created;
+}
+
+bool container_early_teardown_ok(const struct container *c) {
+        return c->early_delete_ok;
 }
 
 struct container *container_ref(struct container *c) {
@@ -1260,19 +1285,18 @@ static bool create_mount_rootfs(struct create_op *o, const struct container_crea
  * create, or its run (create and start at once). */
 static void create_spawn(struct create_op *o) {
         struct container *c = o->c;
-        struct process *p = c->init;
         const char *console;
         char msg[4200];
-        int r, code = process_stdio_open(p, &console, msg, sizeof msg);
+        int r, code = process_stdio_open(c->init, &console, msg, sizeof msg);
+        if (code == 0 && (r = container_runtime_new(c)) < 0) {
+                code = TTRPC_INTERNAL;
+                snprintf(msg, sizeof msg, "cannot set up the runtime: %s", strerror(-r));
+        }
         if (code != 0) {
                 create_fail(o, code, "%s", msg);
                 return;
         }
-        r = container_runtime_new(c);
-        if (r < 0) {
-                create_fail(o, TTRPC_INTERNAL, "cannot set up the runtime: %s", strerror(-r));
-                return;
-        }
+        struct process *p = c->init;
         _cleanup_free_ char *pidfile = join_path(c->bundle, "init.pid");
         struct runtime_create_opts co = {
                 .id = c->id,
@@ -1325,4 +1349,48 @@ void container_create(struct shim *s, const struct container_create_params *para
         *o = (struct create_op){.c = container_ref(c), .a = {fn, ud}, .mode = params->mode};
         if (create_configure(o, params) && create_mount_rootfs(o, params))
                 create_spawn(o);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* what the task API shows                                                              */
+
+void process_get_info(const struct process *p, struct process_info *ret) {
+        const struct container *c = p->container;
+        enum process_status st = PROCESS_STATUS_RUNNING;
+        if (process_exited(p) || p->state == PROCESS_STOPPED || p->state == PROCESS_DELETED)
+                st = PROCESS_STATUS_STOPPED;
+        else if (p->state == PROCESS_CREATED)
+                st = PROCESS_STATUS_CREATED;
+        else if (c->pausing)
+                st = PROCESS_STATUS_PAUSING;
+        else if (c->init->state == PROCESS_PAUSED)
+                st = PROCESS_STATUS_PAUSED;
+        *ret = (struct process_info){
+                .id = p->id,
+                .is_init = p->is_init,
+                .pid = p->pid,
+                .status = st,
+                .stdin_path = p->stdin_path,
+                .stdout_path = p->stdout_path,
+                .stderr_path = p->stderr_path,
+                .terminal = p->terminal,
+                .exited = process_exited(p),
+                .exit_status = p->exit_status,
+                .exited_at = p->exited_at,
+        };
+}
+
+pid_t process_pid(const struct process *p) {
+        return p->pid;
+}
+
+void process_close_stdin(struct process *p) {
+        if (p->io)
+                stdio_close_stdin(p->io);
+}
+
+int process_resize(struct process *p, unsigned width, unsigned height) {
+        if (process_exited(p))
+                return -ESRCH;
+        return p->io ? stdio_resize(p->io, width, height) : 0;
 }

@@ -35,37 +35,20 @@ struct container_hooks {
         void (*event)(struct container *c, enum container_event ev, const struct process *p);
 };
 
-struct container {
-        struct container *next;
-        struct shim *shim;
-        const struct container_hooks *hooks;
-        unsigned refs;
-        char *id;
-        char *bundle;
-        bool created;         /* false while Create runs */
-        bool removed;         /* out of the table; freed at the last unref */
-        struct runtime *rt;
-        char *rt_binary, *rt_root, *rt_log;
-        bool no_pivot, no_new_keyring, systemd_cgroup;
-        uid_t io_uid;
-        gid_t io_gid;
-        char *rootfs_target;  /* set when we mounted the rootfs */
-        bool private_pidns;
-        bool killing_all;     /* `runtime kill --all` after the init's exit is running */
-        /* The runtime's state is removed, and the rootfs unmounted, as soon as the init
-         * has exited, not at Delete: see early_teardown() in container.c. */
-        bool early_delete_ok;
-        enum { EARLY_DELETE_NONE, EARLY_DELETE_RUNNING, EARLY_DELETE_DONE, EARLY_DELETE_FAILED } early_delete;
-        pid_t unmount_pid;    /* the child unmounting the rootfs, while it runs */
-        struct answer early_delete_waiter; /* a Delete that came while they ran */
-        struct process *init;
-        struct process *execs;
-        struct cgroup_oom_watch *oom;
-        bool oom_killed;      /* an OOM kill was seen (the exit record's flag) */
-        bool pausing;
-        struct ev_timer exec_grace; /* init exit waits this long for exec exits to go first */
-        bool exec_grace_expired;
-};
+/* A container: its registry entry, runtime, mounts, init and execs. Opaque: the
+ * fields are container.c's (container-internal.h, for it and its unit test). */
+struct container;
+
+/* What other modules read of a container. */
+const char *container_id(const struct container *c);
+const char *container_bundle(const struct container *c);
+struct shim *container_shim(const struct container *c);
+struct process *container_init(const struct container *c);
+/* Create has answered (until then the id is only reserved). */
+bool container_is_created(const struct container *c);
+/* The teardown starts at the init's exit (docs/design.md, "Exits"): its exit event
+ * must go out before. */
+bool container_early_teardown_ok(const struct container *c);
 
 /* ---- the registry ---- */
 
@@ -167,6 +150,12 @@ struct container_pid {
 };
 typedef void (*container_pids_fn)(void *ud, int code, const char *message, const struct container_pid *pids, size_t n);
 void container_pids(struct container *c, container_pids_fn fn, void *ud);
+
+/* ---- stdio ---- */
+
+void process_close_stdin(struct process *p);
+/* The terminal's size; -ESRCH once p's exit is reported. */
+int process_resize(struct process *p, unsigned width, unsigned height);
 
 /* ---- helpers ---- */
 

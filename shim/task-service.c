@@ -41,11 +41,11 @@ static int resolve(struct shim *s, struct ttrpc_call *call, const char *id, cons
                 return -1;
         }
         struct container *c = container_find(s, id);
-        if (!c || !c->created) {
+        if (!c || !container_is_created(c)) {
                 ttrpc_call_reply_error(call, TTRPC_NOT_FOUND, "container %s not created", id);
                 return -1;
         }
-        struct process *p = c->init;
+        struct process *p = container_init(c);
         if (exec_id && *exec_id) {
                 if (!identifier_is_valid(exec_id)) {
                         ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT, "invalid exec id \"%.80s\"", exec_id);
@@ -88,55 +88,60 @@ static void publish_start(struct shim *s, const char *container_id, const char *
 /* The container's own events (container.c): exit, OOM, delete. */
 static void on_container_event(struct container *c, enum container_event ev, const struct process *p) {
         Nanoshim__Types__Timestamp ts;
+        char *id = (char *)container_id(c); /* (protobuf-c's fields are not const) */
+        struct shim *sh = container_shim(c);
+        struct process_info pi = {0};
+        if (p)
+                process_get_info(p, &pi);
         switch (ev) {
         case CONTAINER_EVENT_EXIT: {
                 Nanoshim__Events__TaskExit e = NANOSHIM__EVENTS__TASK_EXIT__INIT;
-                timestamp_set(&ts, &p->exited_at);
-                e.container_id = c->id;
-                e.id = p->id;
-                e.pid = (uint32_t)p->pid;
-                e.exit_status = (uint32_t)p->exit_status;
+                timestamp_set(&ts, &pi.exited_at);
+                e.container_id = id;
+                e.id = (char *)pi.id;
+                e.pid = (uint32_t)pi.pid;
+                e.exit_status = (uint32_t)pi.exit_status;
                 e.exited_at = &ts;
-                publish(c->shim, "/tasks/exit", "containerd.events.TaskExit", &e.base);
-                if (p->is_init && c->early_delete_ok)
-                        events_send_now(c->shim->events); /* out before the early teardown */
+                publish(sh, "/tasks/exit", "containerd.events.TaskExit", &e.base);
+                if (pi.is_init && container_early_teardown_ok(c))
+                        events_send_now(sh->events); /* out before the early teardown */
                 break;
         }
         case CONTAINER_EVENT_OOM: {
                 Nanoshim__Events__TaskOOM e = NANOSHIM__EVENTS__TASK_OOM__INIT;
-                e.container_id = c->id;
-                publish(c->shim, "/tasks/oom", "containerd.events.TaskOOM", &e.base);
+                e.container_id = id;
+                publish(sh, "/tasks/oom", "containerd.events.TaskOOM", &e.base);
                 break;
         }
         case CONTAINER_EVENT_DELETE: {
                 Nanoshim__Events__TaskDelete e = NANOSHIM__EVENTS__TASK_DELETE__INIT;
-                timestamp_set(&ts, &p->exited_at);
-                e.container_id = c->id;
-                e.pid = (uint32_t)p->pid;
-                e.exit_status = (uint32_t)p->exit_status;
+                timestamp_set(&ts, &pi.exited_at);
+                e.container_id = id;
+                e.pid = (uint32_t)pi.pid;
+                e.exit_status = (uint32_t)pi.exit_status;
                 e.exited_at = &ts;
-                publish(c->shim, "/tasks/delete", "containerd.events.TaskDelete", &e.base);
+                publish(sh, "/tasks/delete", "containerd.events.TaskDelete", &e.base);
                 break;
         }
         case CONTAINER_EVENT_EXEC_ADDED: {
                 Nanoshim__Events__TaskExecAdded e = NANOSHIM__EVENTS__TASK_EXEC_ADDED__INIT;
-                e.container_id = c->id;
-                e.exec_id = p->id;
-                publish(c->shim, "/tasks/exec-added", "containerd.events.TaskExecAdded", &e.base);
+                e.container_id = id;
+                e.exec_id = (char *)pi.id;
+                publish(sh, "/tasks/exec-added", "containerd.events.TaskExecAdded", &e.base);
                 break;
         }
         case CONTAINER_EVENT_START:
-                publish_start(c->shim, c->id, p->is_init ? NULL : p->id, p->pid);
+                publish_start(sh, id, pi.is_init ? NULL : pi.id, pi.pid);
                 break;
         case CONTAINER_EVENT_PAUSED:
         case CONTAINER_EVENT_RESUMED: {
                 Nanoshim__Events__TaskPaused pe = NANOSHIM__EVENTS__TASK_PAUSED__INIT;
                 Nanoshim__Events__TaskResumed re = NANOSHIM__EVENTS__TASK_RESUMED__INIT;
-                pe.container_id = re.container_id = c->id;
+                pe.container_id = re.container_id = id;
                 if (ev == CONTAINER_EVENT_PAUSED)
-                        publish(c->shim, "/tasks/paused", "containerd.events.TaskPaused", &pe.base);
+                        publish(sh, "/tasks/paused", "containerd.events.TaskPaused", &pe.base);
                 else
-                        publish(c->shim, "/tasks/resumed", "containerd.events.TaskResumed", &re.base);
+                        publish(sh, "/tasks/resumed", "containerd.events.TaskResumed", &re.base);
                 break;
         }
         }
@@ -279,18 +284,13 @@ static void handle_start(struct shim *s, struct ttrpc_call *call, ProtobufCMessa
 /* ------------------------------------------------------------------------------------ */
 /* State, Wait, Connect, Pids                                                           */
 
-static Nanoshim__Types__Status process_status(const struct process *p) {
-        struct container *c = p->container;
-        if (process_exited(p) || p->state == PROCESS_STOPPED || p->state == PROCESS_DELETED)
-                return NANOSHIM__TYPES__STATUS__STOPPED;
-        if (p->state == PROCESS_CREATED)
-                return NANOSHIM__TYPES__STATUS__CREATED;
-        if (c->pausing)
-                return NANOSHIM__TYPES__STATUS__PAUSING;
-        if (c->init->state == PROCESS_PAUSED)
-                return NANOSHIM__TYPES__STATUS__PAUSED;
-        return NANOSHIM__TYPES__STATUS__RUNNING;
-}
+static const Nanoshim__Types__Status status_of[] = {
+        [PROCESS_STATUS_CREATED] = NANOSHIM__TYPES__STATUS__CREATED,
+        [PROCESS_STATUS_RUNNING] = NANOSHIM__TYPES__STATUS__RUNNING,
+        [PROCESS_STATUS_PAUSING] = NANOSHIM__TYPES__STATUS__PAUSING,
+        [PROCESS_STATUS_PAUSED] = NANOSHIM__TYPES__STATUS__PAUSED,
+        [PROCESS_STATUS_STOPPED] = NANOSHIM__TYPES__STATUS__STOPPED,
+};
 
 static void handle_state(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg) {
         Nanoshim__Task__StateRequest *req = (Nanoshim__Task__StateRequest *)*msg;
@@ -299,17 +299,19 @@ static void handle_state(struct shim *s, struct ttrpc_call *call, ProtobufCMessa
         if (resolve(s, call, req->id, req->exec_id, &c, &p) == 0) {
                 Nanoshim__Task__StateResponse resp = NANOSHIM__TASK__STATE_RESPONSE__INIT;
                 Nanoshim__Types__Timestamp ts;
+                struct process_info pi;
+                process_get_info(p, &pi);
                 struct timespec none = {0};
-                timestamp_set(&ts, process_exited(p) ? &p->exited_at : &none);
-                resp.id = p->id;
-                resp.bundle = c->bundle;
-                resp.pid = (uint32_t)p->pid;
-                resp.status = process_status(p);
-                resp.stdin = p->stdin_path;
-                resp.stdout = p->stdout_path;
-                resp.stderr = p->stderr_path;
-                resp.terminal = p->terminal;
-                resp.exit_status = process_exited(p) ? (uint32_t)p->exit_status : 0;
+                timestamp_set(&ts, pi.exited ? &pi.exited_at : &none);
+                resp.id = (char *)pi.id;
+                resp.bundle = (char *)container_bundle(c);
+                resp.pid = (uint32_t)pi.pid;
+                resp.status = status_of[pi.status];
+                resp.stdin = (char *)pi.stdin_path;
+                resp.stdout = (char *)pi.stdout_path;
+                resp.stderr = (char *)pi.stderr_path;
+                resp.terminal = pi.terminal;
+                resp.exit_status = pi.exited ? (uint32_t)pi.exit_status : 0;
                 resp.exited_at = &ts;
                 ttrpc_call_reply(call, &resp.base);
         }
@@ -330,8 +332,8 @@ static void handle_connect(struct shim *s, struct ttrpc_call *call, ProtobufCMes
         Nanoshim__Task__ConnectResponse resp = NANOSHIM__TASK__CONNECT_RESPONSE__INIT;
         resp.shim_pid = (uint32_t)getpid();
         struct container *c = req->id ? container_find(s, req->id) : NULL;
-        if (c && c->created)
-                resp.task_pid = (uint32_t)c->init->pid;
+        if (c && container_is_created(c))
+                resp.task_pid = (uint32_t)process_pid(container_init(c));
         ttrpc_call_reply(call, &resp.base);
 }
 
@@ -457,10 +459,12 @@ static void handle_stats(struct shim *s, struct ttrpc_call *call, ProtobufCMessa
                 uint8_t *buf = NULL;
                 size_t len = 0;
                 const char *type_url = NULL;
-                int r = process_reaped(c->init) ? -ESRCH : cgroup_stats_collect(NULL, NULL, c->init->pid, &buf, &len, &type_url);
+                struct process *init = container_init(c);
+                int r = process_reaped(init) ? -ESRCH
+                                              : cgroup_stats_collect(NULL, NULL, process_pid(init), &buf, &len, &type_url);
                 if (r < 0)
                         ttrpc_call_reply_error(call, r == -ESRCH ? TTRPC_NOT_FOUND : TTRPC_UNKNOWN,
-                                               "cannot collect metrics of %s: %s", c->id,
+                                               "cannot collect metrics of %s: %s", container_id(c),
                                                r == -ESRCH ? "process already finished" : strerror(-r));
                 else {
                         Nanoshim__Types__Any any = NANOSHIM__TYPES__ANY__INIT;
@@ -483,8 +487,8 @@ static void handle_close_io(struct shim *s, struct ttrpc_call *call, ProtobufCMe
         struct container *c;
         struct process *p;
         if (resolve(s, call, req->id, req->exec_id, &c, &p) == 0) {
-                if (req->stdin && p->io)
-                        stdio_close_stdin(p->io);
+                if (req->stdin)
+                        process_close_stdin(p);
                 ttrpc_call_reply(call, NULL);
         }
 }
@@ -494,7 +498,7 @@ static void handle_resize_pty(struct shim *s, struct ttrpc_call *call, ProtobufC
         struct container *c;
         struct process *p;
         if (resolve(s, call, req->id, req->exec_id, &c, &p) == 0) {
-                int r = process_exited(p) ? -ESRCH : p->io ? stdio_resize(p->io, req->width, req->height) : 0;
+                int r = process_resize(p, req->width, req->height);
                 if (r == -ESRCH)
                         ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "cannot resize a stopped container");
                 else if (r < 0)

@@ -11,7 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "container.h"
+#include "container-internal.h"
 #include "macro.h"
 #include "reaper.h"
 #include "runtime.h"
