@@ -1,14 +1,19 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Containers and their processes: the registry, the exit pipeline, the teardown. */
 #include "container.h"
+#include "container-internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "cgroup.h"
 #include "file-util.h"
@@ -17,8 +22,10 @@
 #include "macro.h"
 #include "mount.h"
 #include "reaper.h"
+#include "runtime-options.h"
 #include "runtime.h"
 #include "shim.h"
+#include "spec.h"
 #include "status-code.h"
 #include "stdio-relay.h"
 
@@ -83,6 +90,30 @@ struct container *container_new(struct shim *s, const char *id, const char *bund
                 return NULL;
         }
         return c;
+}
+
+const char *container_id(const struct container *c) {
+        return c->id;
+}
+
+const char *container_bundle(const struct container *c) {
+        return c->bundle;
+}
+
+struct shim *container_shim(const struct container *c) {
+        return c->shim;
+}
+
+struct process *container_init(const struct container *c) {
+        return c->init;
+}
+
+bool container_is_created(const struct container *c) {
+        return c->created;
+}
+
+bool container_early_teardown_ok(const struct container *c) {
+        return c->early_delete_ok;
 }
 
 struct container *container_ref(struct container *c) {
@@ -622,4 +653,1095 @@ void container_delete(struct container *c, struct process *p, container_answer_f
                 return;
         }
         delete_with_runtime(c, a);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* kill, pause and resume, update, pids                                                 */
+
+/* A runtime call answered through a callback. */
+struct call_op {
+        struct container *c;
+        struct answer a;
+        container_pids_fn pids_fn; /* Pids: the answer with the list */
+        bool pause;                /* Pause (else Resume) */
+};
+
+static struct call_op *call_op_new(struct container *c, container_answer_fn fn, void *ud) {
+        struct call_op *o = calloc(1, sizeof *o);
+        if (!o)
+                return NULL;
+        o->c = container_ref(c);
+        o->a = (struct answer){fn, ud};
+        return o;
+}
+
+static void call_op_free(struct call_op *o) {
+        container_unref(o->c);
+        free(o);
+}
+
+static void answer_fmt(container_answer_fn fn, void *ud, int code, const char *fmt, ...) _printf_(4, 5);
+static void answer_fmt(container_answer_fn fn, void *ud, int code, const char *fmt, ...) {
+        char msg[4200];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        fn(ud, code, msg, NULL);
+}
+
+/* The runtime's result: OK, or its own text after prefix. */
+static void call_op_finish(struct call_op *o, const struct runtime_result *res, const char *prefix) {
+        if (res->exit_status != 0)
+                answer_fmt(o->a.fn, o->a.ud, TTRPC_UNKNOWN, "%s%s", prefix, runtime_error_text(res));
+        else
+                answer_send(&o->a, 0, NULL, NULL);
+        call_op_free(o);
+}
+
+static void on_kill_done(const struct runtime_result *res, void *userdata) {
+        struct call_op *o = userdata;
+        const char *e = runtime_error_text(res);
+        if (res->exit_status != 0 && runtime_error_not_running(e))
+                answer_send(&o->a, TTRPC_NOT_FOUND, "process already finished", NULL);
+        else if (res->exit_status != 0 && runtime_error_not_exist(e))
+                answer_fmt(o->a.fn, o->a.ud, TTRPC_NOT_FOUND, "no such container: %s", e);
+        else {
+                call_op_finish(o, res, "");
+                return;
+        }
+        call_op_free(o);
+}
+
+void container_kill(struct container *c, struct process *p, unsigned signal, bool all, container_answer_fn fn,
+                    void *ud) {
+        if (signal == 0 || signal >= 65) {
+                answer_fmt(fn, ud, TTRPC_INVALID_ARGUMENT, "invalid signal %u", signal);
+                return;
+        }
+        if (p->is_init && all && process_exited(p) && c->private_pidns) {
+                /* the init's exit took the whole PID namespace: nothing is left to signal
+                 * (and the runtime may have forgotten the container already) */
+                fn(ud, TTRPC_NOT_FOUND, "process already finished", NULL);
+                return;
+        }
+        if (p->is_init && all) {
+                struct call_op *o = call_op_new(c, fn, ud);
+                int r = o ? runtime_kill(c->rt, c->id, (int)signal, true, on_kill_done, o) : -ENOMEM;
+                if (r < 0) {
+                        answer_fmt(fn, ud, TTRPC_UNKNOWN, "kill failed: %s", strerror(-r));
+                        if (o)
+                                call_op_free(o);
+                }
+                return;
+        }
+        /* One process: signalled directly, as `runc kill` would, without a runtime exec
+         * (~15 ms of Go start-up). The pid cannot have been reused: it is our child (the
+         * init and execs are re-parented to us, the subreaper) and not reaped yet. */
+        if (p->pid <= 0 && !process_reaped(p))
+                fn(ud, TTRPC_FAILED_PRECONDITION, "process not created: failed precondition", NULL); /* runc-v2's words */
+        else if (process_reaped(p))
+                fn(ud, TTRPC_NOT_FOUND, "process already finished", NULL);
+        else if (kill(p->pid, (int)signal) < 0)
+                fn(ud, errno == ESRCH ? TTRPC_NOT_FOUND : TTRPC_UNKNOWN,
+                   errno == ESRCH ? "process already finished" : strerror(errno), NULL);
+        else
+                fn(ud, 0, NULL, NULL);
+}
+
+static void on_pause_resume_done(const struct runtime_result *res, void *userdata) {
+        struct call_op *o = userdata;
+        struct container *c = o->c;
+        c->pausing = false;
+        c->init->busy = false;
+        if (res->exit_status == 0) {
+                if (!process_exited(c->init))
+                        (void)process_transition(c->init, o->pause ? PROCESS_PAUSED : PROCESS_RUNNING);
+                emit(c, o->pause ? CONTAINER_EVENT_PAUSED : CONTAINER_EVENT_RESUMED, NULL);
+        }
+        call_op_finish(o, res, "");
+}
+
+void container_pause(struct container *c, bool pause, container_answer_fn fn, void *ud) {
+        struct process *p = c->init;
+        enum process_state want = pause ? PROCESS_RUNNING : PROCESS_PAUSED;
+        if (p->busy || process_exited(p) || p->state != want) {
+                answer_fmt(fn, ud, TTRPC_UNKNOWN, "cannot %s a %s container", pause ? "pause" : "resume",
+                           process_exited(p) ? "stopped" : process_state_to_string(p->state));
+                return;
+        }
+        struct call_op *o = call_op_new(c, fn, ud);
+        if (!o) {
+                fn(ud, TTRPC_INTERNAL, "out of memory", NULL);
+                return;
+        }
+        o->pause = pause;
+        p->busy = true;
+        c->pausing = pause;
+        int r = pause ? runtime_pause(c->rt, c->id, on_pause_resume_done, o)
+                      : runtime_resume(c->rt, c->id, on_pause_resume_done, o);
+        if (r < 0) {
+                p->busy = false;
+                c->pausing = false;
+                answer_fmt(fn, ud, TTRPC_UNKNOWN, "%s failed: %s", pause ? "pause" : "resume", strerror(-r));
+                call_op_free(o);
+        }
+}
+
+static void on_update_done(const struct runtime_result *res, void *userdata) {
+        call_op_finish(userdata, res, "failed to update resources: ");
+}
+
+void container_update(struct container *c, const char *resources, size_t len, container_answer_fn fn, void *ud) {
+        if (process_exited(c->init)) {
+                fn(ud, TTRPC_UNKNOWN, "container is stopped", NULL);
+                return;
+        }
+        if (!resources) {
+                fn(ud, TTRPC_INVALID_ARGUMENT, "no resources given", NULL);
+                return;
+        }
+        /* Validate it is a JSON object before handing it to the runtime. */
+        json_t *j = json_loadb(resources, len, 0, NULL);
+        bool ok = j && json_is_object(j);
+        json_decref(j);
+        _cleanup_free_ char *json = ok ? strndup(resources, len) : NULL;
+        if (!json) {
+                fn(ud, TTRPC_INVALID_ARGUMENT, "resources must be a JSON LinuxResources object", NULL);
+                return;
+        }
+        struct call_op *o = call_op_new(c, fn, ud);
+        int r = o ? runtime_update(c->rt, c->id, json, on_update_done, o) : -ENOMEM;
+        if (r < 0) {
+                answer_fmt(fn, ud, TTRPC_UNKNOWN, "failed to update resources: %s", strerror(-r));
+                if (o)
+                        call_op_free(o);
+        }
+}
+
+static void on_ps_done(const struct runtime_result *res, void *userdata) {
+        struct call_op *o = userdata;
+        container_pids_fn fn = o->pids_fn;
+        void *ud = o->a.ud;
+        _cleanup_free_ pid_t *pids = NULL;
+        _cleanup_free_ struct container_pid *list = NULL;
+        size_t n = 0;
+        if (res->exit_status != 0) {
+                char msg[4200];
+                snprintf(msg, sizeof msg, "failed to list processes: %s", runtime_error_text(res));
+                fn(ud, TTRPC_UNKNOWN, msg, NULL, 0);
+        } else if (runtime_parse_ps(res->out, res->out_len, &pids, &n) < 0)
+                fn(ud, TTRPC_UNKNOWN, "cannot parse the runtime's process list", NULL, 0);
+        else if (!(list = calloc(n ? n : 1, sizeof *list)))
+                fn(ud, TTRPC_INTERNAL, "out of memory", NULL, 0);
+        else {
+                for (size_t i = 0; i < n; i++) {
+                        list[i].pid = pids[i];
+                        for (const struct process *e = o->c->execs; e; e = e->next)
+                                if (e->pid > 0 && e->pid == pids[i]) {
+                                        list[i].exec_id = e->id;
+                                        break;
+                                }
+                }
+                fn(ud, 0, NULL, list, n);
+        }
+        call_op_free(o);
+}
+
+void container_pids(struct container *c, container_pids_fn fn, void *ud) {
+        struct call_op *o = call_op_new(c, NULL, ud);
+        if (o)
+                o->pids_fn = fn;
+        int r = o ? runtime_ps(c->rt, c->id, on_ps_done, o) : -ENOMEM;
+        if (r < 0) {
+                char msg[256];
+                snprintf(msg, sizeof msg, "failed to list processes: %s", strerror(-r));
+                fn(ud, TTRPC_UNKNOWN, msg, NULL, 0);
+                if (o)
+                        call_op_free(o);
+        }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* exec and start                                                                       */
+
+static int container_stdio_new(struct container *c, struct process *p, char **ret_error) {
+        struct stdio_config cfg = {
+                .stdin_uri = p->stdin_path,
+                .stdout_uri = p->stdout_path,
+                .stderr_uri = p->stderr_path,
+                .terminal = p->terminal,
+                /* the init of a container with its own PID namespace: its exit ends every
+                 * process that could hold its stdio, so the FIFOs can be its own */
+                .direct = p->is_init && c->private_pidns,
+                .io_uid = c->io_uid,
+                .io_gid = c->io_gid,
+                .container_id = c->id,
+                .namespace = c->shim->namespace,
+                .reaper = c->shim->reaper,
+        };
+        return stdio_new(c->shim->loop, &cfg, &p->io, ret_error);
+}
+
+/* p's stdio relay and, for a terminal, the console socket the runtime sends it on
+ * (*ret_console; ret_console NULL: none yet, a restore makes it at Start). 0, or a
+ * status code with the message in msg (nothing left open). */
+static int process_stdio_open(struct process *p, const char **ret_console, char *msg, size_t msg_size) {
+        _cleanup_free_ char *err = NULL;
+        int r = container_stdio_new(p->container, p, &err);
+        if (r < 0) {
+                snprintf(msg, msg_size, "stdio: %s", err ? err : strerror(-r));
+                return TTRPC_INVALID_ARGUMENT;
+        }
+        if (!ret_console)
+                return 0;
+        *ret_console = NULL;
+        if (p->terminal && (r = stdio_console_socket(p->io, ret_console)) < 0) {
+                snprintf(msg, msg_size, "cannot create the console socket: %s", strerror(-r));
+                p->io = stdio_free(p->io);
+                return TTRPC_INTERNAL;
+        }
+        return 0;
+}
+
+static int process_set_stdio(struct process *p, const struct container_stdio *io) {
+        p->terminal = io->terminal;
+        p->stdin_path = strdup(io->stdin_path ? io->stdin_path : "");
+        p->stdout_path = strdup(io->stdout_path ? io->stdout_path : "");
+        p->stderr_path = strdup(io->stderr_path ? io->stderr_path : "");
+        return p->stdin_path && p->stdout_path && p->stderr_path ? 0 : -ENOMEM;
+}
+
+void container_exec(struct container *c, const char *exec_id, const char *spec, size_t spec_len,
+                    const struct container_stdio *io, container_answer_fn fn, void *ud) {
+        if (!identifier_is_valid(exec_id)) {
+                answer_fmt(fn, ud, TTRPC_INVALID_ARGUMENT, "invalid exec id \"%.80s\"", exec_id ? exec_id : "");
+                return;
+        }
+        if (container_find_exec(c, exec_id) || strcmp(exec_id, c->id) == 0) {
+                answer_fmt(fn, ud, TTRPC_ALREADY_EXISTS, "id %s: already exists", exec_id);
+                return;
+        }
+        if (process_exited(c->init) || c->init->state == PROCESS_STOPPED || c->init->state == PROCESS_DELETED) {
+                fn(ud, TTRPC_FAILED_PRECONDITION, "cannot exec in a stopped state", NULL);
+                return;
+        }
+        if (!spec) {
+                answer_fmt(fn, ud, TTRPC_INVALID_ARGUMENT, "exec %s: no process spec", exec_id);
+                return;
+        }
+        _cleanup_free_ char *err = NULL;
+        struct oci_process op;
+        int r = oci_process_parse(spec, spec_len, &op, &err);
+        if (r < 0) {
+                answer_fmt(fn, ud, TTRPC_INVALID_ARGUMENT, "exec %s: invalid process spec: %s", exec_id,
+                           err ? err : strerror(-r));
+                return;
+        }
+        oci_process_done(&op);
+        /* The runtime gets the spec as sent, with `terminal` as the request says. */
+        json_t *j = json_loadb(spec, spec_len, 0, NULL);
+        if (!j || json_object_set_new(j, "terminal", json_boolean(io->terminal)) < 0) {
+                json_decref(j);
+                answer_fmt(fn, ud, TTRPC_INVALID_ARGUMENT, "exec %s: invalid process spec", exec_id);
+                return;
+        }
+        struct process *p = process_new(c, exec_id, false);
+        if (p)
+                p->spec_json = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        if (!p || !p->spec_json || process_set_stdio(p, io) < 0) {
+                process_free(p);
+                fn(ud, TTRPC_INTERNAL, "out of memory", NULL);
+                return;
+        }
+        p->next = c->execs;
+        c->execs = p;
+        emit(c, CONTAINER_EVENT_EXEC_ADDED, p);
+        fn(ud, 0, NULL, NULL);
+}
+
+struct start_op {
+        struct container *c;
+        struct process *p;
+        struct answer a;
+        char *spec_path; /* exec: the process spec written for the runtime */
+        char *pid_file;  /* exec: where the runtime writes its pid */
+};
+
+static void start_op_free(struct start_op *o) {
+        if (o->spec_path) {
+                unlink(o->spec_path);
+                free(o->spec_path);
+        }
+        free(o->pid_file);
+        container_unref(o->c);
+        free(o);
+}
+
+/* The start is over: the start event, the answer (with the pid), then the exit
+ * pipeline may go on. */
+static void start_finish(struct start_op *o, int code, const char *fmt, ...) _printf_(3, 4);
+static void start_finish(struct start_op *o, int code, const char *fmt, ...) {
+        struct process *p = o->p;
+        if (code != 0) {
+                char msg[4200];
+                va_list ap;
+                va_start(ap, fmt);
+                vsnprintf(msg, sizeof msg, fmt, ap);
+                va_end(ap);
+                answer_send(&o->a, code, msg, NULL);
+                process_start_end(p, false);
+        } else {
+                if (p->state == PROCESS_CREATED)
+                        (void)process_transition(p, PROCESS_RUNNING);
+                emit(o->c, CONTAINER_EVENT_START, p);
+                struct container_answer ans = {.pid = p->pid};
+                answer_send(&o->a, 0, NULL, &ans);
+                process_start_end(p, true);
+        }
+        start_op_free(o);
+}
+
+static void on_start_done(const struct runtime_result *res, void *userdata) {
+        struct start_op *o = userdata;
+        if (res->exit_status != 0)
+                start_finish(o, TTRPC_UNKNOWN, "OCI runtime start failed: %s", runtime_error_text(res));
+        else
+                start_finish(o, 0, NULL);
+}
+
+/* The runtime created p: its console (terminal), its pid from pid_file, its exit
+ * watched, its stdio relayed. 0, or a status code with the message in msg. */
+static int process_spawned(struct process *p, const char *pid_file, char *msg, size_t msg_size) {
+        struct container *c = p->container;
+        int r;
+        if (p->terminal && (r = stdio_console_receive(p->io)) < 0) {
+                snprintf(msg, msg_size, "failed to receive the console from the runtime: %s", strerror(-r));
+                return TTRPC_UNKNOWN;
+        }
+        if ((r = read_pid_file_at(AT_FDCWD, pid_file, &p->pid)) < 0) {
+                snprintf(msg, msg_size, "failed to read the pid file %s: %s", pid_file, strerror(-r));
+                return TTRPC_UNKNOWN;
+        }
+        /* Inside the completion: an exit that already happened is in the reaper's stash. */
+        if ((r = process_watch(p, p->pid)) < 0) {
+                snprintf(msg, msg_size, "cannot watch pid %d: %s", (int)p->pid, strerror(-r));
+                return TTRPC_INTERNAL;
+        }
+        if (p->io && (r = stdio_start(p->io)) < 0)
+                log_warn_errno(r, "%s: stdio relay of %s failed to start: %m", c->id, p->id);
+        return 0;
+}
+
+static void on_exec_done(const struct runtime_result *res, void *userdata) {
+        struct start_op *o = userdata;
+        char msg[4200];
+        if (res->exit_status != 0) {
+                start_finish(o, TTRPC_UNKNOWN, "OCI runtime exec failed: %s", runtime_error_text(res));
+                return;
+        }
+        int code = process_spawned(o->p, o->pid_file, msg, sizeof msg);
+        start_finish(o, code, "%s", msg);
+}
+
+/* An exec's start: its stdio, its process spec in the bundle, the runtime's exec.
+ * Errors here are answered before the start began (no start_end). */
+static void start_exec(struct start_op *o) {
+        struct container *c = o->c;
+        struct process *p = o->p;
+        const char *console;
+        char msg[4200];
+        int r, code = process_stdio_open(p, &console, msg, sizeof msg);
+        if (code != 0) {
+                answer_send(&o->a, code, msg, NULL);
+                start_op_free(o);
+                return;
+        }
+        /* The exec id is a checked identifier, so these names stay inside the bundle. */
+        char spec_name[IDENTIFIER_MAX + 32], pid_name[IDENTIFIER_MAX + 8];
+        snprintf(spec_name, sizeof spec_name, ".%s-process.json", p->id);
+        snprintf(pid_name, sizeof pid_name, "%s.pid", p->id);
+        o->spec_path = join_path(c->bundle, spec_name);
+        o->pid_file = join_path(c->bundle, pid_name);
+        if (!o->spec_path || !o->pid_file || container_write_bundle_file(c, spec_name, p->spec_json, false) < 0) {
+                answer_send(&o->a, TTRPC_INTERNAL, "cannot write the exec's process spec", NULL);
+                p->io = stdio_free(p->io);
+                start_op_free(o);
+                return;
+        }
+        struct runtime_exec_opts eo = {
+                .id = c->id,
+                .process_file = o->spec_path,
+                .pid_file = o->pid_file,
+                .console_socket = console,
+                .detach = true,
+                .stdio = {-1, -1, -1},
+        };
+        if (p->io && !p->terminal)
+                stdio_child_fds(p->io, eo.stdio);
+        process_start_begin(p);
+        r = runtime_exec(c->rt, &eo, on_exec_done, o);
+        if (r < 0)
+                start_finish(o, TTRPC_UNKNOWN, "OCI runtime exec failed: %s", strerror(-r));
+}
+
+static void restore_start(struct start_op *o);
+
+void container_start(struct container *c, struct process *p, container_answer_fn fn, void *ud) {
+        if (p->exit == EXIT_NEVER) {
+                answer_fmt(fn, ud, TTRPC_FAILED_PRECONDITION, "exec %s: its start failed already", p->id);
+                return;
+        }
+        if (p->state != PROCESS_CREATED || p->busy || process_exited(p)) {
+                answer_fmt(fn, ud, TTRPC_UNKNOWN, "cannot start a %s process",
+                           process_exited(p) ? "stopped" : process_state_to_string(p->state));
+                return;
+        }
+        if (!p->is_init && c->init->state != PROCESS_RUNNING && c->init->state != PROCESS_CREATED) {
+                answer_fmt(fn, ud, TTRPC_FAILED_PRECONDITION, "cannot exec in a %s container",
+                           process_state_to_string(c->init->state));
+                return;
+        }
+        struct start_op *o = calloc(1, sizeof *o);
+        if (!o) {
+                fn(ud, TTRPC_INTERNAL, "out of memory", NULL);
+                return;
+        }
+        *o = (struct start_op){.c = container_ref(c), .p = p, .a = {fn, ud}};
+        if (!p->is_init) {
+                start_exec(o);
+                return;
+        }
+        process_start_begin(p);
+        if (c->restore_from) {
+                restore_start(o); /* a Create with a checkpoint: answers itself */
+                return;
+        }
+        int r = runtime_start(c->rt, c->id, on_start_done, o);
+        if (r < 0)
+                start_finish(o, TTRPC_UNKNOWN, "OCI runtime start failed: %s", strerror(-r));
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* create                                                                               */
+
+struct create_op {
+        struct container *c;
+        struct answer a;
+        enum container_create_mode mode;
+};
+
+static void create_fail(struct create_op *o, int code, const char *fmt, ...) _printf_(3, 4);
+static void create_fail(struct create_op *o, int code, const char *fmt, ...) {
+        char msg[4096];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        struct container *c = o->c;
+        log_warn("%s: create failed: %s", c->id, msg);
+        if (c->init) {
+                c->init->io = stdio_free(c->init->io);
+                if (c->init->pid > 0)
+                        reaper_unwatch(c->shim->reaper, c->init->pid);
+        }
+        if (c->rootfs_target)
+                unmount_all(c->rootfs_target);
+        container_remove(c);
+        answer_send(&o->a, code, msg, NULL);
+        container_unref(c);
+        free(o);
+}
+
+static int apply_options(struct container *c, const struct container_create_params *params, char **ret_error) {
+        if (!params->options_type_url)
+                return 0;
+        struct runtime_options o;
+        int r = runtime_options_decode(params->options_type_url, params->options, params->options_len, &o, ret_error);
+        if (r < 0)
+                return r;
+        c->no_pivot = o.no_pivot_root;
+        c->no_new_keyring = o.no_new_keyring;
+        c->systemd_cgroup = o.systemd_cgroup;
+        c->io_uid = o.io_uid;
+        c->io_gid = o.io_gid;
+        if (o.binary_name) {
+                free(c->rt_binary);
+                c->rt_binary = TAKE_PTR(o.binary_name);
+        }
+        r = 0;
+        if (o.root) {
+                /* as runc-v2: <Root>/<namespace>, so that two namespaces (Docker's and
+                 * Kubernetes' on one host) holding the same container id do not share
+                 * the runtime's state directory */
+                free(c->rt_root);
+                if (asprintf(&c->rt_root, "%s/%s", o.root, c->shim->namespace) < 0) {
+                        c->rt_root = NULL;
+                        r = -ENOMEM;
+                }
+        }
+        c->criu_path = TAKE_PTR(o.criu_path);
+        c->criu_work_path = TAKE_PTR(o.criu_work_path);
+        c->restore_from = TAKE_PTR(o.criu_image_path); /* a checkpoint in the request comes first */
+        runtime_options_done(&o);
+        return r;
+}
+
+static void create_succeeded(struct create_op *o);
+static int restore_prepare(struct create_op *o, const char *checkpoint, char **ret_error);
+
+static void on_create_done(const struct runtime_result *res, void *userdata) {
+        struct create_op *o = userdata;
+        struct container *c = o->c;
+        struct process *p = c->init;
+        if (res->exit_status != 0) {
+                create_fail(o, TTRPC_UNKNOWN, "OCI runtime create failed: %s", runtime_error_text(res));
+                return;
+        }
+        _cleanup_free_ char *pidfile = join_path(c->bundle, "init.pid");
+        char msg[4200];
+        int code = pidfile ? process_spawned(p, pidfile, msg, sizeof msg) : TTRPC_INTERNAL;
+        if (code != 0) {
+                create_fail(o, code, "%s", pidfile ? msg : "out of memory");
+                return;
+        }
+        if (container_watch_oom(c) < 0)
+                c->oom = NULL;
+        create_succeeded(o);
+}
+
+/* The container exists (its init created, or its restore prepared): the answer. */
+static void create_succeeded(struct create_op *o) {
+        struct container *c = o->c;
+        struct process *p = c->init;
+        c->created = true;
+        log_info("%s: created, init pid %d%s", c->id, (int)p->pid, c->restore_from ? " (restore at start)" : "");
+        if (o->mode == CONTAINER_CREATE_AND_START)
+                (void)process_transition(p, PROCESS_RUNNING);
+        struct container_answer ans = {.pid = p->pid};
+        answer_send(&o->a, 0, NULL, &ans);
+        container_unref(c);
+        free(o);
+}
+
+static int container_runtime_new(struct container *c) {
+        struct runtime_config cfg = {
+                .binary = c->rt_binary,
+                .root = c->rt_root,
+                .log_path = c->rt_log,
+                .systemd_cgroup = c->systemd_cgroup,
+                .criu = c->criu_path,
+        };
+        return runtime_new(c->shim->loop, c->shim->reaper, &cfg, &c->rt);
+}
+
+/* Create, step 1: the init's stdio paths, the runtime options, what the bundle's
+ * config.json implies for the exit. false: answered with the error. */
+static bool create_configure(struct create_op *o, const struct container_create_params *params) {
+        struct container *c = o->c;
+        if (process_set_stdio(c->init, &params->io) < 0) {
+                create_fail(o, TTRPC_INTERNAL, "out of memory");
+                return false;
+        }
+        _cleanup_free_ char *err = NULL;
+        int r;
+        if ((r = apply_options(c, params, &err)) < 0) {
+                create_fail(o, r == -ENOMEM ? TTRPC_INTERNAL : TTRPC_INVALID_ARGUMENT, "%s",
+                            err ? err : r == -ENOMEM ? "out of memory" : "bad options");
+                return false;
+        }
+        free(err);
+        err = NULL;
+        if (restore_prepare(o, params->checkpoint, &err) < 0) {
+                create_fail(o, TTRPC_INVALID_ARGUMENT, "%s", err ? err : "bad checkpoint");
+                return false;
+        }
+
+        /* The `delete` action runs without us: leave it the runtime we used. */
+        json_t *saved = json_pack("{s:s, s:s}", "binary_name", c->rt_binary, "root", c->rt_root);
+        _cleanup_free_ char *saved_text = saved ? json_dumps(saved, JSON_COMPACT) : NULL;
+        json_decref(saved);
+        if (!saved_text || (r = container_write_bundle_file(c, "options.json", saved_text, false)) < 0)
+                log_warn("%s: cannot write options.json, the delete action will use defaults", c->id);
+
+        /* What the runtime will be asked to do decides how exits are cleaned up. */
+        struct oci_config cfg;
+        _cleanup_free_ char *cfg_path = join_path(c->bundle, "config.json");
+        r = cfg_path ? oci_config_load(AT_FDCWD, cfg_path, &cfg, &err) : -ENOMEM;
+        if (r < 0) {
+                create_fail(o, TTRPC_INVALID_ARGUMENT, "%s", err ? err : strerror(-r)); /* names the file */
+                return false;
+        }
+        c->private_pidns = cfg.private_pid_namespace;
+        c->early_delete_ok = cfg.private_pid_namespace && !cfg.has_poststop_hooks;
+        oci_config_done(&cfg);
+        return true;
+}
+
+/* Create, step 2: the rootfs mounts of the request, on <bundle>/rootfs. */
+static bool create_mount_rootfs(struct create_op *o, const struct container_create_params *params) {
+        struct container *c = o->c;
+        if (params->n_rootfs == 0)
+                return true;
+        _cleanup_free_ char *err = NULL;
+        c->rootfs_target = join_path(c->bundle, "rootfs");
+        if (!c->rootfs_target) {
+                create_fail(o, TTRPC_INTERNAL, "out of memory");
+                return false;
+        }
+        if (mkdir(c->rootfs_target, 0711) < 0 && errno != EEXIST) {
+                create_fail(o, TTRPC_UNKNOWN, "cannot create %s: %s", c->rootfs_target, strerror(errno));
+                return false;
+        }
+        /* Mounting follows a symlink planted there: only a real directory will do. */
+        struct stat st;
+        if (lstat(c->rootfs_target, &st) < 0 || !S_ISDIR(st.st_mode)) {
+                free(c->rootfs_target);
+                c->rootfs_target = NULL; /* nothing of ours is mounted */
+                create_fail(o, TTRPC_INVALID_ARGUMENT, "%s/rootfs must be a directory, not a symlink or file",
+                            params->bundle);
+                return false;
+        }
+        int r = mount_all(params->rootfs, params->n_rootfs, c->rootfs_target, &err);
+        if (r < 0) {
+                free(c->rootfs_target);
+                c->rootfs_target = NULL; /* nothing of ours is mounted */
+                create_fail(o, TTRPC_UNKNOWN, "%s", err ? err : strerror(-r));
+                return false;
+        }
+        return true;
+}
+
+/* Create, step 3: the init's stdio, then the runtime call that makes the init: its
+ * create, or its run (create and start at once). */
+static void create_spawn(struct create_op *o) {
+        struct container *c = o->c;
+        const char *console = NULL;
+        char msg[4200];
+        bool restore = o->mode == CONTAINER_RESTORE;
+        int r, code = process_stdio_open(c->init, restore ? NULL : &console, msg, sizeof msg);
+        if (code == 0 && (r = container_runtime_new(c)) < 0) {
+                code = TTRPC_INTERNAL;
+                snprintf(msg, sizeof msg, "cannot set up the runtime: %s", strerror(-r));
+        }
+        if (code != 0) {
+                create_fail(o, code, "%s", msg);
+                return;
+        }
+        if (restore) {
+                create_succeeded(o); /* the runtime restores at Start */
+                return;
+        }
+        struct process *p = c->init;
+        _cleanup_free_ char *pidfile = join_path(c->bundle, "init.pid");
+        struct runtime_create_opts co = {
+                .id = c->id,
+                .bundle = c->bundle,
+                .pid_file = pidfile,
+                .console_socket = console,
+                .no_pivot = c->no_pivot,
+                .no_new_keyring = c->no_new_keyring,
+                .stdio = {-1, -1, -1},
+        };
+        if (p->io && !p->terminal)
+                stdio_child_fds(p->io, co.stdio);
+        switch (o->mode) {
+        case CONTAINER_CREATE:
+                r = pidfile ? runtime_create(c->rt, &co, on_create_done, o) : -ENOMEM;
+                break;
+        case CONTAINER_CREATE_AND_START:
+                r = pidfile ? runtime_run(c->rt, &co, on_create_done, o) : -ENOMEM;
+                break;
+        default:
+                r = -EINVAL;
+        }
+        if (r < 0)
+                create_fail(o, TTRPC_UNKNOWN, "OCI runtime create failed: %s", strerror(-r));
+}
+
+void container_create(struct shim *s, const struct container_create_params *params,
+                      const struct container_hooks *hooks, container_answer_fn fn, void *ud) {
+        if (!identifier_is_valid(params->id)) {
+                answer_fmt(fn, ud, TTRPC_INVALID_ARGUMENT, "invalid container id \"%.80s\"", params->id ? params->id : "");
+                return;
+        }
+        if (container_find(s, params->id)) {
+                answer_fmt(fn, ud, TTRPC_ALREADY_EXISTS, "container %s: already exists", params->id);
+                return;
+        }
+        if (!path_is_normal_absolute(params->bundle, 4000)) {
+                answer_fmt(fn, ud, TTRPC_INVALID_ARGUMENT, "bundle must be an absolute path, got \"%.200s\"",
+                           params->bundle ? params->bundle : "");
+                return;
+        }
+        struct container *c = container_new(s, params->id, params->bundle, hooks);
+        struct create_op *o = c ? calloc(1, sizeof *o) : NULL;
+        if (!o) {
+                if (c)
+                        container_remove(c);
+                fn(ud, TTRPC_INTERNAL, "out of memory", NULL);
+                return;
+        }
+        *o = (struct create_op){.c = container_ref(c), .a = {fn, ud}, .mode = params->mode};
+        if (create_configure(o, params) && create_mount_rootfs(o, params))
+                create_spawn(o);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* checkpoint and restore                                                               */
+/*
+ * Checkpoint: `runc checkpoint` (CRIU) of the running container into the image path.
+ * Restore, as with runc-v2: a Create with a checkpoint (or the runtime options'
+ * CriuImagePath) sets up the bundle, rootfs and stdio and answers pid 0
+ * (CONTAINER_RESTORE); the Start runs `runc restore --detach` with the stdio a create
+ * would get, then the lifecycle is a normal one.
+ *
+ * The stdio the shim hands to a container's init directly (the client's FIFO or file,
+ * stdio-relay.c's "direct" mode) lives outside the container's mount namespace, where
+ * CRIU cannot dump it by itself: it is declared external for the dump (`external
+ * file[mnt_id:inode]`, in a CRIU configuration file runc's criu reads through
+ * CRIU_CONFIG_FILE), the keys are kept in the images (CHECKPOINT_STDIO_FILE), and the
+ * restore hands the new stdio in their place (`inherit-fd fd[N]:file[...]`). Pipes
+ * (relayed stdio) are runc's own business: it maps them to the restore's stdio. */
+
+#define CHECKPOINT_STDIO_FILE "nanoshim-stdio"
+#define CRIU_KEY_MAX 64
+
+static char *criu_work_dir(const struct container *c, const char *requested) {
+        if (requested && *requested)
+                return strdup(requested);
+        if (c->criu_work_path)
+                return strdup(c->criu_work_path);
+        return join_path(c->bundle, "criu-work");
+}
+
+static int mkdir_if_missing(const char *path) {
+        return mkdir(path, 0700) < 0 && errno != EEXIST ? -errno : 0;
+}
+
+/* Whether mount mnt_id is one of pid's mount namespace. */
+static bool mount_in_ns(pid_t pid, int mnt_id) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/mountinfo", (int)pid);
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return true; /* unknown: leave it to CRIU */
+        bool found = false;
+        int id;
+        char *line = NULL;
+        size_t cap = 0;
+        while (!found && getline(&line, &cap, f) > 0)
+                found = sscanf(line, "%d ", &id) == 1 && id == mnt_id;
+        free(line);
+        fclose(f);
+        return found;
+}
+
+/* The CRIU key ("file[<mnt_id>:<inode>]", hex) of pid's fd if it is a file or FIFO from
+ * outside pid's mount namespace; 0 with keys[0] = 0 if it is not. */
+static int stdio_external_key(pid_t pid, int fd, char key[CRIU_KEY_MAX]) {
+        char path[64], link[64];
+        key[0] = 0;
+        snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)pid, fd);
+        struct stat st;
+        if (stat(path, &st) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode))
+                return 0;
+        ssize_t n = readlink(path, link, sizeof link - 1);
+        if (n > 0 && (link[0] != '/')) /* "pipe:[...]": runc's */
+                return 0;
+        snprintf(path, sizeof path, "/proc/%d/fdinfo/%d", (int)pid, fd);
+        _cleanup_free_ char *info = NULL;
+        size_t len;
+        int r = read_file_at(AT_FDCWD, path, 16384, &info, &len);
+        if (r < 0)
+                return r;
+        const char *m = strstr(info, "\nmnt_id:");
+        int mnt_id;
+        if (!m || sscanf(m + 8, "%d", &mnt_id) != 1)
+                return -EINVAL;
+        if (mount_in_ns(pid, mnt_id))
+                return 0;
+        snprintf(key, CRIU_KEY_MAX, "file[%x:%llx]", (unsigned)mnt_id, (unsigned long long)st.st_ino);
+        return 0;
+}
+
+/* For a dump of init: the CRIU configuration declaring its outside stdio external (in
+ * work), and the keys kept with the images. *ret_config: the file, or NULL if none. */
+static int checkpoint_stdio(struct process *init, const char *image, const char *work, char **ret_config) {
+        char conf[3 * (CRIU_KEY_MAX + 16)] = "", keep[3 * (CRIU_KEY_MAX + 8)] = "";
+        *ret_config = NULL;
+        for (int fd = 0; fd < 3; fd++) {
+                char key[CRIU_KEY_MAX];
+                int r = stdio_external_key(init->pid, fd, key);
+                if (r < 0)
+                        return r;
+                if (!key[0])
+                        continue;
+                snprintf(conf + strlen(conf), sizeof conf - strlen(conf), "external %s\n", key);
+                snprintf(keep + strlen(keep), sizeof keep - strlen(keep), "%d %s\n", fd, key);
+        }
+        _cleanup_close_ int idir = open(image, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+        if (idir < 0)
+                return -errno;
+        if (!conf[0]) {
+                (void)unlinkat(idir, CHECKPOINT_STDIO_FILE, 0); /* from an earlier dump */
+                return 0;
+        }
+        int r = write_file_replace_at(idir, CHECKPOINT_STDIO_FILE, keep, strlen(keep), 0600);
+        _cleanup_close_ int wdir = open(work, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+        if (r < 0 || wdir < 0 || (r = write_file_replace_at(wdir, "nanoshim-dump.conf", conf, strlen(conf), 0600)) < 0)
+                return r < 0 ? r : -errno;
+        *ret_config = join_path(work, "nanoshim-dump.conf");
+        return *ret_config ? 0 : -ENOMEM;
+}
+
+/* The CRIU configuration for a restore from image: each external stdio fd of the dump
+ * inherited from the restore's own fd of that number. The images' file is data: only
+ * "<0-2> file[<hex>:<hex>]" lines are accepted. *ret_config: NULL if none is needed. */
+static int restore_stdio(const char *image, const char *work, char **ret_config, char **ret_error) {
+        *ret_config = NULL;
+        _cleanup_free_ char *path = join_path(image, CHECKPOINT_STDIO_FILE), *keep = NULL;
+        size_t len;
+        if (!path)
+                return -ENOMEM;
+        int r = read_file_at(AT_FDCWD, path, 4096, &keep, &len);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return error_setf(ret_error, "cannot read %s: %s", path, strerror(-r));
+        char conf[3 * (CRIU_KEY_MAX + 24)] = "";
+        unsigned n = 0;
+        char *save = NULL;
+        for (char *line = strtok_r(keep, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                unsigned fd, mnt;
+                unsigned long long ino;
+                int end = -1;
+                if (n >= 3 || strspn(line, "0123456789abcdef file[:]") != strlen(line) ||
+                    sscanf(line, "%u file[%x:%llx]%n", &fd, &mnt, &ino, &end) != 3 || end != (int)strlen(line) ||
+                    fd > 2)
+                        return error_setf(ret_error, "%s: bad line \"%.80s\"", path, line);
+                snprintf(conf + strlen(conf), sizeof conf - strlen(conf), "inherit-fd fd[%u]:file[%x:%llx]\n", fd,
+                         mnt, ino);
+                n++;
+        }
+        if (n == 0)
+                return 0;
+        _cleanup_close_ int wdir = open(work, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+        if (wdir < 0 || (r = write_file_replace_at(wdir, "nanoshim-restore.conf", conf, strlen(conf), 0600)) < 0)
+                return error_setf(ret_error, "cannot write the CRIU configuration in %s: %s", work,
+                                  strerror(wdir < 0 ? errno : -r));
+        *ret_config = join_path(work, "nanoshim-restore.conf");
+        return *ret_config ? 0 : -ENOMEM;
+}
+
+struct checkpoint_op {
+        struct call_op *op;
+        char *image;
+};
+
+static void on_checkpoint_done(const struct runtime_result *res, void *userdata) {
+        struct checkpoint_op *k = userdata;
+        if (res->exit_status == 0)
+                log_info("%s: checkpointed into %s", k->op->c->id, k->image);
+        call_op_finish(k->op, res, "OCI runtime checkpoint failed: ");
+        free(k->image);
+        free(k);
+}
+
+void container_checkpoint(struct container *c, const struct container_checkpoint_opts *opts, container_answer_fn fn,
+                          void *ud) {
+        struct process *p = c->init;
+        if (process_exited(p) || (p->state != PROCESS_RUNNING && p->state != PROCESS_PAUSED) || p->busy) {
+                answer_fmt(fn, ud, TTRPC_FAILED_PRECONDITION, "cannot checkpoint a %s container",
+                           process_exited(p) ? "stopped" : p->busy ? "busy" : process_state_to_string(p->state));
+                return;
+        }
+        const char *image = opts->image_path;
+        if (!path_is_normal_absolute(image, 4000)) {
+                answer_fmt(fn, ud, TTRPC_INVALID_ARGUMENT, "checkpoint path must be an absolute path, got \"%.200s\"",
+                           image ? image : "");
+                return;
+        }
+        _cleanup_free_ char *work = criu_work_dir(c, opts->work_path), *criu_config = NULL;
+        if (work && !path_is_normal_absolute(work, 4000)) {
+                answer_fmt(fn, ud, TTRPC_INVALID_ARGUMENT, "criu work path must be absolute, got \"%.200s\"", work);
+                return;
+        }
+        int r = !work ? -ENOMEM : mkdir_if_missing(image);
+        if (r < 0 || (r = mkdir_if_missing(work)) < 0) {
+                answer_fmt(fn, ud, TTRPC_UNKNOWN, "cannot create the checkpoint directories: %s", strerror(-r));
+                return;
+        }
+        r = checkpoint_stdio(p, image, work, &criu_config);
+        if (r < 0) {
+                answer_fmt(fn, ud, TTRPC_UNKNOWN, "cannot describe the container's stdio to CRIU: %s", strerror(-r));
+                return;
+        }
+        /* a NULL-terminated copy of the namespaces, as the adapter takes them */
+        const char *empty_ns[17] = {NULL};
+        if (opts->n_empty_namespaces >= ELEMENTSOF(empty_ns)) {
+                answer_fmt(fn, ud, TTRPC_INVALID_ARGUMENT, "too many empty namespaces (%zu)", opts->n_empty_namespaces);
+                return;
+        }
+        for (size_t i = 0; i < opts->n_empty_namespaces; i++)
+                empty_ns[i] = opts->empty_namespaces[i];
+        struct runtime_checkpoint_opts co = {
+                .id = c->id,
+                .image_path = image,
+                .work_path = work,
+                .leave_running = !opts->exit,
+                .tcp_established = opts->open_tcp,
+                .ext_unix_sk = opts->external_unix_sockets,
+                .shell_job = opts->terminal,
+                .file_locks = opts->file_locks,
+                .empty_ns = empty_ns,
+                .manage_cgroups_mode = opts->cgroups_mode,
+                .criu_config = criu_config,
+        };
+        struct checkpoint_op *k = calloc(1, sizeof *k);
+        if (!k || !(k->image = strdup(image)) || !(k->op = call_op_new(c, fn, ud))) {
+                if (k)
+                        free(k->image);
+                free(k);
+                fn(ud, TTRPC_INTERNAL, "out of memory", NULL);
+                return;
+        }
+        r = runtime_checkpoint(c->rt, &co, on_checkpoint_done, k);
+        if (r < 0) {
+                answer_fmt(fn, ud, TTRPC_UNKNOWN, "OCI runtime checkpoint failed: %s", strerror(-r));
+                call_op_free(k->op);
+                free(k->image);
+                free(k);
+        }
+}
+
+/* Create: a checkpoint to restore from (the request's, else the runtime options'
+ * CriuImagePath, already in c->restore_from) makes the create a restore. */
+static int restore_prepare(struct create_op *o, const char *checkpoint, char **ret_error) {
+        struct container *c = o->c;
+        if (checkpoint && *checkpoint) {
+                free(c->restore_from);
+                if (!(c->restore_from = strdup(checkpoint)))
+                        return error_setf(ret_error, "out of memory");
+        }
+        if (!c->restore_from)
+                return 0;
+        if (!path_is_normal_absolute(c->restore_from, 4000))
+                return error_setf(ret_error, "checkpoint must be an absolute path, got \"%.200s\"", c->restore_from);
+        if (o->mode == CONTAINER_CREATE_AND_START)
+                return error_setf(ret_error, "a restore cannot be created and started in one step");
+        o->mode = CONTAINER_RESTORE;
+        return 0;
+}
+
+static void on_restore_done(const struct runtime_result *res, void *userdata) {
+        struct start_op *o = userdata;
+        struct container *c = o->c;
+        struct process *p = c->init;
+        if (res->exit_status != 0) {
+                /* Nothing runs: the container stays created, for Delete to clean up (runc
+                 * removed its own state of the failed restore). */
+                start_finish(o, TTRPC_UNKNOWN, "OCI runtime restore failed: %s", runtime_error_text(res));
+                return;
+        }
+        char msg[4200];
+        int code = process_spawned(p, o->pid_file, msg, sizeof msg);
+        if (code != 0) {
+                p->pid = 0;
+                start_finish(o, code, "restore: %s", msg);
+                return;
+        }
+        if (container_watch_oom(c) < 0)
+                c->oom = NULL;
+        log_info("%s: restored from %s, init pid %d", c->id, c->restore_from, (int)p->pid);
+        free(c->restore_from);
+        c->restore_from = NULL;
+        start_finish(o, 0, NULL);
+}
+
+/* Start of a container created with a checkpoint: `runc restore`. Answers on every
+ * error (the start has begun). */
+static void restore_start(struct start_op *o) {
+        struct container *c = o->c;
+        struct process *p = c->init;
+        _cleanup_free_ char *work = criu_work_dir(c, NULL);
+        _cleanup_free_ char *criu_config = NULL, *err = NULL;
+        const char *console = NULL;
+        o->pid_file = join_path(c->bundle, "init.pid");
+        int r = !work || !o->pid_file ? -ENOMEM : mkdir_if_missing(work);
+        if (r < 0)
+                err = strdup(strerror(-r));
+        else if ((r = restore_stdio(c->restore_from, work, &criu_config, &err)) < 0)
+                ;
+        else if (p->terminal && (r = stdio_console_socket(p->io, &console)) < 0)
+                err = strdup("cannot create the console socket");
+        else {
+                struct runtime_restore_opts ro = {
+                        .id = c->id,
+                        .bundle = c->bundle,
+                        .pid_file = o->pid_file,
+                        .console_socket = console,
+                        .image_path = c->restore_from,
+                        .work_path = work,
+                        .no_pivot = c->no_pivot,
+                        .criu_config = criu_config,
+                        .stdio = {-1, -1, -1},
+                };
+                if (p->io && !p->terminal)
+                        stdio_child_fds(p->io, ro.stdio);
+                if (unlink(o->pid_file) < 0 && errno != ENOENT)
+                        log_warn("%s: cannot remove an old %s: %s", c->id, o->pid_file, strerror(errno));
+                r = runtime_restore(c->rt, &ro, on_restore_done, o);
+                if (r == 0)
+                        return;
+                err = strdup(strerror(-r));
+        }
+        start_finish(o, TTRPC_UNKNOWN, "OCI runtime restore failed: %s", err ? err : strerror(-r));
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* what the task API shows                                                              */
+
+void process_get_info(const struct process *p, struct process_info *ret) {
+        const struct container *c = p->container;
+        enum process_status st = PROCESS_STATUS_RUNNING;
+        if (process_exited(p) || p->state == PROCESS_STOPPED || p->state == PROCESS_DELETED)
+                st = PROCESS_STATUS_STOPPED;
+        else if (p->state == PROCESS_CREATED)
+                st = PROCESS_STATUS_CREATED;
+        else if (c->pausing)
+                st = PROCESS_STATUS_PAUSING;
+        else if (c->init->state == PROCESS_PAUSED)
+                st = PROCESS_STATUS_PAUSED;
+        *ret = (struct process_info){
+                .id = p->id,
+                .is_init = p->is_init,
+                .pid = p->pid,
+                .status = st,
+                .stdin_path = p->stdin_path,
+                .stdout_path = p->stdout_path,
+                .stderr_path = p->stderr_path,
+                .terminal = p->terminal,
+                .exited = process_exited(p),
+                .exit_status = p->exit_status,
+                .exited_at = p->exited_at,
+        };
+}
+
+pid_t process_pid(const struct process *p) {
+        return p->pid;
+}
+
+void process_close_stdin(struct process *p) {
+        if (p->io)
+                stdio_close_stdin(p->io);
+}
+
+int process_resize(struct process *p, unsigned width, unsigned height) {
+        if (process_exited(p))
+                return -ESRCH;
+        return p->io ? stdio_resize(p->io, width, height) : 0;
 }

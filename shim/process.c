@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "process.h"
+#include "container-internal.h"
 
 #include <errno.h>
 #include <stdio.h>

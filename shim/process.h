@@ -57,33 +57,26 @@ enum exit_stage {
 const char *exit_stage_to_string(enum exit_stage s);
 bool process_can_transition(enum process_state from, enum process_state to);
 
-struct waiter {
-        struct waiter *next;
-        struct answer answer;
-};
+/* One process of a container: opaque outside the container module (its fields are in
+ * container-internal.h). */
+struct process;
 
-struct process {
-        struct process *next;  /* in the container's exec list */
-        struct container *container;
-        char *id;              /* container id for the init, exec id for an exec */
+/* What the task API shows of a process (State, events); the strings are the process's. */
+enum process_status { PROCESS_STATUS_CREATED, PROCESS_STATUS_RUNNING, PROCESS_STATUS_PAUSING,
+                      PROCESS_STATUS_PAUSED, PROCESS_STATUS_STOPPED };
+struct process_info {
+        const char *id; /* the exec id, or the container id for the init */
         bool is_init;
-        enum process_state state;
         pid_t pid;
-        char *stdin_path, *stdout_path, *stderr_path;
+        enum process_status status;
+        const char *stdin_path, *stdout_path, *stderr_path;
         bool terminal;
-        struct stdio *io;
-        char *spec_json;       /* exec: the OCI process JSON to hand to the runtime */
-
-        /* The exit pipeline (docs/design.md, "Exits"): exit_step() in service.c is the
-         * only writer of `exit` (container.c). */
-        enum exit_stage exit;
+        bool exited;     /* its exit is reported: exit_status and exited_at are set */
         int exit_status;
         struct timespec exited_at;
-        bool starting;         /* a start is in flight: its event must precede the exit's */
-        bool busy;             /* a runtime call for this process is in flight */
-        struct waiter *waiters;
-        struct answer delete_answer; /* init: a Delete waiting for the exit to be reported */
 };
+void process_get_info(const struct process *p, struct process_info *ret);
+pid_t process_pid(const struct process *p);
 
 /* Move to a new state; -EINVAL (and no change) if the table forbids it. */
 int process_transition(struct process *p, enum process_state to);

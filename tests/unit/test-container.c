@@ -11,7 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "container.h"
+#include "container-internal.h"
 #include "macro.h"
 #include "reaper.h"
 #include "runtime.h"
@@ -30,7 +30,9 @@ static struct fixture fx;
 
 static void on_event(struct container *c, enum container_event ev, const struct process *p) {
         const char *names[] = {[CONTAINER_EVENT_EXIT] = "exit", [CONTAINER_EVENT_OOM] = "oom",
-                               [CONTAINER_EVENT_DELETE] = "delete"};
+                               [CONTAINER_EVENT_DELETE] = "delete", [CONTAINER_EVENT_PAUSED] = "paused",
+                               [CONTAINER_EVENT_RESUMED] = "resumed",
+                               [CONTAINER_EVENT_EXEC_ADDED] = "exec-added", [CONTAINER_EVENT_START] = "start"};
         size_t n = strlen(fx.events);
         snprintf(fx.events + n, sizeof fx.events - n, "%s%s:%s", n ? " " : "", names[ev], p ? p->id : c->id);
 }
@@ -122,6 +124,7 @@ static void kill_init(struct container *c) {
 
 struct answered {
         int calls, code, exit_status;
+        char message[256];
         pid_t pid;
         struct timespec at;
 };
@@ -130,6 +133,7 @@ static void on_answer(void *ud, int code, const char *message, const struct cont
         struct answered *w = ud;
         w->calls++;
         w->code = code;
+        snprintf(w->message, sizeof w->message, "%s", message ? message : "");
         if (a) {
                 w->pid = a->pid;
                 w->exit_status = a->exit_status;
@@ -227,9 +231,11 @@ END_TEST
 
 /* A runtime for Delete: a script that records its arguments in <bundle>/calls and, for
  * `delete --force` (a created container), kills the init whose pid is in
- * <bundle>/init.pid, as runc's forced delete does (here 0.3 s after it returned). */
-static void fake_runtime(struct container *c) {
-        char path[128], calls[128];
+ * <bundle>/init.pid, as runc's forced delete does (here 0.3 s after it returned). The
+ * other calls as the comments below say. */
+static const char *fake_runtime_script(void) {
+        static char path[128];
+        char calls[128];
         snprintf(path, sizeof path, "%s/fake-runtime", fx.bundle);
         snprintf(calls, sizeof calls, "%s/calls", fx.bundle);
         FILE *f = fopen(path, "we");
@@ -237,11 +243,29 @@ static void fake_runtime(struct container *c) {
         /* the kill lands after the runtime returned: the harder order for the shim */
         fprintf(f,
                 "#!/bin/sh\necho \"$*\" >>%s\n"
-                "case \"$*\" in *'delete --force'*) (sleep 0.3; kill -9 $(cat %s/init.pid)) </dev/null >/dev/null 2>&1 & ;; esac\n",
-                calls, fx.bundle);
+                "case \"$*\" in *'delete --force'*) (sleep 0.3; kill -9 $(cat %s/init.pid)) </dev/null >/dev/null 2>&1 & ;; esac\n"
+                /* the other calls: `ps` lists the pids of <bundle>/pids; a call whose
+                 * name is in <bundle>/fail fails with the text of <bundle>/error */
+                "d=%s\n"
+                "for a; do case \"$a\" in ps|pause|resume|update|kill|start|exec|create|run|restore) cmd=$a; break;; esac; done\n"
+                "if [ -n \"$cmd\" ] && grep -qx \"$cmd\" $d/fail 2>/dev/null; then\n"
+                "  cat $d/error >&2; printf '{\"level\":\"error\",\"msg\":\"%%s\"}\\n' \"$(cat $d/error)\" >>$d/log.json; exit 1\nfi\n"
+                "[ \"$cmd\" = update ] && cat >$d/resources\n"
+                "[ \"$cmd\" = ps ] && echo \"[$(cat $d/pids)]\"\n"
+                /* exec, create, run, restore: the process they made is the pid of <bundle>/spawn-pid */
+                "case \"$cmd\" in exec|create|run|restore) while [ \"$1\" != --pid-file ]; do shift; done; cp $d/spawn-pid \"$2\";; esac\n"
+                "exit 0\n",
+                calls, fx.bundle, fx.bundle);
         fclose(f);
         ck_assert_int_eq(chmod(path, 0755), 0);
-        struct runtime_config cfg = {.binary = path, .root = fx.bundle};
+        return path;
+}
+
+static void fake_runtime(struct container *c) {
+        const char *path = fake_runtime_script();
+        char log[128];
+        snprintf(log, sizeof log, "%s/log.json", fx.bundle);
+        struct runtime_config cfg = {.binary = path, .root = fx.bundle, .log_path = log};
         ck_assert_int_eq(runtime_new(fx.shim.loop, fx.shim.reaper, &cfg, &c->rt), 0);
         char pid[32];
         snprintf(pid, sizeof pid, "%d", (int)c->init->pid);
@@ -309,6 +333,396 @@ START_TEST(test_delete_running_refused) {
 }
 END_TEST
 
+/* ---- kill, pause and resume, update, pids ---- */
+
+static void write_bundle(struct container *c, const char *name, const char *text) {
+        ck_assert_int_eq(container_write_bundle_file(c, name, text, false), 0);
+}
+
+/* One process is signalled directly (no runtime); its exit comes through the pipeline.
+ * Bad signals and processes that are gone or never started get runc-v2's answers. */
+START_TEST(test_kill_one_process) {
+        struct container *c = container_running("k1");
+        fake_runtime(c);
+        struct answered a = {0};
+        container_kill(c, c->init, 0, false, on_answer, &a);
+        ck_assert_int_eq(a.code, TTRPC_INVALID_ARGUMENT);
+        container_kill(c, c->init, 65, false, on_answer, &a);
+        ck_assert_int_eq(a.code, TTRPC_INVALID_ARGUMENT);
+        struct process *e = exec_add(c, "ke");
+        container_kill(c, e, SIGUSR1, false, on_answer, &a); /* created, never started */
+        ck_assert_int_eq(a.code, TTRPC_FAILED_PRECONDITION);
+
+        container_kill(c, c->init, SIGUSR1, false, on_answer, &a);
+        ck_assert_int_eq(a.calls, 4);
+        ck_assert_int_eq(a.code, 0);
+        RUN_UNTIL(process_exited(c->init));
+        ck_assert_int_eq(c->init->exit_status, 128 + SIGUSR1);
+        ck_assert(!called("kill"));
+        container_kill(c, c->init, SIGKILL, false, on_answer, &a);
+        ck_assert_int_eq(a.code, TTRPC_NOT_FOUND);
+        container_kill(c, c->init, SIGKILL, true, on_answer, &a); /* its PID namespace is gone */
+        ck_assert_int_eq(a.code, TTRPC_NOT_FOUND);
+        ck_assert_int_eq(a.calls, 6);
+        ck_assert(!called("kill"));
+}
+END_TEST
+
+/* Kill with all goes to the runtime; its "not running" becomes NOT_FOUND. */
+START_TEST(test_kill_all_through_runtime) {
+        struct container *c = container_running("k2");
+        fake_runtime(c);
+        struct answered a = {0};
+        container_kill(c, c->init, SIGKILL, true, on_answer, &a);
+        RUN_UNTIL(a.calls == 1);
+        ck_assert_int_eq(a.code, 0);
+        ck_assert(called("kill --all k2 9"));
+        write_bundle(c, "fail", "kill\n");
+        write_bundle(c, "error", "container not running\n");
+        container_kill(c, c->init, SIGKILL, true, on_answer, &a);
+        RUN_UNTIL(a.calls == 2);
+        ck_assert_int_eq(a.code, TTRPC_NOT_FOUND);
+}
+END_TEST
+
+/* Pause and resume: the runtime's call, the state, the events; refused in the wrong
+ * state; the runtime's own error text reaches the caller. */
+START_TEST(test_pause_resume) {
+        struct container *c = container_running("p1");
+        fake_runtime(c);
+        struct answered a = {0};
+        container_pause(c, false, on_answer, &a); /* not paused */
+        ck_assert_int_eq(a.code, TTRPC_UNKNOWN);
+        container_pause(c, true, on_answer, &a);
+        ck_assert(c->init->busy);
+        RUN_UNTIL(a.calls == 2);
+        ck_assert_int_eq(a.code, 0);
+        ck_assert_int_eq(c->init->state, PROCESS_PAUSED);
+        ck_assert(called("pause p1"));
+        container_pause(c, false, on_answer, &a);
+        RUN_UNTIL(a.calls == 3);
+        ck_assert_int_eq(a.code, 0);
+        ck_assert_int_eq(c->init->state, PROCESS_RUNNING);
+        ck_assert_str_eq(fx.events, "paused:p1 resumed:p1");
+
+        write_bundle(c, "fail", "pause\n");
+        write_bundle(c, "error", "the cgroup is frozen by someone else\n");
+        container_pause(c, true, on_answer, &a);
+        RUN_UNTIL(a.calls == 4);
+        ck_assert_int_eq(a.code, TTRPC_UNKNOWN);
+        ck_assert_str_eq(a.message, "the cgroup is frozen by someone else");
+        ck_assert_int_eq(c->init->state, PROCESS_RUNNING);
+        ck_assert(!c->init->busy);
+}
+END_TEST
+
+/* Update: only a JSON object reaches the runtime, on its stdin. */
+START_TEST(test_update) {
+        struct container *c = container_running("u1");
+        fake_runtime(c);
+        struct answered a = {0};
+        container_update(c, NULL, 0, on_answer, &a);
+        ck_assert_int_eq(a.code, TTRPC_INVALID_ARGUMENT);
+        container_update(c, "[1]", 3, on_answer, &a);
+        ck_assert_int_eq(a.code, TTRPC_INVALID_ARGUMENT);
+        ck_assert(!called("update"));
+        const char *res = "{\"pids\":{\"limit\":7}}";
+        container_update(c, res, strlen(res), on_answer, &a);
+        RUN_UNTIL(a.calls == 3);
+        ck_assert_int_eq(a.code, 0);
+        ck_assert(called("update --resources - u1"));
+        char path[128], buf[64] = {0};
+        snprintf(path, sizeof path, "%s/resources", fx.bundle);
+        FILE *f = fopen(path, "re");
+        ck_assert_ptr_nonnull(f);
+        ck_assert(fgets(buf, sizeof buf, f));
+        fclose(f);
+        ck_assert_str_eq(buf, res);
+}
+END_TEST
+
+static struct {
+        int calls, code;
+        size_t n;
+        pid_t pids[4];
+        char exec_ids[4][16];
+} listed;
+
+static void on_pids(void *ud, int code, const char *message, const struct container_pid *pids, size_t n) {
+        listed.calls++;
+        listed.code = code;
+        listed.n = n;
+        for (size_t i = 0; i < n && i < 4; i++) {
+                listed.pids[i] = pids[i].pid;
+                snprintf(listed.exec_ids[i], sizeof listed.exec_ids[i], "%s", pids[i].exec_id ? pids[i].exec_id : "-");
+        }
+}
+
+/* Pids: the runtime's list, each exec named by its id. */
+START_TEST(test_pids) {
+        memset(&listed, 0, sizeof listed);
+        struct container *c = container_running("l1");
+        fake_runtime(c);
+        struct process *e = exec_add(c, "le");
+        ck_assert_int_eq(process_watch(e, child()), 0);
+        process_start_end(e, true);
+        char text[64];
+        snprintf(text, sizeof text, "%d,%d", (int)c->init->pid, (int)e->pid);
+        write_bundle(c, "pids", text);
+        container_pids(c, on_pids, NULL);
+        RUN_UNTIL(listed.calls == 1);
+        ck_assert_int_eq(listed.code, 0);
+        ck_assert_uint_eq(listed.n, 2);
+        ck_assert_int_eq(listed.pids[0], c->init->pid);
+        ck_assert_str_eq(listed.exec_ids[0], "-");
+        ck_assert_int_eq(listed.pids[1], e->pid);
+        ck_assert_str_eq(listed.exec_ids[1], "le");
+        write_bundle(c, "fail", "ps\n");
+        write_bundle(c, "error", "container does not exist\n");
+        container_pids(c, on_pids, NULL);
+        RUN_UNTIL(listed.calls == 2);
+        ck_assert_int_eq(listed.code, TTRPC_UNKNOWN);
+}
+END_TEST
+
+/* ---- exec and start ---- */
+
+static const char exec_spec[] = "{\"args\":[\"sh\"],\"cwd\":\"/\"}";
+
+/* Start of the init: the runtime's start, the START event, the answer with the pid. */
+START_TEST(test_start_init) {
+        struct container *c = container_new(&fx.shim, "s1", fx.bundle, &hooks);
+        ck_assert_ptr_nonnull(c);
+        c->created = c->private_pidns = true;
+        ck_assert_int_eq(process_watch(c->init, child()), 0);
+        fake_runtime(c);
+        struct answered a = {0};
+        container_start(c, c->init, on_answer, &a);
+        RUN_UNTIL(a.calls == 1);
+        ck_assert_int_eq(a.code, 0);
+        ck_assert_int_eq(a.pid, c->init->pid);
+        ck_assert_int_eq(c->init->state, PROCESS_RUNNING);
+        ck_assert(called("start s1"));
+        ck_assert_str_eq(fx.events, "start:s1");
+        container_start(c, c->init, on_answer, &a); /* only once */
+        ck_assert_int_eq(a.calls, 2);
+        ck_assert_int_eq(a.code, TTRPC_UNKNOWN);
+}
+END_TEST
+
+/* Exec then Start: EXEC_ADDED, the runtime's exec with the spec (terminal as asked),
+ * START with the pid from the runtime's pid file, and the exec's exit later. */
+START_TEST(test_exec_start) {
+        struct container *c = container_running("x1");
+        fake_runtime(c);
+        struct container_stdio io = {0};
+        struct answered a = {0};
+        container_exec(c, "bad/id", exec_spec, strlen(exec_spec), &io, on_answer, &a);
+        ck_assert_int_eq(a.code, TTRPC_INVALID_ARGUMENT);
+        container_exec(c, "x1", exec_spec, strlen(exec_spec), &io, on_answer, &a);
+        ck_assert_int_eq(a.code, TTRPC_ALREADY_EXISTS);
+        container_exec(c, "xe", "{\"cwd\":\"/\"}", 10, &io, on_answer, &a);
+        ck_assert_int_eq(a.code, TTRPC_INVALID_ARGUMENT);
+        ck_assert_ptr_null(container_find_exec(c, "xe"));
+        container_exec(c, "xe", exec_spec, strlen(exec_spec), &io, on_answer, &a);
+        ck_assert_int_eq(a.calls, 4);
+        ck_assert_int_eq(a.code, 0);
+        struct process *e = container_find_exec(c, "xe");
+        ck_assert_ptr_nonnull(e);
+        ck_assert_str_eq(fx.events, "exec-added:xe");
+
+        pid_t pid = child();
+        char text[32];
+        snprintf(text, sizeof text, "%d", (int)pid);
+        write_bundle(c, "spawn-pid", text);
+        container_start(c, e, on_answer, &a);
+        ck_assert(e->busy);
+        RUN_UNTIL(a.calls == 5);
+        ck_assert_int_eq(a.code, 0);
+        ck_assert_int_eq(a.pid, pid);
+        ck_assert_int_eq(e->state, PROCESS_RUNNING);
+        ck_assert(called("exec --process"));
+        ck_assert_str_eq(fx.events, "exec-added:xe start:xe");
+        kill(pid, SIGKILL);
+        RUN_UNTIL(process_exited(e));
+        ck_assert_str_eq(fx.events, "exec-added:xe start:xe exit:xe");
+}
+END_TEST
+
+/* An exec whose runtime exec fails: the runtime's text, no exit event, ever; a second
+ * Start is refused. */
+START_TEST(test_exec_start_fails) {
+        struct container *c = container_running("x2");
+        fake_runtime(c);
+        struct container_stdio io = {0};
+        struct answered a = {0};
+        container_exec(c, "xf", exec_spec, strlen(exec_spec), &io, on_answer, &a);
+        ck_assert_int_eq(a.code, 0);
+        struct process *e = container_find_exec(c, "xf");
+        write_bundle(c, "fail", "exec\n");
+        write_bundle(c, "error", "exec: nope: executable file not found in $PATH\n");
+        container_start(c, e, on_answer, &a);
+        RUN_UNTIL(a.calls == 2);
+        ck_assert_int_eq(a.code, TTRPC_UNKNOWN);
+        ck_assert_msg(strstr(a.message, "OCI runtime exec failed: exec: nope: executable file not found"), "%s",
+                      a.message);
+        ck_assert_int_eq(e->exit, EXIT_NEVER);
+        ck_assert_int_eq(e->pid, 0);
+        container_start(c, e, on_answer, &a);
+        ck_assert_int_eq(a.code, TTRPC_FAILED_PRECONDITION);
+        kill(c->init->pid, SIGKILL);
+        RUN_UNTIL(process_exited(c->init));
+        ck_assert_str_eq(fx.events, "exec-added:xf exit:x2");
+        container_exec(c, "xg", exec_spec, strlen(exec_spec), &io, on_answer, &a);
+        ck_assert_int_eq(a.code, TTRPC_FAILED_PRECONDITION); /* stopped */
+}
+END_TEST
+
+/* ---- create ---- */
+
+/* Create id in fx.bundle (restoring from checkpoint if not NULL); the fake runtime's
+ * process is a child of ours: its pid. */
+static int create_from(const char *id, enum container_create_mode mode, const char *checkpoint, struct answered *a) {
+        char path[128];
+        snprintf(path, sizeof path, "%s/config.json", fx.bundle);
+        FILE *f = fopen(path, "we");
+        ck_assert_ptr_nonnull(f);
+        fputs("{\"ociVersion\":\"1.0.2\",\"root\":{\"path\":\"rootfs\"},\"process\":{\"args\":[\"sh\"],\"cwd\":\"/\"},"
+              "\"linux\":{\"namespaces\":[{\"type\":\"pid\"}]}}",
+              f);
+        fclose(f);
+        fx.shim.runtime_binary = (char *)fake_runtime_script();
+        fx.shim.runtime_root = fx.bundle;
+        pid_t pid = child();
+        snprintf(path, sizeof path, "%s/spawn-pid", fx.bundle);
+        f = fopen(path, "we");
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "%d", (int)pid);
+        fclose(f);
+        struct container_create_params params = {.id = id, .bundle = fx.bundle, .mode = mode, .checkpoint = checkpoint};
+        container_create(&fx.shim, &params, &hooks, on_answer, a);
+        RUN_UNTIL(a->calls == 1);
+        return pid;
+}
+
+static int create_in(const char *id, enum container_create_mode mode, struct answered *a) {
+        return create_from(id, mode, NULL, a);
+}
+
+/* Create: the runtime's create with the bundle, the init's pid from its pid file, the
+ * container registered and created; its exit goes through the pipeline. */
+START_TEST(test_create) {
+        struct answered a = {0};
+        pid_t pid = create_in("n1", CONTAINER_CREATE, &a);
+        ck_assert_int_eq(a.code, 0);
+        ck_assert_int_eq(a.pid, pid);
+        ck_assert(called("create --bundle"));
+        struct container *c = container_find(&fx.shim, "n1");
+        ck_assert_ptr_nonnull(c);
+        ck_assert(c->created && c->private_pidns && c->early_delete_ok);
+        ck_assert_int_eq(c->init->state, PROCESS_CREATED);
+        struct answered b = {0};
+        struct container_create_params again = {.id = "n1", .bundle = fx.bundle};
+        container_create(&fx.shim, &again, &hooks, on_answer, &b);
+        ck_assert_int_eq(b.code, TTRPC_ALREADY_EXISTS);
+        kill(pid, SIGKILL);
+        RUN_UNTIL(process_exited(c->init));
+        ck_assert_str_eq(fx.events, "exit:n1");
+}
+END_TEST
+
+/* Create and start at once: the runtime's run; the init is running. */
+START_TEST(test_create_and_start) {
+        struct answered a = {0};
+        create_in("n2", CONTAINER_CREATE_AND_START, &a);
+        ck_assert_int_eq(a.code, 0);
+        ck_assert(called("run --detach --bundle"));
+        ck_assert_int_eq(container_find(&fx.shim, "n2")->init->state, PROCESS_RUNNING);
+}
+END_TEST
+
+/* A failed Create: bad input refused before the runtime; the runtime's own error text;
+ * nothing of the container left. */
+START_TEST(test_create_fails) {
+        struct answered a = {0};
+        struct container_create_params bad = {.id = "n3", .bundle = "relative/bundle"};
+        container_create(&fx.shim, &bad, &hooks, on_answer, &a);
+        ck_assert_int_eq(a.code, TTRPC_INVALID_ARGUMENT);
+        bad = (struct container_create_params){.id = "../n3", .bundle = fx.bundle};
+        container_create(&fx.shim, &bad, &hooks, on_answer, &a);
+        ck_assert_int_eq(a.code, TTRPC_INVALID_ARGUMENT);
+        ck_assert_int_eq(a.calls, 2);
+        a.calls = 0;
+        char path[128];
+        snprintf(path, sizeof path, "%s/fail", fx.bundle);
+        FILE *f = fopen(path, "we");
+        fputs("create\n", f);
+        fclose(f);
+        snprintf(path, sizeof path, "%s/error", fx.bundle);
+        f = fopen(path, "we");
+        fputs("rootfs does not look right\n", f);
+        fclose(f);
+        create_in("n3", CONTAINER_CREATE, &a);
+        ck_assert_int_eq(a.code, TTRPC_UNKNOWN);
+        ck_assert_str_eq(a.message, "OCI runtime create failed: rootfs does not look right");
+        ck_assert_ptr_null(container_find(&fx.shim, "n3"));
+        ck_assert_uint_eq(container_count(&fx.shim), 0);
+}
+END_TEST
+
+/* A Create with a checkpoint: no runtime call, pid 0, the init created; its Start is the
+ * runtime's restore from the images, then the lifecycle is a normal one. A restore
+ * that fails leaves the container created, with the runtime's text. */
+START_TEST(test_create_restore) {
+        struct answered a = {0};
+        char image[128];
+        snprintf(image, sizeof image, "%s/images", fx.bundle);
+        ck_assert_int_eq(mkdir(image, 0700), 0);
+        pid_t pid = create_from("r1", CONTAINER_CREATE, image, &a);
+        ck_assert_int_eq(a.code, 0);
+        ck_assert_int_eq(a.pid, 0);
+        ck_assert(!called("create --bundle"));
+        struct container *c = container_find(&fx.shim, "r1");
+        ck_assert(c->created);
+        ck_assert_int_eq(c->init->state, PROCESS_CREATED);
+        write_bundle(c, "fail", "restore\n");
+        write_bundle(c, "error", "criu failed: type NOTIFY errno 0\n");
+        container_start(c, c->init, on_answer, &a);
+        RUN_UNTIL(a.calls == 2);
+        ck_assert_int_eq(a.code, TTRPC_UNKNOWN);
+        ck_assert_msg(strstr(a.message, "OCI runtime restore failed: criu failed"), "%s", a.message);
+        ck_assert_int_eq(c->init->state, PROCESS_CREATED);
+        ck_assert_int_eq(c->init->pid, 0);
+        write_bundle(c, "fail", "");
+        container_start(c, c->init, on_answer, &a);
+        RUN_UNTIL(a.calls == 3);
+        ck_assert_int_eq(a.code, 0);
+        ck_assert_int_eq(a.pid, pid);
+        ck_assert(called("restore"));
+        ck_assert(called(image));
+        ck_assert_int_eq(c->init->state, PROCESS_RUNNING);
+        kill(pid, SIGKILL);
+        RUN_UNTIL(process_exited(c->init));
+        ck_assert_str_eq(fx.events, "start:r1 exit:r1");
+}
+END_TEST
+
+/* A restore is not created and started in one step, nor from a relative path: refused,
+ * nothing left. */
+START_TEST(test_create_restore_refused) {
+        struct answered a = {0};
+        create_from("r2", CONTAINER_CREATE_AND_START, "/nonexistent/images", &a);
+        ck_assert_int_eq(a.code, TTRPC_INVALID_ARGUMENT);
+        ck_assert_str_eq(a.message, "a restore cannot be created and started in one step");
+        a.calls = 0;
+        create_from("r2", CONTAINER_CREATE, "images", &a);
+        ck_assert_int_eq(a.code, TTRPC_INVALID_ARGUMENT);
+        ck_assert_msg(strstr(a.message, "checkpoint must be an absolute path"), "%s", a.message);
+        ck_assert(!called("run --detach") && !called("create --bundle"));
+        ck_assert_uint_eq(container_count(&fx.shim), 0);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("container");
         TCase *tc = tcase_create("exits");
@@ -321,6 +735,19 @@ int main(void) {
         tcase_add_test(tc, test_delete_after_exit);
         tcase_add_test(tc, test_delete_created_reports_exit_first);
         tcase_add_test(tc, test_delete_running_refused);
+        tcase_add_test(tc, test_kill_one_process);
+        tcase_add_test(tc, test_kill_all_through_runtime);
+        tcase_add_test(tc, test_pause_resume);
+        tcase_add_test(tc, test_update);
+        tcase_add_test(tc, test_pids);
+        tcase_add_test(tc, test_start_init);
+        tcase_add_test(tc, test_exec_start);
+        tcase_add_test(tc, test_exec_start_fails);
+        tcase_add_test(tc, test_create);
+        tcase_add_test(tc, test_create_and_start);
+        tcase_add_test(tc, test_create_fails);
+        tcase_add_test(tc, test_create_restore);
+        tcase_add_test(tc, test_create_restore_refused);
         suite_add_tcase(s, tc);
         return run_suite(s);
 }

@@ -10,7 +10,7 @@
 #include "cli.h"
 #include "launch.h"
 #include "mount.h"
-#include "process.h"
+#include "container-internal.h" /* the state machine of struct process */
 #include "runc-options.pb-c.h"
 #include "runtime-options.h"
 #include "sha256.h"
