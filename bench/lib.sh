@@ -5,6 +5,20 @@
 BENCH_PIDS=()
 BENCH_CGROUPS=()
 
+# bench_install_packages PKG...: install the Debian packages not installed yet (the
+# benchmark's own: conmon, gnuplot-nox), updating the lists once if needed.
+bench_install_packages() {
+        local p extra=""
+        for p in "$@"; do
+                dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || extra="$extra $p"
+        done
+        [ -n "$extra" ] || return 0
+        # shellcheck disable=SC2086
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $extra >/dev/null ||
+                { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+                        --no-install-recommends $extra >/dev/null; }
+}
+
 # Microseconds since the epoch, without a fork.
 now_us() {
         local t=$EPOCHREALTIME

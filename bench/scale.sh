@@ -77,16 +77,9 @@ fi
 # under the subreaper so that every daemonised shim and conmon is our child.
 if [ -z "${NSB_UNDER_SUBREAPER:-}" ]; then
         "$SRC/tools/install-deps.sh" || exit 1
-        extra=""
-        for p in conmon gnuplot-nox; do
-                dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || extra="$extra $p"
-        done
-        if [ -n "$extra" ]; then
-                # shellcheck disable=SC2086
-                DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $extra >/dev/null ||
-                        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-                                --no-install-recommends $extra >/dev/null; } || exit 1
-        fi
+        # shellcheck source=bench/lib.sh
+        . "$SRC/bench/lib.sh"
+        bench_install_packages conmon gnuplot-nox || exit 1
         for v in $VERSIONS; do
                 "$SRC/tools/containerd-version.sh" "$v" >/dev/null || exit 1
         done
