@@ -7,6 +7,7 @@
 #   ctrd_teardown WORK             kill and remove every task and container of $CTR_NS,
 #                                  stop containerd, unmount what is left under WORK, rm it
 #   task_status ID, task_stopped ID, task_running ID
+#   run_captured CMD...            CMD's stdout and stderr apart, through the suite's normalize
 #   criu_select WORK               a working CRIU first on PATH (else CRIU_WHY, return 1)
 # CTRD=1.6|1.7|2.1 picks the containerd version (default 1.6, the system's): 1.7 and
 # 2.1 are Debian trixie's and sid's, fetched and unpacked by tools/containerd-version.sh
@@ -185,6 +186,19 @@ ctrd_shim_address() {
 
 ctr_() {
         ctr --address "$CTRD_SOCK" -n "$CTR_NS" "$@"
+}
+
+# run_captured CMD...: run CMD (with $ID and $RT set by the caller); print its stdout and
+# stderr apart (their relative order is not defined), each without carriage returns and
+# through the calling suite's `normalize ID` filter; exit with CMD's status.
+run_captured() {
+        local o e rc
+        o=$(mktemp) e=$(mktemp)
+        "$@" >"$o" 2>"$e"
+        rc=$?
+        printf 'stdout:[%s]\nstderr:[%s]\n' "$(tr -d '\r' <"$o" | normalize "$ID")" "$(tr -d '\r' <"$e" | normalize "$ID")"
+        rm -f "$o" "$e"
+        return $rc
 }
 
 task_status() { ctr_ task ls 2>/dev/null | awk -v id="$1" '$1 == id {print $3}'; }

@@ -32,18 +32,6 @@ fail() { echo "FAIL: $1"; shift; for l in "$@"; do echo "    $l"; done; failed=$
 # Replace what legitimately differs between the two runs (ids, runtime names).
 normalize() { tr -d '\000' | sed -e 's/\^@//g' -e "s/$1/ID/g" -e 's/nanoshim/RT/g; s/runc\.v2/RT/g; s/time="[^"]*"/time=T/g' -e '/resize pty/d'; }
 
-# Run CMD with $ID and $RT set; print its stdout and stderr apart (their relative order
-# is not defined), normalized; exit with its status.
-run_captured() {
-        local o e rc
-        o=$(mktemp) e=$(mktemp)
-        "$@" >"$o" 2>"$e"
-        rc=$?
-        printf 'stdout:[%s]\nstderr:[%s]\n' "$(normalize "$ID" <"$o")" "$(normalize "$ID" <"$e")"
-        rm -f "$o" "$e"
-        return $rc
-}
-
 # run_both NAME CMD...: CMD is run once per runtime with $RT and $ID set; its combined
 # output and exit code must match.
 run_both() {

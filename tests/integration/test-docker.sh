@@ -43,18 +43,6 @@ full_id() { docker_ inspect -f '{{.Id}}' "$1"; }
 # Replace what legitimately differs between the two runs: ids, names, runtime names.
 normalize() { sed -e 's/[0-9a-f]\{64\}/ID/g' -e 's/[0-9a-f]\{12\}/ID/g' -e "s/$1/NAME/g" -e "s/$NANO/RT/g; s/io\.containerd\.runc\.v2/RT/g"; }
 
-# Run CMD with $ID and $RT set; print its stdout and stderr apart (their relative order
-# is not defined), normalized; exit with its status.
-run_captured() {
-        local o e rc
-        o=$(mktemp) e=$(mktemp)
-        "$@" >"$o" 2>"$e"
-        rc=$?
-        printf 'stdout:[%s]\nstderr:[%s]\n' "$(tr -d '\r' <"$o" | normalize "$ID")" "$(tr -d '\r' <"$e" | normalize "$ID")"
-        rm -f "$o" "$e"
-        return $rc
-}
-
 # run_both NAME CMD...: CMD runs once per runtime with $RT and $ID (the container's
 # name) set; its output and exit code must match.
 run_both() {
