@@ -50,7 +50,7 @@ echo "containerd $CTRD_VERSION, the documented table:"
 sed 's/^/    /' <<<"$table"
 # nanoshim itself logs "<id>: created, init pid N" into containerd's log.
 if out=$(/usr/bin/python3 "$SRC/tests/cri/cri.py" --sock "$CRI_SOCK" pods --handler nanoshim --image "$CRI_IMAGE" \
-        --count 1 --containers 1 --prefix "$TAG" 2>&1) && grep -q ': created, init pid' "$WORK/containerd.log"; then
+        --count 1 --containers 1 --prefix "$TAG" --cgroup-parent "$CRI_CGROUP_PARENT" 2>&1) && grep -q ': created, init pid' "$WORK/containerd.log"; then
         echo "PASS: a pod ran with the handler nanoshim"
 else
         echo "FAIL: no pod with the handler nanoshim: $out"
