@@ -83,10 +83,7 @@ if [ -z "${NSB_UNDER_SUBREAPER:-}" ]; then
         for v in $VERSIONS; do
                 "$SRC/tools/containerd-version.sh" "$v" >/dev/null || exit 1
         done
-        [ -f "$SRC/build/build.ninja" ] || meson setup "$SRC/build" "$SRC" >/dev/null || exit 1
-        ninja -C "$SRC/build" >/dev/null || exit 1
-        export NSB_UNDER_SUBREAPER=1
-        exec "$SRC/build/tests/subreaper" bash "$0" "${ORIG_ARGS[@]}"
+        bench_under_subreaper "$0" "${ORIG_ARGS[@]}"
 fi
 
 # shellcheck source=bench/lib.sh
