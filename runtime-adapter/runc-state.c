@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -67,6 +68,15 @@ static int state_dir_known(int dfd, char **ret_reason) {
         return r;
 }
 
+/* The hooks of kind ("poststart", "poststop") in runc's state.json ("Hooks" in the
+ * config runc keeps; "hooks" accepted too). */
+static size_t hooks_count(const json_t *config, const char *kind) {
+        const json_t *hooks = json_object_get(config, "Hooks");
+        if (!hooks)
+                hooks = json_object_get(config, "hooks");
+        return json_array_size(json_object_get(hooks, kind));
+}
+
 static bool json_false_or_absent(const json_t *o, const char *key) {
         const json_t *v = json_object_get(o, key);
         return !v || json_is_false(v) || json_is_null(v);
@@ -89,14 +99,8 @@ static bool private_pid_namespace(const json_t *config) {
 
 /* Checks state.json against what we know; fills paths (borrowed from j) with the
  * cgroup directories to remove. */
-static int state_known(const json_t *j, const char *id, pid_t init_pid, const char *cgroup_prefix,
-                       const char **paths, size_t *ret_n, char **ret_reason) {
-        const char *sid = json_string_value(json_object_get(j, "id"));
-        if (!sid || strcmp(sid, id) != 0)
-                return REFUSE("state.json is not about \"%s\"", id);
-        const json_t *pid = json_object_get(j, "init_process_pid");
-        if (!json_is_integer(pid) || json_integer_value(pid) != (json_int_t)init_pid)
-                return REFUSE("state.json names another init than pid %d", (int)init_pid);
+static int state_known(const json_t *j, const char *cgroup_prefix, const char **paths, size_t *ret_n,
+                       char **ret_reason) {
         if (!json_false_or_absent(j, "rootless"))
                 return REFUSE("rootless container");
         const json_t *rdt = json_object_get(j, "intel_rdt_path");
@@ -108,7 +112,7 @@ static int state_known(const json_t *j, const char *id, pid_t init_pid, const ch
                 return REFUSE("state.json has no cgroup configuration");
         if (!json_false_or_absent(cg, "Systemd") || !json_false_or_absent(cg, "systemd"))
                 return REFUSE("systemd cgroup driver");
-        if (json_array_size(json_object_get(json_object_get(config, "hooks"), "poststop")) > 0)
+        if (hooks_count(config, "poststop") > 0)
                 return REFUSE("poststop hooks");
         if (!private_pid_namespace(config))
                 return REFUSE("no PID namespace of its own");
@@ -133,9 +137,11 @@ static int state_known(const json_t *j, const char *id, pid_t init_pid, const ch
         return 0;
 }
 
-int runc_state_remove(const char *root, const char *id, pid_t init_pid, const char *cgroup_prefix,
+/* Opens <root>/<id> (into *ret_rfd, *ret_dfd) and loads its state.json, which must be
+ * about id with init_pid as its init. */
+static int state_load(const char *root, const char *id, pid_t init_pid, int *ret_rfd, int *ret_dfd, json_t **ret,
                       char **ret_reason) {
-        if (!root || !identifier_is_valid(id) || init_pid <= 0 || !cgroup_prefix || cgroup_prefix[0] != '/')
+        if (!root || !identifier_is_valid(id) || init_pid <= 0)
                 return REFUSE("invalid arguments");
         _cleanup_close_ int rfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (rfd < 0)
@@ -143,21 +149,46 @@ int runc_state_remove(const char *root, const char *id, pid_t init_pid, const ch
         _cleanup_close_ int dfd = openat(rfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (dfd < 0)
                 return REFUSE("no state directory %s/%s: %s", root, id, strerror(errno));
-        int r = state_dir_known(dfd, ret_reason);
-        if (r < 0)
-                return r;
         _cleanup_free_ char *buf = NULL;
         size_t len = 0;
-        r = read_file_at(dfd, "state.json", RUNC_STATE_MAX, &buf, &len);
+        int r = read_file_at(dfd, "state.json", RUNC_STATE_MAX, &buf, &len);
         if (r < 0)
                 return REFUSE("cannot read state.json: %s", strerror(-r));
         _cleanup_free_ char *err = NULL;
         json_t *j = spec_json_load(buf, len, "state.json", &err);
         if (!j)
                 return REFUSE("%s", err ? err : "out of memory");
+        const char *sid = json_string_value(json_object_get(j, "id"));
+        const json_t *pid = json_object_get(j, "init_process_pid");
+        if (!sid || strcmp(sid, id) != 0)
+                r = REFUSE("state.json is not about \"%s\"", id);
+        else if (!json_is_integer(pid) || json_integer_value(pid) != (json_int_t)init_pid)
+                r = REFUSE("state.json names another init than pid %d", (int)init_pid);
+        if (r < 0) {
+                json_decref(j);
+                return r;
+        }
+        *ret_rfd = rfd;
+        *ret_dfd = dfd;
+        rfd = dfd = -1;
+        *ret = j;
+        return 0;
+}
+
+int runc_state_remove(const char *root, const char *id, pid_t init_pid, const char *cgroup_prefix,
+                      char **ret_reason) {
+        if (!cgroup_prefix || cgroup_prefix[0] != '/')
+                return REFUSE("invalid arguments");
+        _cleanup_close_ int rfd = -1, dfd = -1;
+        json_t *j = NULL;
+        int r = state_load(root, id, init_pid, &rfd, &dfd, &j, ret_reason);
+        if (r < 0)
+                return r;
+        r = state_dir_known(dfd, ret_reason);
         const char *paths[RUNC_STATE_MAX_CGROUPS];
         size_t n = 0;
-        r = state_known(j, id, init_pid, cgroup_prefix, paths, &n, ret_reason);
+        if (r == 0)
+                r = state_known(j, cgroup_prefix, paths, &n, ret_reason);
         /* From here on, only what runc's delete would do, in its order. A cgroup that
          * cannot be removed (still busy, or with sub-cgroups) stops here with the state
          * file in place: the runtime's delete finds it and finishes, retrying. */
@@ -177,5 +208,48 @@ int runc_state_remove(const char *root, const char *id, pid_t init_pid, const ch
                 int e = errno;
                 return FAILED(e, "cannot remove %s/%s: %s", root, id, strerror(e));
         }
+        return 0;
+}
+
+/* `runc start` of a created container (runc 1.x, libcontainer's Exec()) opens
+ * <root>/<id>/exec.fifo for reading: `runc init`, blocked in opening its write end,
+ * writes one byte and execs the container's process; start reads it, removes the fifo
+ * (from then on runc says "running") and, since runc 1.2, runs the poststart hooks. */
+int runc_exec_fifo_open(const char *root, const char *id, pid_t init_pid, char **ret_reason) {
+        _cleanup_close_ int rfd = -1, dfd = -1;
+        json_t *j = NULL;
+        int r = state_load(root, id, init_pid, &rfd, &dfd, &j, ret_reason);
+        if (r < 0)
+                return r;
+        if (hooks_count(json_object_get(j, "config"), "poststart") > 0)
+                r = REFUSE("poststart hooks");
+        json_decref(j);
+        if (r < 0)
+                return r;
+        int fd = openat(dfd, "exec.fifo", O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return REFUSE("cannot open %s/%s/exec.fifo: %s", root, id, strerror(errno));
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode)) {
+                close(fd);
+                return REFUSE("%s/%s/exec.fifo is not a fifo", root, id);
+        }
+        return fd;
+}
+
+int runc_exec_fifo_read(int fd, const char *root, const char *id, char **ret_error) {
+        char b[16];
+        ssize_t n = read(fd, b, sizeof b);
+        if (n < 0 && errno == EAGAIN)
+                return -EAGAIN;
+        if (n < 0)
+                return error_setf(ret_error, "reading the exec fifo: %s", strerror(errno)), -EIO;
+        if (n == 0)
+                return error_setf(ret_error, "container process is already dead"), -ESRCH; /* runc's words */
+        _cleanup_close_ int dfd = -1, rfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (rfd >= 0)
+                dfd = openat(rfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0 || (unlinkat(dfd, "exec.fifo", 0) < 0 && errno != ENOENT))
+                return error_setf(ret_error, "cannot remove %s/%s/exec.fifo: %s", root, id, strerror(errno)), -EIO;
         return 0;
 }

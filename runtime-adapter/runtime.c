@@ -749,18 +749,39 @@ int runtime_delete(struct runtime *rt, const char *id, bool force, runtime_done_
         return simple(rt, "delete", cmd, done, ud);
 }
 
-int runtime_delete_stopped_in_place(struct runtime *rt, const char *id, pid_t init_pid, char **ret_reason) {
+/* What is done in place is done only for runc itself under an explicit root: a wrapper
+ * or another runtime gets its own command run, always. */
+static int in_place_ok(const struct runtime *rt, char **ret_reason) {
         const char *bin = rt->resolved ? rt->resolved : rt->binary;
         const char *base = strrchr(bin, '/');
         base = base ? base + 1 : bin;
-        /* A wrapper or another runtime gets its own delete called, always. */
         if (strcmp(base, "runc") != 0)
                 return error_setf(ret_reason, "the runtime is %s, not runc", base), -EOPNOTSUPP;
         if (!rt->root)
                 return error_setf(ret_reason, "no explicit runtime root"), -EOPNOTSUPP;
+        return 0;
+}
+
+int runtime_delete_stopped_in_place(struct runtime *rt, const char *id, pid_t init_pid, char **ret_reason) {
+        int r = in_place_ok(rt, ret_reason);
+        if (r < 0)
+                return r;
         if (rt->systemd_cgroup)
                 return error_setf(ret_reason, "systemd cgroup driver"), -EOPNOTSUPP;
         return runc_state_remove(rt->root, id, init_pid, "/sys/fs/cgroup/", ret_reason);
+}
+
+int runtime_start_in_place(struct runtime *rt, const char *id, pid_t init_pid, char **ret_reason) {
+        int r = in_place_ok(rt, ret_reason);
+        if (r < 0)
+                return r;
+        if (getenv("NOTIFY_SOCKET"))
+                return error_setf(ret_reason, "NOTIFY_SOCKET is set"), -EOPNOTSUPP;
+        return runc_exec_fifo_open(rt->root, id, init_pid, ret_reason);
+}
+
+int runtime_start_in_place_finish(struct runtime *rt, const char *id, int fd, char **ret_error) {
+        return runc_exec_fifo_read(fd, rt->root, id, ret_error);
 }
 
 int runtime_state(struct runtime *rt, const char *id, runtime_done_fn done, void *ud) {

@@ -7,6 +7,8 @@
 #include "container.h"
 #include "process.h"
 
+struct start_op;
+
 struct waiter {
         struct waiter *next;
         struct answer answer;
@@ -70,4 +72,7 @@ struct container {
          * the Start that restores (container.c, "checkpoint and restore"). */
         char *criu_path, *criu_work_path;
         char *restore_from;
+        /* The init's start done in place (runc's exec fifo read here, no `runc start`):
+         * the start waiting for the fifo, which the init's exit also completes. */
+        struct start_op *fifo_start;
 };

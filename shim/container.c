@@ -382,6 +382,9 @@ static void on_kill_all_done(const struct runtime_result *res, void *userdata) {
         container_unref(c);
 }
 
+struct start_op;
+static void fifo_start_step(struct start_op *o, bool final);
+
 static void on_process_exit(pid_t pid, int wait_status, void *userdata) {
         struct process *p = userdata;
         struct container *c = p->container;
@@ -389,6 +392,8 @@ static void on_process_exit(pid_t pid, int wait_status, void *userdata) {
         p->exited_at = now_realtime();
         log_debug("%s: pid %d of %s reaped, status %d", c->id, (int)pid, p->id, p->exit_status);
         exit_step(p, EXIT_EV_REAPED);
+        if (p->is_init && c->fifo_start)
+                fifo_start_step(c->fifo_start, true);
         /* Without a private pid namespace the init's death does not take the rest of the
          * container with it: do what the kernel would have done. */
         if (p->is_init && !c->private_pidns && c->rt) {
@@ -967,9 +972,15 @@ struct start_op {
         struct answer a;
         char *spec_path; /* exec: the process spec written for the runtime */
         char *pid_file;  /* exec: where the runtime writes its pid */
+        ev_io fifo;      /* init, started in place: runc's exec fifo (fd -1 otherwise) */
 };
 
 static void start_op_free(struct start_op *o) {
+        if (o->fifo.fd >= 0) {
+                ev_io_stop(o->c->shim->loop, &o->fifo);
+                close(o->fifo.fd);
+                o->c->fifo_start = NULL;
+        }
         if (o->spec_path) {
                 unlink(o->spec_path);
                 free(o->spec_path);
@@ -1009,6 +1020,45 @@ static void on_start_done(const struct runtime_result *res, void *userdata) {
                 start_finish(o, TTRPC_UNKNOWN, "OCI runtime start failed: %s", runtime_error_text(res));
         else
                 start_finish(o, 0, NULL);
+}
+
+/* The init's start in place: runc's exec fifo is read once `runc init` has written to
+ * it, or once the init has exited (final: whatever it wrote before dying is still in
+ * the fifo, else runc's "container process is already dead"). */
+static void fifo_start_step(struct start_op *o, bool final) {
+        _cleanup_free_ char *err = NULL;
+        int r = runtime_start_in_place_finish(o->c->rt, o->c->id, o->fifo.fd, &err);
+        if (r == -EAGAIN && !final)
+                return;
+        if (r < 0)
+                start_finish(o, TTRPC_UNKNOWN, "OCI runtime start failed: %s",
+                             r == -EAGAIN ? "container process is already dead" : err);
+        else
+                start_finish(o, 0, NULL);
+}
+
+static void on_exec_fifo(struct ev_loop *loop, ev_io *w, int revents) {
+        (void)loop;
+        (void)revents;
+        fifo_start_step(w->data, false);
+}
+
+/* True when the start goes on in place (see runtime_start_in_place()); false: the
+ * runtime's start must run. */
+static bool start_in_place(struct start_op *o) {
+        struct container *c = o->c;
+        _cleanup_free_ char *why = NULL;
+        int fd = process_reaped(o->p) ? -ESRCH : runtime_start_in_place(c->rt, c->id, o->p->pid, &why);
+        if (fd < 0) {
+                log_debug("%s: running the runtime's start: %s", c->id, why ? why : strerror(-fd));
+                return false;
+        }
+        log_debug("%s: starting in place (runc's exec fifo)", c->id);
+        ev_io_init(&o->fifo, on_exec_fifo, fd, EV_READ);
+        o->fifo.data = o;
+        ev_io_start(c->shim->loop, &o->fifo);
+        c->fifo_start = o;
+        return true;
 }
 
 /* The runtime created p: its console (terminal), its pid from pid_file, its exit
@@ -1109,6 +1159,7 @@ void container_start(struct container *c, struct process *p, container_answer_fn
                 return;
         }
         *o = (struct start_op){.c = container_ref(c), .p = p, .a = {fn, ud}};
+        o->fifo.fd = -1;
         if (!p->is_init) {
                 start_exec(o);
                 return;
@@ -1118,6 +1169,8 @@ void container_start(struct container *c, struct process *p, container_answer_fn
                 restore_start(o); /* a Create with a checkpoint: answers itself */
                 return;
         }
+        if (start_in_place(o))
+                return;
         int r = runtime_start(c->rt, c->id, on_start_done, o);
         if (r < 0)
                 start_finish(o, TTRPC_UNKNOWN, "OCI runtime start failed: %s", strerror(-r));

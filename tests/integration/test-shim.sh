@@ -417,6 +417,60 @@ INIT
         shim_stop
 }
 
+# The init's Start reads runc's exec fifo in place (no `runc start`): runc then says
+# "running", and the container runs, execs and exits as ever. With a poststart hook
+# (runc 1.2 runs those in `runc start`) the runtime's start runs, and so does the hook.
+t_start_in_place() {
+        shim_start start-in-place || return
+        local b got pid
+        b=$(bundle sip sh -c 'echo up; exec sleep 1000')
+        ctl create sip --bundle "$b" >/dev/null
+        got=$(runc --root "$IT_TMP/runc" state sip | grep -o '"status": *"[a-z]*"' | tr -d ' ')
+        expect_eq "start in place: runc says created before Start" "$got" '"status":"created"'
+        got=$(ctl start sip)
+        pid=$(ctl state sip | grep -o '"pid":[0-9]*' | cut -d: -f2)
+        expect_eq "start in place: Start answers the init's pid" "$got" "$pid"
+        got=$(runc --root "$IT_TMP/runc" state sip | grep -o '"status": *"[a-z]*"' | tr -d ' ')
+        expect_eq "start in place: runc says running after" "$got" '"status":"running"'
+        [ ! -e "$IT_TMP/runc/sip/exec.fifo" ] && pass "start in place: runc's exec fifo is gone" ||
+                fail "start in place: exec.fifo left"
+        got=$(grep -c "runtime: .* start (pid" "$SHIM_DIR/shim.log")
+        expect_eq "start in place: no runtime start was run" "$got" 0
+        grep -q "sip: starting in place" "$SHIM_DIR/shim.log" && pass "start in place: the log says so" ||
+                fail "start in place: not in the log"
+        ctl exec sip e1 -- sh -c 'exit 6' && ctl start sip --exec e1 >/dev/null
+        got=$(ctl --timeout 30 wait sip --exec e1)
+        expect_eq "start in place: an exec runs afterwards" "$got" 6
+        ctl delete sip --exec e1 >/dev/null
+        ctl kill sip --signal KILL
+        got=$(ctl --timeout 30 wait sip)
+        expect_eq "start in place: the init's exit" "$got" 137
+        ctl delete sip >/dev/null
+
+        b=$(bundle siph sh -c 'exit 7')
+        bundle_edit "$b" "s|^{|{\"hooks\": {\"poststart\": [{\"path\": \"/bin/sh\", \"args\": [\"sh\", \"-c\", \"echo ran >$IT_TMP/poststart\"]}]},|"
+        got=$(run_to_end siph "$b")
+        expect_eq "poststart hook: exit status" "$got" 7
+        [ -s "$IT_TMP/poststart" ] && pass "poststart hook: it ran" || fail "poststart hook: it did not run"
+        got=$(grep -c "runtime: .* start (pid" "$SHIM_DIR/shim.log")
+        expect_eq "poststart hook: the runtime's start ran" "$got" 1
+        grep -q "siph: running the runtime's start: poststart hooks" "$SHIM_DIR/shim.log" &&
+                pass "poststart hook: the log says why" || fail "poststart hook: no reason in the log"
+
+        # An init killed before its Start: the Start fails, the exit is the init's.
+        b=$(bundle sipk sleep 1000)
+        ctl create sipk --bundle "$b" >/dev/null
+        pid=$(ctl state sipk | grep -o '"pid":[0-9]*' | cut -d: -f2)
+        kill -KILL "$pid"
+        if ctl start sipk >/dev/null 2>&1; then fail "dead init: Start succeeded"; else
+                pass "dead init: Start fails"
+        fi
+        got=$(ctl --timeout 30 wait sipk)
+        expect_eq "dead init: its exit" "$got" 137
+        ctl delete sipk >/dev/null
+        shim_stop
+}
+
 # A container that allocates past its memory limit: /tasks/oom comes before its
 # /tasks/exit, the status is 137 and the exit record carries the OOM flag.
 t_oom() {
@@ -673,7 +727,7 @@ t_shutdown() {
 }
 
 for t in t_exit_codes t_sigkill t_sigterm_trap t_sigterm_ignored t_kill_all t_kill_all_before_exit t_exec t_exec_start_failed t_concurrent_wait \
-        t_events_order t_events_late t_events_fail_first t_stdout_fifo t_backpressure t_stdin t_tty t_init_fds t_oom t_early_exit t_early_delete t_standalone_launch t_orphan_storm \
+        t_events_order t_events_late t_events_fail_first t_stdout_fifo t_backpressure t_stdin t_tty t_init_fds t_oom t_early_exit t_early_delete t_start_in_place t_standalone_launch t_orphan_storm \
         t_errors t_shutdown; do
         if [ -n "${IT_ONLY:-}" ] && ! echo " $IT_ONLY " | grep -q " $t "; then
                 continue

@@ -10,11 +10,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "file-util.h"
@@ -803,6 +805,9 @@ START_TEST(test_runc_state_refused) {
                 {NULL, NULL, "\"systemd\": true", NULL, 4242, "systemd"},
                 {"\"x\": ,", NULL, NULL, NULL, 4242, "invalid JSON"},
                 {"\"intel_rdt_path\": \"/sys/fs/resctrl/c1\",", NULL, NULL, NULL, 4242, "Intel RDT"},
+                /* runc's own key, and the OCI spelling */
+                {NULL, "\"Hooks\": {\"poststart\": null, \"poststop\": [{\"path\": \"/bin/true\"}]}", NULL, NULL, 4242,
+                 "poststop"},
                 {NULL, "\"hooks\": {\"poststop\": [{\"path\": \"/bin/true\"}]}", NULL, NULL, 4242, "poststop"},
                 {"\"rootless\": true,", NULL, NULL, NULL, 4242, "rootless"},
                 {NULL, NULL, NULL, "{\"memory\": \"/etc\"}", 4242, "unexpected cgroup path"},
@@ -891,6 +896,137 @@ START_TEST(test_delete_in_place_only_runc) {
 }
 END_TEST
 
+/* ---- runc's start done in place (its exec fifo) -------------------------------------- */
+
+static void make_exec_fifo(void) {
+        char path[256];
+        snprintf(path, sizeof path, "%s/c1/exec.fifo", state_root);
+        ck_assert_int_eq(mkfifo(path, 0622), 0);
+}
+
+/* A child stands in for `runc init`: it blocks opening the write end, writes "0". */
+static pid_t fake_init_writer(bool write_byte) {
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                char path[256];
+                snprintf(path, sizeof path, "%s/c1/exec.fifo", state_root);
+                int fd = open(path, O_WRONLY | O_CLOEXEC);
+                _exit(fd < 0 || (write_byte && write(fd, "0", 1) != 1) ? 1 : 0);
+        }
+        return pid;
+}
+
+static int wait_readable(int fd) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        return poll(&p, 1, 10000);
+}
+
+START_TEST(test_exec_fifo_started) {
+        make_runc_state(4242, NULL, NULL, NULL, NULL);
+        make_exec_fifo();
+        _cleanup_free_ char *why = NULL, *err = NULL;
+        int fd = runc_exec_fifo_open(state_root, "c1", 4242, &why);
+        ck_assert_msg(fd >= 0, "%s", why ? why : "");
+        /* no writer yet: not readable (no EOF either), so the watcher waits */
+        struct pollfd none = {.fd = fd, .events = POLLIN};
+        ck_assert_int_eq(poll(&none, 1, 0), 0);
+        pid_t w = fake_init_writer(true);
+        ck_assert_int_eq(wait_readable(fd), 1);
+        ck_assert_int_eq(runc_exec_fifo_read(fd, state_root, "c1", &err), 0);
+        /* as runc start: the fifo is gone (runc's state says running), state.json stays */
+        ck_assert(!exists(state_root, "/c1/exec.fifo"));
+        ck_assert(exists(state_root, "/c1/state.json"));
+        int st;
+        ck_assert_int_eq(waitpid(w, &st, 0), w);
+        ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        close(fd);
+}
+END_TEST
+
+/* The writer went without writing (an init that died at that point): runc's words. */
+START_TEST(test_exec_fifo_dead_init) {
+        make_runc_state(4242, NULL, NULL, NULL, NULL);
+        make_exec_fifo();
+        _cleanup_free_ char *why = NULL, *err = NULL;
+        int fd = runc_exec_fifo_open(state_root, "c1", 4242, &why);
+        ck_assert_int_ge(fd, 0);
+        pid_t w = fake_init_writer(false);
+        int st;
+        ck_assert_int_eq(waitpid(w, &st, 0), w);
+        ck_assert_int_eq(runc_exec_fifo_read(fd, state_root, "c1", &err), -ESRCH);
+        ck_assert_str_eq(err, "container process is already dead");
+        ck_assert(exists(state_root, "/c1/exec.fifo"));
+        close(fd);
+}
+END_TEST
+
+START_TEST(test_exec_fifo_refused) {
+        static const struct {
+                const char *config;
+                int pid;
+                bool fifo;
+                const char *why;
+        } cases[] = {
+                {NULL, 4343, true, "another init"},
+                {"\"Hooks\": {\"poststart\": [{\"path\": \"/bin/true\"}], \"poststop\": null}", 4242, true,
+                 "poststart"},
+                {NULL, 4242, false, "exec.fifo"}, /* started already, or not runc's layout */
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                make_runc_state(4242, NULL, cases[i].config, NULL, NULL);
+                char path[256];
+                snprintf(path, sizeof path, "%s/c1/exec.fifo", state_root);
+                (void)unlink(path);
+                if (cases[i].fifo)
+                        make_exec_fifo();
+                _cleanup_free_ char *why = NULL;
+                int r = runc_exec_fifo_open(state_root, "c1", cases[i].pid, &why);
+                ck_assert_msg(r == -EOPNOTSUPP, "case %zu: %d", i, r);
+                ck_assert_msg(why && strstr(why, cases[i].why), "case %zu: %s", i, why ? why : "(null)");
+        }
+        /* a regular file where the fifo should be is not read */
+        make_runc_state(4242, NULL, NULL, NULL, NULL);
+        char path[256];
+        snprintf(path, sizeof path, "%s/c1/exec.fifo", state_root);
+        (void)unlink(path);
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fclose(f);
+        _cleanup_free_ char *why = NULL;
+        ck_assert_int_eq(runc_exec_fifo_open(state_root, "c1", 4242, &why), -EOPNOTSUPP);
+        ck_assert_ptr_nonnull(strstr(why, "not a fifo"));
+}
+END_TEST
+
+/* As the delete: runc only, with a root; and never with NOTIFY_SOCKET set. */
+START_TEST(test_start_in_place_only_runc) {
+        make_runc_state(4242, NULL, NULL, NULL, NULL);
+        make_exec_fifo();
+        static const struct {
+                const char *binary;
+                bool root, notify;
+                const char *why;
+        } cases[] = {
+                {"crun", true, false, "not runc"},
+                {"runc", false, false, "root"},
+                {"runc", true, true, "NOTIFY_SOCKET"},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct env e;
+                env_open(&e, cases[i].binary, cases[i].root ? state_root : NULL, false, false);
+                if (cases[i].notify)
+                        setenv("NOTIFY_SOCKET", "/run/nowhere", 1);
+                _cleanup_free_ char *why = NULL;
+                ck_assert_int_eq(runtime_start_in_place(e.rt, "c1", 4242, &why), -EOPNOTSUPP);
+                unsetenv("NOTIFY_SOCKET");
+                ck_assert_msg(why && strstr(why, cases[i].why), "case %zu: %s", i, why ? why : "(null)");
+                env_close(&e);
+        }
+        ck_assert(exists(state_root, "/c1/exec.fifo"));
+}
+END_TEST
+
 int main(int argc, char **argv) {
         const char *base = strrchr(argv[0], '/');
         if (strcmp(base ? base + 1 : argv[0], "fake-runtime") == 0)
@@ -929,5 +1065,12 @@ int main(int argc, char **argv) {
         tcase_add_test(inplace, test_runc_state_busy_cgroup);
         tcase_add_test(inplace, test_delete_in_place_only_runc);
         suite_add_tcase(s, inplace);
+        TCase *start = tcase_create("start-in-place");
+        tcase_add_checked_fixture(start, setup, teardown);
+        tcase_add_test(start, test_exec_fifo_started);
+        tcase_add_test(start, test_exec_fifo_dead_init);
+        tcase_add_test(start, test_exec_fifo_refused);
+        tcase_add_test(start, test_start_in_place_only_runc);
+        suite_add_tcase(s, start);
         return run_suite(s);
 }
