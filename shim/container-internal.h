@@ -58,6 +58,7 @@ struct container {
          * has exited, not at Delete: see early_teardown() in container.c. */
         bool early_delete_ok;
         enum { EARLY_DELETE_NONE, EARLY_DELETE_RUNNING, EARLY_DELETE_DONE, EARLY_DELETE_FAILED } early_delete;
+        bool teardown_queued; /* it waits for the loop to go idle (or for Delete) */
         pid_t unmount_pid;    /* the child unmounting the rootfs, while it runs */
         struct answer early_delete_waiter; /* a Delete that came while they ran */
         struct process *init;

@@ -190,6 +190,7 @@ size_t container_count(const struct shim *s) {
 }
 
 void container_forget_all(struct shim *s) {
+        ev_idle_stop(s->loop, &s->teardown_idle);
         while (s->containers) {
                 struct container *c = s->containers;
                 s->containers = c->next;
@@ -210,6 +211,7 @@ void container_forget_all(struct shim *s) {
 enum exit_event { EXIT_EV_REAPED, EXIT_EV_DRAINED, EXIT_EV_START_FAILED, EXIT_EV_CHECK };
 static void exit_step(struct process *p, enum exit_event ev);
 static void early_teardown(struct container *c);
+static void teardown_queue(struct container *c);
 static void delete_continue(struct process *p);
 
 /* What an init's exit still waits for among the container's execs: one being started
@@ -308,7 +310,7 @@ static void exit_report(struct process *p) {
         if (!p->is_init && c->init)
                 exit_step(c->init, EXIT_EV_CHECK); /* the init may wait for this exec */
         if (p->is_init && c->early_delete_ok)
-                early_teardown(c); /* (the hook sent the exit event out first) */
+                teardown_queue(c);
         delete_continue(p);
 }
 
@@ -566,6 +568,38 @@ static void early_teardown(struct container *c) {
         early_runtime_delete(c);
 }
 
+/* The teardown after an init's exit waits until the loop has nothing else to do: the
+ * exits that came with it (a pod's containers killed at once) are reaped, stamped and
+ * published first, each not behind the previous one's unmount and state removal. A
+ * Delete that comes before runs it at once. */
+static void on_teardown_idle(struct ev_loop *loop, ev_idle *w, int revents) {
+        (void)revents;
+        struct shim *s = w->data;
+        ev_idle_stop(loop, w);
+        for (struct container *c = s->containers; c; c = c->next)
+                if (c->teardown_queued) {
+                        c->teardown_queued = false;
+                        early_teardown(c);
+                }
+}
+
+static void teardown_queue(struct container *c) {
+        struct shim *s = c->shim;
+        c->teardown_queued = true;
+        if (ev_is_active(&s->teardown_idle))
+                return;
+        ev_idle_init(&s->teardown_idle, on_teardown_idle);
+        s->teardown_idle.data = s;
+        ev_idle_start(s->loop, &s->teardown_idle);
+}
+
+static void teardown_now(struct container *c) {
+        if (!c->teardown_queued)
+                return;
+        c->teardown_queued = false;
+        early_teardown(c);
+}
+
 struct delete_op {
         struct container *c;
         struct answer a;
@@ -648,6 +682,7 @@ void container_delete(struct container *c, struct process *p, container_answer_f
                 answer_send(&a, TTRPC_UNKNOWN, "cannot delete a running process", NULL);
                 return;
         }
+        teardown_now(c);
         if (p->exit == EXIT_REPORTED && (c->early_delete == EARLY_DELETE_RUNNING || c->unmount_pid > 0)) {
                 p->busy = true;
                 c->early_delete_waiter = a; /* see early_teardown_check() */

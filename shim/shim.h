@@ -44,6 +44,7 @@ struct shim {
         char *runtime_root;
         char *state_dir;
         struct container *containers;
+        ev_idle teardown_idle; /* container.c: early teardowns once the loop is idle */
         void (*forget_all)(struct shim *s);
         bool exiting;
         ev_signal sig_term, sig_int;

@@ -25,6 +25,7 @@ struct fixture {
         char events[1024]; /* "exit:e1 exit:c1 ..." in the order the hooks saw them */
         pid_t children[8];
         size_t n_children;
+        bool teardown_before_exit; /* an exit event came after some container's teardown began */
 };
 static struct fixture fx;
 
@@ -33,6 +34,10 @@ static void on_event(struct container *c, enum container_event ev, const struct 
                                [CONTAINER_EVENT_DELETE] = "delete", [CONTAINER_EVENT_PAUSED] = "paused",
                                [CONTAINER_EVENT_RESUMED] = "resumed",
                                [CONTAINER_EVENT_EXEC_ADDED] = "exec-added", [CONTAINER_EVENT_START] = "start"};
+        if (ev == CONTAINER_EVENT_EXIT)
+                for (struct container *o = fx.shim.containers; o; o = o->next)
+                        if (o->early_delete != EARLY_DELETE_NONE || o->unmount_pid > 0)
+                                fx.teardown_before_exit = true;
         size_t n = strlen(fx.events);
         snprintf(fx.events + n, sizeof fx.events - n, "%s%s:%s", n ? " " : "", names[ev], p ? p->id : c->id);
 }
@@ -297,6 +302,37 @@ static void delete_and_check(struct container *c, const char *call) {
         ck_assert(called(call));
         ck_assert_str_eq(fx.events, events);
 }
+
+/* The inits of two containers die at once (a pod stopped): both exits are reported
+ * before either container's teardown (the runtime's delete) begins, which waits for
+ * the loop to be idle; then both run. */
+START_TEST(test_teardown_after_exits) {
+        struct container *a = container_running("ta"), *b = container_running("tb");
+        fake_runtime(a);
+        fake_runtime(b);
+        a->early_delete_ok = b->early_delete_ok = true;
+        kill(a->init->pid, SIGKILL);
+        kill(b->init->pid, SIGKILL);
+        /* both are zombies before the loop looks */
+        for (int i = 0; i < 2; i++) {
+                char path[64], st[256] = {0};
+                snprintf(path, sizeof path, "/proc/%d/stat", (int)(i ? b : a)->init->pid);
+                for (int tries = 0; tries < 2000 && !strstr(st, ") Z "); tries++) {
+                        FILE *f = fopen(path, "re");
+                        if (f) {
+                                (void)!fread(st, 1, sizeof st - 1, f);
+                                fclose(f);
+                        }
+                        usleep(1000);
+                }
+                ck_assert_msg(strstr(st, ") Z "), "not a zombie: %s", st);
+        }
+        RUN_UNTIL(a->init->exit == EXIT_REPORTED && b->init->exit == EXIT_REPORTED);
+        ck_assert_msg(!fx.teardown_before_exit, "a teardown began before the other exit was reported");
+        RUN_UNTIL(called("delete ta") && called("delete tb"));
+        RUN_UNTIL(a->early_delete == EARLY_DELETE_DONE && b->early_delete == EARLY_DELETE_DONE);
+}
+END_TEST
 
 /* Delete of a container whose init exited: the runtime's delete, then the answer with
  * the init's status and the delete event after the exit's. */
@@ -733,6 +769,7 @@ int main(void) {
         tcase_add_test(tc, test_exit_during_start_waits_for_it);
         tcase_add_test(tc, test_running_exec_grace);
         tcase_add_test(tc, test_delete_after_exit);
+        tcase_add_test(tc, test_teardown_after_exits);
         tcase_add_test(tc, test_delete_created_reports_exit_first);
         tcase_add_test(tc, test_delete_running_refused);
         tcase_add_test(tc, test_kill_one_process);
