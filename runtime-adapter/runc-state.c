@@ -137,18 +137,33 @@ static int state_known(const json_t *j, const char *cgroup_prefix, const char **
         return 0;
 }
 
+/* <root>/<id>, the state directory of id (its fd; *ret_rfd: root's), or -EOPNOTSUPP. */
+static int state_dir_open(const char *root, const char *id, int *ret_rfd, char **ret_reason) {
+        if (!root || !identifier_is_valid(id))
+                return REFUSE("invalid arguments");
+        int rfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (rfd < 0)
+                return REFUSE("cannot open %s: %s", root, strerror(errno));
+        int dfd = openat(rfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0) {
+                int e = errno;
+                close(rfd);
+                return REFUSE("no state directory %s/%s: %s", root, id, strerror(e));
+        }
+        *ret_rfd = rfd;
+        return dfd;
+}
+
 /* Opens <root>/<id> (into *ret_rfd, *ret_dfd) and loads its state.json, which must be
  * about id with init_pid as its init. */
 static int state_load(const char *root, const char *id, pid_t init_pid, int *ret_rfd, int *ret_dfd, json_t **ret,
                       char **ret_reason) {
-        if (!root || !identifier_is_valid(id) || init_pid <= 0)
+        if (init_pid <= 0)
                 return REFUSE("invalid arguments");
-        _cleanup_close_ int rfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (rfd < 0)
-                return REFUSE("cannot open %s: %s", root, strerror(errno));
-        _cleanup_close_ int dfd = openat(rfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        _cleanup_close_ int rfd = -1;
+        _cleanup_close_ int dfd = state_dir_open(root, id, &rfd, ret_reason);
         if (dfd < 0)
-                return REFUSE("no state directory %s/%s: %s", root, id, strerror(errno));
+                return dfd;
         _cleanup_free_ char *buf = NULL;
         size_t len = 0;
         int r = read_file_at(dfd, "state.json", RUNC_STATE_MAX, &buf, &len);
@@ -214,18 +229,13 @@ int runc_state_remove(const char *root, const char *id, pid_t init_pid, const ch
 /* `runc start` of a created container (runc 1.x, libcontainer's Exec()) opens
  * <root>/<id>/exec.fifo for reading: `runc init`, blocked in opening its write end,
  * writes one byte and execs the container's process; start reads it, removes the fifo
- * (from then on runc says "running") and, since runc 1.2, runs the poststart hooks. */
-int runc_exec_fifo_open(const char *root, const char *id, pid_t init_pid, char **ret_reason) {
-        _cleanup_close_ int rfd = -1, dfd = -1;
-        json_t *j = NULL;
-        int r = state_load(root, id, init_pid, &rfd, &dfd, &j, ret_reason);
-        if (r < 0)
-                return r;
-        if (hooks_count(json_object_get(j, "config"), "poststart") > 0)
-                r = REFUSE("poststart hooks");
-        json_decref(j);
-        if (r < 0)
-                return r;
+ * (from then on runc says "running") and, since runc 1.2, runs the poststart hooks
+ * (the caller has none: it read the bundle's config). */
+int runc_exec_fifo_open(const char *root, const char *id, char **ret_reason) {
+        _cleanup_close_ int rfd = -1;
+        _cleanup_close_ int dfd = state_dir_open(root, id, &rfd, ret_reason);
+        if (dfd < 0)
+                return dfd;
         int fd = openat(dfd, "exec.fifo", O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 return REFUSE("cannot open %s/%s/exec.fifo: %s", root, id, strerror(errno));
@@ -246,10 +256,11 @@ int runc_exec_fifo_read(int fd, const char *root, const char *id, char **ret_err
                 return error_setf(ret_error, "reading the exec fifo: %s", strerror(errno)), -EIO;
         if (n == 0)
                 return error_setf(ret_error, "container process is already dead"), -ESRCH; /* runc's words */
-        _cleanup_close_ int dfd = -1, rfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (rfd >= 0)
-                dfd = openat(rfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (dfd < 0 || (unlinkat(dfd, "exec.fifo", 0) < 0 && errno != ENOENT))
+        _cleanup_close_ int rfd = -1;
+        _cleanup_close_ int dfd = state_dir_open(root, id, &rfd, ret_error);
+        if (dfd < 0)
+                return -EIO;
+        if (unlinkat(dfd, "exec.fifo", 0) < 0 && errno != ENOENT)
                 return error_setf(ret_error, "cannot remove %s/%s/exec.fifo: %s", root, id, strerror(errno)), -EIO;
         return 0;
 }

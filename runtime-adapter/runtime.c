@@ -771,13 +771,13 @@ int runtime_delete_stopped_in_place(struct runtime *rt, const char *id, pid_t in
         return runc_state_remove(rt->root, id, init_pid, "/sys/fs/cgroup/", ret_reason);
 }
 
-int runtime_start_in_place(struct runtime *rt, const char *id, pid_t init_pid, char **ret_reason) {
+int runtime_start_in_place(struct runtime *rt, const char *id, char **ret_reason) {
         int r = in_place_ok(rt, ret_reason);
         if (r < 0)
                 return r;
         if (getenv("NOTIFY_SOCKET"))
                 return error_setf(ret_reason, "NOTIFY_SOCKET is set"), -EOPNOTSUPP;
-        return runc_exec_fifo_open(rt->root, id, init_pid, ret_reason);
+        return runc_exec_fifo_open(rt->root, id, ret_reason);
 }
 
 int runtime_start_in_place_finish(struct runtime *rt, const char *id, int fd, char **ret_error) {

@@ -64,13 +64,13 @@ int runtime_delete_stopped_in_place(struct runtime *rt, const char *id, pid_t in
 
 /* `start <id>` of a created container, in place (no runc start-up: about 5 ms of Go on
  * every container start): returns the read end of runc's exec fifo, opened without
- * blocking, for the caller to watch; once readable (or once init_pid has exited),
+ * blocking, for the caller to watch; once readable (or once the init has exited),
  * runtime_start_in_place_finish() reads it, as `runc start` does, and the container's
- * process runs. Only for the binary named "runc" with an explicit root, a state.json
- * naming init_pid, no poststart hooks (runc 1.2 runs them at start) and no
+ * process runs. The caller makes sure the container has no poststart hooks (runc 1.2
+ * runs them at start). Only for the binary named "runc" with an explicit root and no
  * NOTIFY_SOCKET (runc start would wait for the container's READY=1); otherwise
  * -EOPNOTSUPP, *ret_reason (malloc'd) says why, and the caller runs runtime_start(). */
-int runtime_start_in_place(struct runtime *rt, const char *id, pid_t init_pid, char **ret_reason);
+int runtime_start_in_place(struct runtime *rt, const char *id, char **ret_reason);
 /* 0: started; -EAGAIN: nothing to read yet; else failed, *ret_error says why (runc's
  * words for an init that died first: "container process is already dead"). */
 int runtime_start_in_place_finish(struct runtime *rt, const char *id, int fd, char **ret_error);
@@ -174,5 +174,5 @@ int runtime_parse_ps(const char *json, size_t len, pid_t **ret_pids, size_t *ret
 int runc_state_remove(const char *root, const char *id, pid_t init_pid, const char *cgroup_prefix,
                       char **ret_reason);
 /* The core of runtime_start_in_place() and _finish(). */
-int runc_exec_fifo_open(const char *root, const char *id, pid_t init_pid, char **ret_reason);
+int runc_exec_fifo_open(const char *root, const char *id, char **ret_reason);
 int runc_exec_fifo_read(int fd, const char *root, const char *id, char **ret_error);

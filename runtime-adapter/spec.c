@@ -350,12 +350,14 @@ int oci_config_parse(const char *json, size_t len, struct oci_config *ret, char 
         }
         json_t *hooks = json_object_get(j, "hooks");
         if (hooks && !json_is_null(hooks)) {
-                json_t *post = json_object_get(hooks, "poststop");
-                if (!json_is_object(hooks) || (post && !json_is_null(post) && !json_is_array(post))) {
+                json_t *post = json_object_get(hooks, "poststop"), *poststart = json_object_get(hooks, "poststart");
+                if (!json_is_object(hooks) || (post && !json_is_null(post) && !json_is_array(post)) ||
+                    (poststart && !json_is_null(poststart) && !json_is_array(poststart))) {
                         r = error_setf(ret_error, "hooks: must be an object of arrays");
                         goto fail;
                 }
                 c.has_poststop_hooks = json_array_size(post) > 0;
+                c.has_poststart_hooks = json_array_size(poststart) > 0;
         }
         json_t *ann = json_object_get(j, "annotations");
         if (ann && !json_is_null(ann)) {

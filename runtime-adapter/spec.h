@@ -46,6 +46,7 @@ struct oci_config {
         bool private_pid_namespace; /* linux.namespaces has {type:"pid"} without a path */
         char *cgroups_path;         /* linux.cgroupsPath or NULL */
         bool has_poststop_hooks;    /* hooks.poststop is a non-empty array */
+        bool has_poststart_hooks;   /* hooks.poststart is a non-empty array */
         char **annotation_keys, **annotation_values;
         size_t n_annotations;
 };

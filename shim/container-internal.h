@@ -57,6 +57,7 @@ struct container {
         /* The runtime's state is removed, and the rootfs unmounted, as soon as the init
          * has exited, not at Delete: see early_teardown() in container.c. */
         bool early_delete_ok;
+        bool start_in_place_ok; /* no poststart hooks: see start_in_place() */
         enum { EARLY_DELETE_NONE, EARLY_DELETE_RUNNING, EARLY_DELETE_DONE, EARLY_DELETE_FAILED } early_delete;
         bool teardown_queued; /* it waits for the loop to go idle (or for Delete) */
         pid_t unmount_pid;    /* the child unmounting the rootfs, while it runs */

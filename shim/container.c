@@ -1083,7 +1083,9 @@ static void on_exec_fifo(struct ev_loop *loop, ev_io *w, int revents) {
 static bool start_in_place(struct start_op *o) {
         struct container *c = o->c;
         _cleanup_free_ char *why = NULL;
-        int fd = process_reaped(o->p) ? -ESRCH : runtime_start_in_place(c->rt, c->id, o->p->pid, &why);
+        int fd = !c->start_in_place_ok    ? (error_setf(&why, "poststart hooks"), -EOPNOTSUPP)
+                 : process_reaped(o->p) ? -ESRCH
+                                        : runtime_start_in_place(c->rt, c->id, &why);
         if (fd < 0) {
                 log_debug("%s: running the runtime's start: %s", c->id, why ? why : strerror(-fd));
                 return false;
@@ -1363,6 +1365,7 @@ static bool create_configure(struct create_op *o, const struct container_create_
         }
         c->private_pidns = cfg.private_pid_namespace;
         c->early_delete_ok = cfg.private_pid_namespace && !cfg.has_poststop_hooks;
+        c->start_in_place_ok = !cfg.has_poststart_hooks;
         oci_config_done(&cfg);
         return true;
 }

@@ -221,6 +221,12 @@ START_TEST(test_config_valid) {
         const char *hooks = "{\"hooks\":{\"prestart\":[],\"poststop\":[{\"path\":\"/bin/true\"}]}}";
         ck_assert_int_eq(oci_config_parse(hooks, strlen(hooks), &c, &err), 0);
         ck_assert(c.has_poststop_hooks);
+        ck_assert(!c.has_poststart_hooks);
+        oci_config_done(&c);
+        const char *start = "{\"hooks\":{\"poststart\":[{\"path\":\"/bin/true\"}],\"poststop\":null}}";
+        ck_assert_int_eq(oci_config_parse(start, strlen(start), &c, &err), 0);
+        ck_assert(c.has_poststart_hooks);
+        ck_assert(!c.has_poststop_hooks);
         oci_config_done(&c);
         const char *no_post = "{\"hooks\":{\"poststop\":[]}}";
         ck_assert_int_eq(oci_config_parse(no_post, strlen(no_post), &c, &err), 0);
@@ -246,6 +252,7 @@ START_TEST(test_config_invalid) {
                 {"{\"annotations\":[]}", "annotations"},
                 {"{\"hooks\":[]}", "hooks"},
                 {"{\"hooks\":{\"poststop\":{}}}", "hooks"},
+                {"{\"hooks\":{\"poststart\":\"/bin/true\"}}", "hooks"},
                 {"{\"annotations\":{\"a\":1}}", "annotations.a"},
                 {"{\"root\":{\"path\":\"r\"},\"root\":{\"path\":\"s\"}}", "invalid JSON"}, /* duplicate key */
         };
