@@ -273,8 +273,10 @@ perf_sched_events() {
 # cut_phases CLIENT PARENT_PID CONTAINERD_PID: the events (perf_sched_events) on stdin,
 # one run of the client binary CLIENT (ctr, docker) started by PARENT_PID after the
 # other, each cut at the same points for both shims: the client starts, the shim's
-# `start` action is exec'd, `runc create` and `runc start` run, the container's `true`
-# exits, the shim daemon exits, containerd's `delete` action ends, the client exits.
+# `start` action is exec'd, `runc create` runs, the container's `true` is exec'd (by
+# `runc start`, or once nanoshim read runc's exec fifo in place: then there is no
+# `runc start` phase) and exits, the shim daemon exits, containerd's `delete` action
+# ends, the client exits.
 # One line per run and phase: SHIM PHASE MS.
 # Only the clients PARENT_PID started and processes descending from that containerd
 # count: other agents' clients, shims and runc may run at the same time.
@@ -283,14 +285,14 @@ cut_phases() {
                 function out(name, a, b) { if (a > 0 && b > 0) printf "%s %s %.3f\n", kind, name, (b - a) * 1000 }
                 $2 == "fork" && $3 == parent { ours[$4] = 1 }
                 $2 == "exec" && $4 == client && ($3 in ours) { run = 1; cl = $3; t0 = $1; kind = ""; nrunc = 0
-                        shim_start = rc0 = rc1 = rs0 = rs1 = true_exit = 0; last_shim = 0; split("", shim); split("", fam); fam[ctrd] = 1 }
+                        shim_start = rc0 = rc1 = rs0 = rs1 = true_exec = true_exit = 0; last_shim = 0; split("", shim); split("", fam); fam[ctrd] = 1 }
                 !run { next }
                 $2 == "fork" && ($3 in fam) { fam[$4] = 1 }
                 $2 == "exec" && $4 ~ /containerd-shim-/ && ($3 in fam) {
                         if (!kind) { kind = ($4 ~ /containerd-shim-nanoshim-v2$/) ? "nanoshim" : "runc-v2"; shim_start = $1 }
                         shim[$3] = 0; last_shim = $3 }
                 $2 == "exec" && $4 ~ /\/runc$/ && ($3 in fam) { nrunc++; if (nrunc == 1) { rc = $3; rc0 = $1 } else if (nrunc == 2) { rs = $3; rs0 = $1 } }
-                $2 == "exec" && $4 ~ /\/true$/ && ($3 in fam) { tr = $3 }
+                $2 == "exec" && $4 ~ /\/true$/ && ($3 in fam) { tr = $3; true_exec = $1 }
                 $2 == "exit" {
                         if ($3 == rc) rc1 = $1
                         if ($3 == rs) rs1 = $1
@@ -304,8 +306,8 @@ cut_phases() {
                                 out("1_client_start->shim_start", t0, shim_start)
                                 out("2_shim_start->runc_create", shim_start, rc0)
                                 out("3_runc_create", rc0, rc1)
-                                out("4_create_done->runc_start", rc1, rs0)
-                                out("5_runc_start", rs0, rs1)
+                                out("4_create_done->process_exec", rc1, true_exec)
+                                out("5_of_which_runc_start", rs0, rs1)
                                 out("6_init_exit->daemon_exit", true_exit, daemon_exit)
                                 out("7_daemon_exit->delete_action_done", daemon_exit, del_end)
                                 out("8_->client_exit", del_end, $1)
