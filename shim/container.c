@@ -54,12 +54,11 @@ char *join_path(const char *dir, const char *name) {
         return p;
 }
 
-int container_write_bundle_file(struct container *c, const char *name, const char *data, bool durable) {
+int container_write_bundle_file(struct container *c, const char *name, const char *data) {
         _cleanup_close_ int dfd = open(c->bundle, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
         if (dfd < 0)
                 return -errno;
-        return durable ? write_file_atomic_at(dfd, name, data, strlen(data), 0600)
-                       : write_file_replace_at(dfd, name, data, strlen(data), 0600);
+        return write_file_replace_at(dfd, name, data, strlen(data), 0600);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -295,13 +294,14 @@ static void exit_report(struct process *p) {
         if (p->state != PROCESS_STOPPED)
                 (void)process_transition(p, PROCESS_STOPPED);
         log_info("%s: process %s (pid %d) exited with status %d", c->id, p->id, (int)p->pid, p->exit_status);
-        /* Persist first, publish second: the delete action answers from this record if we
-         * die before containerd has seen the exit. */
+        /* Record first, publish second: the delete action answers from this record if we
+         * die before containerd has seen the exit (a write and a rename survive us; no
+         * fsync: a host crash takes the containers with it). */
         if (p->is_init) {
                 char rec[96];
                 snprintf(rec, sizeof rec, "%d %lld %ld %d\n", p->exit_status, (long long)p->exited_at.tv_sec,
                          (long)p->exited_at.tv_nsec, c->oom_killed ? 1 : 0);
-                int wr = container_write_bundle_file(c, "init.exit", rec, true);
+                int wr = container_write_bundle_file(c, "init.exit", rec);
                 if (wr < 0)
                         log_warn_errno(wr, "%s: cannot record the exit in the bundle: %m", c->id);
         }
@@ -1151,7 +1151,7 @@ static void start_exec(struct start_op *o) {
         snprintf(pid_name, sizeof pid_name, "%s.pid", p->id);
         o->spec_path = join_path(c->bundle, spec_name);
         o->pid_file = join_path(c->bundle, pid_name);
-        if (!o->spec_path || !o->pid_file || container_write_bundle_file(c, spec_name, p->spec_json, false) < 0) {
+        if (!o->spec_path || !o->pid_file || container_write_bundle_file(c, spec_name, p->spec_json) < 0) {
                 answer_send(&o->a, TTRPC_INTERNAL, "cannot write the exec's process spec", NULL);
                 p->io = stdio_free(p->io);
                 start_op_free(o);
@@ -1352,7 +1352,7 @@ static bool create_configure(struct create_op *o, const struct container_create_
         json_t *saved = json_pack("{s:s, s:s}", "binary_name", c->rt_binary, "root", c->rt_root);
         _cleanup_free_ char *saved_text = saved ? json_dumps(saved, JSON_COMPACT) : NULL;
         json_decref(saved);
-        if (!saved_text || (r = container_write_bundle_file(c, "options.json", saved_text, false)) < 0)
+        if (!saved_text || (r = container_write_bundle_file(c, "options.json", saved_text)) < 0)
                 log_warn("%s: cannot write options.json, the delete action will use defaults", c->id);
 
         /* What the runtime will be asked to do decides how exits are cleaned up. */

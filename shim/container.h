@@ -181,7 +181,6 @@ int process_resize(struct process *p, unsigned width, unsigned height);
 
 /* ---- helpers ---- */
 
-/* Write a file of the bundle atomically; name is a single path component. durable:
- * fsync'd before the rename (the exit record must survive a crash). */
-int container_write_bundle_file(struct container *c, const char *name, const char *data, bool durable);
+/* Write a file of the bundle atomically; name is a single path component. */
+int container_write_bundle_file(struct container *c, const char *name, const char *data);
 char *join_path(const char *dir, const char *name);

@@ -60,7 +60,7 @@ int read_file_at(int dirfd, const char *path, size_t max_size, char **ret_buf, s
         return 0;
 }
 
-static int write_file_replace(int dirfd, const char *name, const void *data, size_t len, mode_t mode, bool durable) {
+int write_file_replace_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
         char tmp[PATH_MAX];
         if (snprintf(tmp, sizeof tmp, ".%s.tmp%d", name, (int)getpid()) >= (int)sizeof tmp)
                 return -ENAMETOOLONG;
@@ -70,8 +70,6 @@ static int write_file_replace(int dirfd, const char *name, const void *data, siz
         if (fd < 0)
                 return -errno;
         int r = loop_write(fd, data, len);
-        if (r == 0 && durable && fsync(fd) < 0)
-                r = -errno;
         if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
                 r = -errno;
         if (r < 0)
@@ -79,13 +77,6 @@ static int write_file_replace(int dirfd, const char *name, const void *data, siz
         return r;
 }
 
-int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
-        return write_file_replace(dirfd, name, data, len, mode, true);
-}
-
-int write_file_replace_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
-        return write_file_replace(dirfd, name, data, len, mode, false);
-}
 
 int parse_pid(const char *s, pid_t *ret_pid) {
         if (!s || *s < '0' || *s > '9')

@@ -274,7 +274,7 @@ static void fake_runtime(struct container *c) {
         ck_assert_int_eq(runtime_new(fx.shim.loop, fx.shim.reaper, &cfg, &c->rt), 0);
         char pid[32];
         snprintf(pid, sizeof pid, "%d", (int)c->init->pid);
-        ck_assert_int_eq(container_write_bundle_file(c, "init.pid", pid, false), 0);
+        ck_assert_int_eq(container_write_bundle_file(c, "init.pid", pid), 0);
 }
 
 static bool called(const char *what) {
@@ -372,7 +372,7 @@ END_TEST
 /* ---- kill, pause and resume, update, pids ---- */
 
 static void write_bundle(struct container *c, const char *name, const char *text) {
-        ck_assert_int_eq(container_write_bundle_file(c, name, text, false), 0);
+        ck_assert_int_eq(container_write_bundle_file(c, name, text), 0);
 }
 
 /* One process is signalled directly (no runtime); its exit comes through the pipeline.

@@ -65,7 +65,7 @@ START_TEST(test_atomic_file) {
         ck_assert_ptr_nonnull(mkdtemp(dir));
         int dfd = open(dir, O_DIRECTORY | O_CLOEXEC);
         ck_assert_int_ge(dfd, 0);
-        ck_assert_int_eq(write_file_atomic_at(dfd, "f", "hello", 5, 0600), 0);
+        ck_assert_int_eq(write_file_replace_at(dfd, "f", "hello", 5, 0600), 0);
         char *buf = NULL;
         size_t len = 0;
         ck_assert_int_eq(read_file_at(dfd, "f", 100, &buf, &len), 0);
@@ -77,8 +77,8 @@ START_TEST(test_atomic_file) {
         ck_assert_ptr_null(buf);
         ck_assert_int_eq(symlinkat("f", dfd, "link"), 0);
         ck_assert_int_eq(read_file_at(dfd, "link", 100, &buf, &len), -ELOOP);
-        ck_assert_int_eq(write_file_atomic_at(dfd, "a/b", "x", 1, 0600), -EINVAL);
-        ck_assert_int_eq(write_file_atomic_at(dfd, "pid", "77\n", 3, 0600), 0);
+        ck_assert_int_eq(write_file_replace_at(dfd, "a/b", "x", 1, 0600), -EINVAL);
+        ck_assert_int_eq(write_file_replace_at(dfd, "pid", "77\n", 3, 0600), 0);
         pid_t p;
         ck_assert_int_eq(read_pid_file_at(dfd, "pid", &p), 0);
         ck_assert_int_eq(p, 77);
