@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fd-util.h"
@@ -260,6 +261,21 @@ START_TEST(test_log_lines_are_key_value) {
 }
 END_TEST
 
+START_TEST(test_log_civil_date_is_gmtime) {
+        /* every day from 1900 to 2400 (leap centuries, the epoch, negative counts) */
+        for (long long d = -25567; d <= 157026; d++) {
+                time_t t = (time_t)(d * 86400);
+                struct tm tm;
+                ck_assert_ptr_nonnull(gmtime_r(&t, &tm));
+                int y, m, dd;
+                log_civil_date(d, &y, &m, &dd);
+                if (y != tm.tm_year + 1900 || m != tm.tm_mon + 1 || dd != tm.tm_mday)
+                        ck_abort_msg("day %lld: %04d-%02d-%02d, gmtime says %04d-%02d-%02d", d, y, m, dd,
+                                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+        }
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("core");
         TCase *tc = tcase_create("core");
@@ -274,6 +290,7 @@ int main(void) {
         tcase_add_test(tc, test_reaper_orphans_counted_not_stashed);
         tcase_add_test(tc, test_close_all_fds_except);
         tcase_add_test(tc, test_log_lines_are_key_value);
+        tcase_add_test(tc, test_log_civil_date_is_gmtime);
         suite_add_tcase(s, tc);
         return run_suite(s);
 }
