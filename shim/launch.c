@@ -550,14 +550,13 @@ int launch_delete(const struct shim_args *a) {
         struct timespec when = now_realtime();
         _cleanup_free_ char *rec = NULL, *rec_path = NULL;
         if (asprintf(&rec_path, "%s/init.exit", bundle) > 0 && read_file_at(AT_FDCWD, rec_path, 128, &rec, NULL) == 0) {
-                int st, oom;
-                long long sec;
-                long nsec;
-                if (sscanf(rec, "%d %lld %ld %d", &st, &sec, &nsec, &oom) == 4 && st >= 0 && st <= 255 && nsec >= 0 &&
-                    nsec < 1000000000L) {
-                        status = st;
+                const char *p = rec;
+                uint64_t st, sec, nsec, oom;
+                if (scan_u64(&p, 10, 255, &st) == 0 && scan_u64(&p, 10, INT64_MAX, &sec) == 0 &&
+                    scan_u64(&p, 10, 999999999, &nsec) == 0 && scan_u64(&p, 10, INT_MAX, &oom) == 0) {
+                        status = (int)st;
                         when.tv_sec = (time_t)sec;
-                        when.tv_nsec = nsec;
+                        when.tv_nsec = (long)nsec;
                 }
         }
         Nanoshim__Task__DeleteResponse resp = NANOSHIM__TASK__DELETE_RESPONSE__INIT;

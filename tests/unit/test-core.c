@@ -53,6 +53,37 @@ START_TEST(test_parse_pid) {
 }
 END_TEST
 
+START_TEST(test_scan_u64) {
+        const char *rec = "137 1700000000 999999999 1\n", *p = rec;
+        uint64_t v[4];
+        for (size_t i = 0; i < 4; i++)
+                ck_assert_int_eq(scan_u64(&p, 10, UINT64_MAX, &v[i]), 0);
+        ck_assert_uint_eq(v[0], 137);
+        ck_assert_uint_eq(v[1], 1700000000);
+        ck_assert_uint_eq(v[2], 999999999);
+        ck_assert_uint_eq(v[3], 1);
+        ck_assert_str_eq(p, "\n");
+        ck_assert_int_eq(scan_u64(&p, 10, UINT64_MAX, &v[0]), -EINVAL); /* nothing left */
+        ck_assert_str_eq(p, "\n");                                   /* not moved on error */
+        p = "1f:ABc0]";
+        ck_assert_int_eq(scan_u64(&p, 16, UINT64_MAX, &v[0]), 0);
+        ck_assert_uint_eq(v[0], 0x1f);
+        ck_assert_int_eq(*p, ':');
+        p++;
+        ck_assert_int_eq(scan_u64(&p, 16, UINT64_MAX, &v[0]), 0);
+        ck_assert_uint_eq(v[0], 0xabc0);
+        ck_assert_str_eq(p, "]");
+        p = "256";
+        ck_assert_int_eq(scan_u64(&p, 10, 255, &v[0]), -ERANGE);
+        p = "99999999999999999999";
+        ck_assert_int_eq(scan_u64(&p, 10, UINT64_MAX, &v[0]), -ERANGE);
+        p = "-1";
+        ck_assert_int_eq(scan_u64(&p, 10, UINT64_MAX, &v[0]), -EINVAL);
+        p = "ab";
+        ck_assert_int_eq(scan_u64(&p, 10, UINT64_MAX, &v[0]), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_exit_status) {
         ck_assert_int_eq(exit_status_from_wait(0), 0);
         ck_assert_int_eq(exit_status_from_wait(42 << 8), 42);
@@ -283,6 +314,7 @@ int main(void) {
         tcase_add_test(tc, test_identifiers);
         tcase_add_test(tc, test_normal_absolute_paths);
         tcase_add_test(tc, test_parse_pid);
+        tcase_add_test(tc, test_scan_u64);
         tcase_add_test(tc, test_exit_status);
         tcase_add_test(tc, test_atomic_file);
         tcase_add_test(tc, test_reaper_routes_exit);
