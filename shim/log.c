@@ -47,13 +47,14 @@ void log_civil_date(long long days, int *year, int *month, int *day) {
 
 /* The buffers live in .bss, not on the stack: a line is formatted deep in callbacks,
  * and 7 KiB of frame there would add as many stack pages to every shim for its whole
- * life. Only the pages a line's length reaches are ever touched: page-aligned, a line
- * of up to 1 KiB stays in one page. Single-threaded; a forked child has its own copy. */
+ * life. Only the pages a line's length reaches are ever touched, and they share pages
+ * with other .bss data (aligning the buffers to a page measured one page worse).
+ * Single-threaded; a forked child has its own copy. */
 static struct {
         char fmt[1024];
         char raw[2048];
         char line[4400];
-} lb __attribute__((aligned(4096)));
+} lb;
 
 int log_internal(enum log_level level, int error, const char *fmt, ...) {
         int ret = error > 0 ? -error : error;
