@@ -564,10 +564,12 @@ static bool v2_io_read(int dirfd, struct v2_io *io) {
         for (char *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
                 Nanoshim__Cgroups__V2IOEntry *e = &io->entries[io->stat.n_usage];
                 nanoshim__cgroups__v2_ioentry__init(e);
-                unsigned long long maj, min;
-                int n = 0;
-                if (sscanf(l, "%llu:%llu%n", &maj, &min, &n) != 2 || (l[n] != ' ' && l[n] != 0))
+                uint64_t maj, min;
+                const char *p = l;
+                if (scan_u64(&p, 10, UINT64_MAX, &maj) < 0 || *p++ != ':' || scan_u64(&p, 10, UINT64_MAX, &min) < 0 ||
+                    (*p != ' ' && *p != 0))
                         continue;
+                size_t n = (size_t)(p - l);
                 e->major = maj;
                 e->minor = min;
                 char *save2 = NULL;

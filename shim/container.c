@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1519,11 +1520,13 @@ static bool mount_in_ns(pid_t pid, int mnt_id) {
         if (!f)
                 return true; /* unknown: leave it to CRIU */
         bool found = false;
-        int id;
         char *line = NULL;
         size_t cap = 0;
-        while (!found && getline(&line, &cap, f) > 0)
-                found = sscanf(line, "%d ", &id) == 1 && id == mnt_id;
+        while (!found && getline(&line, &cap, f) > 0) {
+                const char *p = line;
+                uint64_t id;
+                found = scan_u64(&p, 10, INT_MAX, &id) == 0 && id == (uint64_t)mnt_id;
+        }
         free(line);
         fclose(f);
         return found;
@@ -1550,10 +1553,13 @@ static int stdio_external_key(pid_t pid, int fd, char key[CRIU_KEY_MAX]) {
         if (r < 0)
                 return r;
         const char *m = strstr(info, "\nmnt_id:");
-        int mnt_id;
-        if (!m || sscanf(m + 8, "%d", &mnt_id) != 1)
+        if (!m)
                 return -EINVAL;
-        if (mount_in_ns(pid, mnt_id))
+        m += strlen("\nmnt_id:");
+        uint64_t mnt_id;
+        if (scan_u64(&m, 10, INT_MAX, &mnt_id) < 0)
+                return -EINVAL;
+        if (mount_in_ns(pid, (int)mnt_id))
                 return 0;
         snprintf(key, CRIU_KEY_MAX, "file[%x:%llx]", (unsigned)mnt_id, (unsigned long long)st.st_ino);
         return 0;
@@ -1589,6 +1595,17 @@ static int checkpoint_stdio(struct process *init, const char *image, const char 
         return *ret_config ? 0 : -ENOMEM;
 }
 
+/* "<fd> file[<mnt_id>:<inode>]" (hex in the brackets), fd 0-2: a line of the dump's key file. */
+static bool parse_key_line(const char *line, uint64_t *fd, uint64_t *mnt, uint64_t *ino) {
+        const char *p = line;
+        if (scan_u64(&p, 10, 2, fd) < 0 || strncmp(p, " file[", 6) != 0)
+                return false;
+        p += 6;
+        if (scan_u64(&p, 16, UINT32_MAX, mnt) < 0 || *p++ != ':' || scan_u64(&p, 16, UINT64_MAX, ino) < 0)
+                return false;
+        return strcmp(p, "]") == 0;
+}
+
 /* The CRIU configuration for a restore from image: each external stdio fd of the dump
  * inherited from the restore's own fd of that number. The images' file is data: only
  * "<0-2> file[<hex>:<hex>]" lines are accepted. *ret_config: NULL if none is needed. */
@@ -1607,15 +1624,12 @@ static int restore_stdio(const char *image, const char *work, char **ret_config,
         unsigned n = 0;
         char *save = NULL;
         for (char *line = strtok_r(keep, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-                unsigned fd, mnt;
-                unsigned long long ino;
-                int end = -1;
+                uint64_t fd, mnt, ino;
                 if (n >= 3 || strspn(line, "0123456789abcdef file[:]") != strlen(line) ||
-                    sscanf(line, "%u file[%x:%llx]%n", &fd, &mnt, &ino, &end) != 3 || end != (int)strlen(line) ||
-                    fd > 2)
+                    !parse_key_line(line, &fd, &mnt, &ino))
                         return error_setf(ret_error, "%s: bad line \"%.80s\"", path, line);
-                snprintf(conf + strlen(conf), sizeof conf - strlen(conf), "inherit-fd fd[%u]:file[%x:%llx]\n", fd,
-                         mnt, ino);
+                snprintf(conf + strlen(conf), sizeof conf - strlen(conf), "inherit-fd fd[%u]:file[%x:%llx]\n",
+                         (unsigned)fd, (unsigned)mnt, (unsigned long long)ino);
                 n++;
         }
         if (n == 0)

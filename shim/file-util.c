@@ -94,6 +94,25 @@ int parse_pid(const char *s, pid_t *ret_pid) {
         return 0;
 }
 
+int scan_u64(const char **p, int base, uint64_t max, uint64_t *ret) {
+        const char *s = *p;
+        while (*s == ' ' || *s == '\t' || *s == '\n')
+                s++;
+        bool digit = *s >= '0' && *s <= '9';
+        if (base == 16)
+                digit = digit || (*s >= 'a' && *s <= 'f') || (*s >= 'A' && *s <= 'F');
+        if (!digit)
+                return -EINVAL;
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, base);
+        if (errno || v > max)
+                return -ERANGE;
+        *p = end;
+        *ret = v;
+        return 0;
+}
+
 int read_pid_file_at(int dirfd, const char *path, pid_t *ret_pid) {
         _cleanup_free_ char *buf = NULL;
         int r = read_file_at(dirfd, path, 64, &buf, NULL);

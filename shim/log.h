@@ -28,6 +28,9 @@ int log_internal(enum log_level level, int error, const char *fmt, ...) _printf_
 #define log_info_errno(e, ...) log_internal(LOG_LEVEL_INFO, (e), __VA_ARGS__)
 #define log_debug_errno(e, ...) log_internal(LOG_LEVEL_DEBUG, (e), __VA_ARGS__)
 
+/* The calendar date of a day count since 1970-01-01 (UTC), as in log lines' time=. */
+void log_civil_date(long long days, int *year, int *month, int *day);
+
 /* For parsers that explain a refusal to their caller: *ret_error = the formatted text
  * (malloc'd; NULL if out of memory; ret_error may be NULL). Returns -EINVAL. */
 int error_setf(char **ret_error, const char *fmt, ...) _printf_(2, 3);

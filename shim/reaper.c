@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "macro.h"
+#include "memtrim.h"
 
 /* Bounds memory if a held operation overlaps an orphan storm: the oldest stashed exits
  * are dropped first; by then their pid has been re-used or they were orphans. */
@@ -82,6 +83,7 @@ static void on_child(struct ev_loop *loop, ev_child *w, int revents) {
         if (!WIFEXITED(status) && !WIFSIGNALED(status))
                 return; /* stopped/continued: not an exit */
         r->n_reaped++;
+        memtrim_soon(); /* whoever waited for it is about to free what it held */
         struct reaper_entry *e = find_entry(r, pid);
         if (e) {
                 fire(r, e, status);

@@ -12,6 +12,7 @@
 #include "events.h"
 #include "log.h"
 #include "macro.h"
+#include "memtrim.h"
 #include "reaper.h"
 #include "stdio-relay.h"
 #include "ttrpc.h"
@@ -40,6 +41,12 @@ static void on_terminate(struct ev_loop *loop, ev_signal *w, int revents) {
         struct shim *s = w->data;
         log_info("received signal %d", w->signum);
         shim_exit(s);
+}
+
+static void shim_dispatch(struct ttrpc_call *call, void *userdata) {
+        struct shim *s = userdata;
+        memtrim_soon();
+        s->dispatch(call, s);
 }
 
 int shim_new(struct ev_loop *loop, const struct shim_config *cfg, struct shim **ret) {
@@ -75,7 +82,8 @@ int shim_new(struct ev_loop *loop, const struct shim_config *cfg, struct shim **
         r = events_new(loop, cfg->events_address, s->namespace, &s->events);
         if (r < 0)
                 goto fail;
-        r = ttrpc_server_new(loop, cfg->listen_fd, cfg->dispatch, NULL /* same user */, s, &s->server);
+        s->dispatch = cfg->dispatch;
+        r = ttrpc_server_new(loop, cfg->listen_fd, shim_dispatch, NULL /* same user */, s, &s->server);
         if (r < 0)
                 goto fail;
         ev_signal_init(&s->sig_term, on_terminate, SIGTERM);
@@ -84,6 +92,7 @@ int shim_new(struct ev_loop *loop, const struct shim_config *cfg, struct shim **
         ev_signal_init(&s->sig_int, on_terminate, SIGINT);
         s->sig_int.data = s;
         ev_signal_start(loop, &s->sig_int);
+        memtrim_init(loop);
         *ret = s;
         return 0;
 fail:
@@ -98,6 +107,7 @@ int shim_finish(struct shim *s) {
                 unlink(s->socket_path);
         ev_signal_stop(s->loop, &s->sig_term);
         ev_signal_stop(s->loop, &s->sig_int);
+        memtrim_stop();
         s->server = ttrpc_server_free(s->server);
         if (s->forget_all)
                 s->forget_all(s);

@@ -46,6 +46,7 @@ struct shim {
         struct container *containers;
         ev_idle teardown_idle; /* container.c: early teardowns once the loop is idle */
         void (*forget_all)(struct shim *s);
+        void (*dispatch)(struct ttrpc_call *call, void *shim);
         bool exiting;
         ev_signal sig_term, sig_int;
 };

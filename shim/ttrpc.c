@@ -29,7 +29,11 @@
 #define TTRPC_OUTQ_MAX (4 * (size_t)(TTRPC_MAX_MESSAGE + TTRPC_HEADER_SIZE))
 /* Requests being served on one connection at once; more get RESOURCE_EXHAUSTED. */
 #define TTRPC_MAX_CALLS 1024
-#define TTRPC_READ_CHUNK 65536
+/* One recv() per wakeup, into the stack: requests and replies are a few hundred bytes to
+ * a few KiB, a bigger frame just takes more wakeups (the decoder gathers it). A larger
+ * buffer would push every handler called from here that much deeper into the stack,
+ * pages each shim then keeps for its whole life. */
+#define TTRPC_READ_CHUNK 4096
 
 struct outbuf {
         struct outbuf *next;

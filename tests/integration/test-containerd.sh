@@ -382,8 +382,9 @@ expect "early-teardown-before-delete" early_teardown_case
 options_case() {
         local d=$WORK/opts cg="nanoshim-test-$$" spid ok=0 ctrl
         mkdir -p "$d/root"
-        # A runtime binary of our own: runc, logging each call, proves BinaryName is used.
-        printf '#!/bin/sh\necho "$*" >>%s/calls\nexec runc "$@"\n' "$d" >"$d/runc-logged"
+        # A runtime binary of our own: runc, logging each call, proves BinaryName is used
+        # (and shows the runtime's GLIBC_TUNABLES).
+        printf '#!/bin/sh\necho "$* tunables=${GLIBC_TUNABLES-unset}" >>%s/calls\nexec runc "$@"\n' "$d" >"$d/runc-logged"
         chmod +x "$d/runc-logged"
         # The shim's cgroup: in the unified hierarchy itself (cgroup v2 only), or in the
         # v1 hierarchies and the hybrid's unified one.
@@ -413,6 +414,11 @@ TOML
         [ -d "$d/root/$CTR_NS/opts1" ] || { echo "Root/<namespace> not used: $(find "$d/root")"; ok=1; }
         spid=$(shim_pid_of opts1)
         grep -q ":/$cg\$" "/proc/$spid/cgroup" 2>/dev/null || { echo "shim not in /$cg: $(cat "/proc/$spid/cgroup")"; ok=1; }
+        # The daemon started without malloc's thread cache, and took that tunable off
+        # the environment of what it runs.
+        tr '\0' '\n' <"/proc/$spid/environ" | grep -q '^GLIBC_TUNABLES=.*glibc.malloc.tcache_count=0$' ||
+                { echo "daemon started without the tcache tunable"; ok=1; }
+        ! grep -q "tcache_count" "$d/calls" || { echo "the daemon's tunable reached the runtime: $(head -1 "$d/calls")"; ok=1; }
         ctr_ task kill -s KILL opts1
         poll_until 20 task_stopped opts1
         ctr_ task delete opts1 >/dev/null

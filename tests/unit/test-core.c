@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fd-util.h"
@@ -49,6 +50,37 @@ START_TEST(test_parse_pid) {
         ck_assert_int_lt(parse_pid("12x", &p), 0);
         ck_assert_int_lt(parse_pid("99999999999999999999", &p), 0);
         ck_assert_int_eq(p, 7); /* untouched on error */
+}
+END_TEST
+
+START_TEST(test_scan_u64) {
+        const char *rec = "137 1700000000 999999999 1\n", *p = rec;
+        uint64_t v[4];
+        for (size_t i = 0; i < 4; i++)
+                ck_assert_int_eq(scan_u64(&p, 10, UINT64_MAX, &v[i]), 0);
+        ck_assert_uint_eq(v[0], 137);
+        ck_assert_uint_eq(v[1], 1700000000);
+        ck_assert_uint_eq(v[2], 999999999);
+        ck_assert_uint_eq(v[3], 1);
+        ck_assert_str_eq(p, "\n");
+        ck_assert_int_eq(scan_u64(&p, 10, UINT64_MAX, &v[0]), -EINVAL); /* nothing left */
+        ck_assert_str_eq(p, "\n");                                   /* not moved on error */
+        p = "1f:ABc0]";
+        ck_assert_int_eq(scan_u64(&p, 16, UINT64_MAX, &v[0]), 0);
+        ck_assert_uint_eq(v[0], 0x1f);
+        ck_assert_int_eq(*p, ':');
+        p++;
+        ck_assert_int_eq(scan_u64(&p, 16, UINT64_MAX, &v[0]), 0);
+        ck_assert_uint_eq(v[0], 0xabc0);
+        ck_assert_str_eq(p, "]");
+        p = "256";
+        ck_assert_int_eq(scan_u64(&p, 10, 255, &v[0]), -ERANGE);
+        p = "99999999999999999999";
+        ck_assert_int_eq(scan_u64(&p, 10, UINT64_MAX, &v[0]), -ERANGE);
+        p = "-1";
+        ck_assert_int_eq(scan_u64(&p, 10, UINT64_MAX, &v[0]), -EINVAL);
+        p = "ab";
+        ck_assert_int_eq(scan_u64(&p, 10, UINT64_MAX, &v[0]), -EINVAL);
 }
 END_TEST
 
@@ -260,6 +292,21 @@ START_TEST(test_log_lines_are_key_value) {
 }
 END_TEST
 
+START_TEST(test_log_civil_date_is_gmtime) {
+        /* every day from 1900 to 2400 (leap centuries, the epoch, negative counts) */
+        for (long long d = -25567; d <= 157026; d++) {
+                time_t t = (time_t)(d * 86400);
+                struct tm tm;
+                ck_assert_ptr_nonnull(gmtime_r(&t, &tm));
+                int y, m, dd;
+                log_civil_date(d, &y, &m, &dd);
+                if (y != tm.tm_year + 1900 || m != tm.tm_mon + 1 || dd != tm.tm_mday)
+                        ck_abort_msg("day %lld: %04d-%02d-%02d, gmtime says %04d-%02d-%02d", d, y, m, dd,
+                                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+        }
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("core");
         TCase *tc = tcase_create("core");
@@ -267,6 +314,7 @@ int main(void) {
         tcase_add_test(tc, test_identifiers);
         tcase_add_test(tc, test_normal_absolute_paths);
         tcase_add_test(tc, test_parse_pid);
+        tcase_add_test(tc, test_scan_u64);
         tcase_add_test(tc, test_exit_status);
         tcase_add_test(tc, test_atomic_file);
         tcase_add_test(tc, test_reaper_routes_exit);
@@ -274,6 +322,7 @@ int main(void) {
         tcase_add_test(tc, test_reaper_orphans_counted_not_stashed);
         tcase_add_test(tc, test_close_all_fds_except);
         tcase_add_test(tc, test_log_lines_are_key_value);
+        tcase_add_test(tc, test_log_civil_date_is_gmtime);
         suite_add_tcase(s, tc);
         return run_suite(s);
 }
