@@ -1066,6 +1066,11 @@ static void fifo_start_step(struct start_op *o, bool final) {
         int r = runtime_start_in_place_finish(o->c->rt, o->c->id, o->fifo.fd, &err);
         if (r == -EAGAIN && !final)
                 return;
+        /* closed before the answer: a client that counts our fds after it sees none */
+        ev_io_stop(o->c->shim->loop, &o->fifo);
+        close(o->fifo.fd);
+        o->fifo.fd = -1;
+        o->c->fifo_start = NULL;
         if (r < 0)
                 start_finish(o, TTRPC_UNKNOWN, "OCI runtime start failed: %s",
                              r == -EAGAIN ? "container process is already dead" : err);
