@@ -54,6 +54,7 @@ struct container {
         char *rootfs_target;  /* set when we mounted the rootfs */
         bool private_pidns;
         bool killing_all;     /* `runtime kill --all` after the init's exit is running */
+        bool killed_all;      /* ... and it succeeded: nothing of the container is left */
         /* The runtime's state is removed, and the rootfs unmounted, as soon as the init
          * has exited, not at Delete: see early_teardown() in container.c. */
         bool early_delete_ok;

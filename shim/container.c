@@ -380,6 +380,7 @@ static void on_kill_all_done(const struct runtime_result *res, void *userdata) {
         if (res->exit_status != 0)
                 log_debug("%s: kill --all after the init's exit: %s", c->id, res->error ? res->error : "failed");
         c->killing_all = false;
+        c->killed_all = res->exit_status == 0;
         if (c->init)
                 exit_step(c->init, EXIT_EV_CHECK);
         container_unref(c);
@@ -760,9 +761,11 @@ void container_kill(struct container *c, struct process *p, unsigned signal, boo
                 answer_fmt(fn, ud, TTRPC_INVALID_ARGUMENT, "invalid signal %u", signal);
                 return;
         }
-        if (p->is_init && all && process_exited(p) && c->private_pidns) {
-                /* the init's exit took the whole PID namespace: nothing is left to signal
-                 * (and the runtime may have forgotten the container already) */
+        if (p->is_init && all && process_exited(p) && (c->private_pidns || c->killed_all)) {
+                /* the init's exit took the whole PID namespace, or our `kill --all` after
+                 * it took the rest of the cgroup: nothing is left to signal (and the
+                 * runtime may have forgotten the container already). containerd asks
+                 * this of every task it deletes (WithProcessKill). */
                 fn(ud, TTRPC_NOT_FOUND, "process already finished", NULL);
                 return;
         }
@@ -1571,8 +1574,10 @@ static int stdio_external_key(pid_t pid, int fd, char key[CRIU_KEY_MAX]) {
 }
 
 /* For a dump of init: the CRIU configuration declaring its outside stdio external (in
- * work), and the keys kept with the images. *ret_config: the file, or NULL if none. */
-static int checkpoint_stdio(struct process *init, const char *image, const char *work, char **ret_config) {
+ * conf_dir, the container's bundle: CRIU's work directory may be the checkpoint's own,
+ * which the client then archives, as containerd's CRI does), and the keys kept with
+ * the images. *ret_config: the file, or NULL if none. */
+static int checkpoint_stdio(struct process *init, const char *image, const char *conf_dir, char **ret_config) {
         char conf[3 * (CRIU_KEY_MAX + 16)] = "", keep[3 * (CRIU_KEY_MAX + 8)] = "";
         *ret_config = NULL;
         for (int fd = 0; fd < 3; fd++) {
@@ -1593,10 +1598,10 @@ static int checkpoint_stdio(struct process *init, const char *image, const char 
                 return 0;
         }
         int r = write_file_replace_at(idir, CHECKPOINT_STDIO_FILE, keep, strlen(keep), 0600);
-        _cleanup_close_ int wdir = open(work, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+        _cleanup_close_ int wdir = open(conf_dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
         if (r < 0 || wdir < 0 || (r = write_file_replace_at(wdir, "nanoshim-dump.conf", conf, strlen(conf), 0600)) < 0)
                 return r < 0 ? r : -errno;
-        *ret_config = join_path(work, "nanoshim-dump.conf");
+        *ret_config = join_path(conf_dir, "nanoshim-dump.conf");
         return *ret_config ? 0 : -ENOMEM;
 }
 
@@ -1614,7 +1619,7 @@ static bool parse_key_line(const char *line, uint64_t *fd, uint64_t *mnt, uint64
 /* The CRIU configuration for a restore from image: each external stdio fd of the dump
  * inherited from the restore's own fd of that number. The images' file is data: only
  * "<0-2> file[<hex>:<hex>]" lines are accepted. *ret_config: NULL if none is needed. */
-static int restore_stdio(const char *image, const char *work, char **ret_config, char **ret_error) {
+static int restore_stdio(const char *image, const char *conf_dir, char **ret_config, char **ret_error) {
         *ret_config = NULL;
         _cleanup_free_ char *path = join_path(image, CHECKPOINT_STDIO_FILE), *keep = NULL;
         size_t len;
@@ -1639,11 +1644,11 @@ static int restore_stdio(const char *image, const char *work, char **ret_config,
         }
         if (n == 0)
                 return 0;
-        _cleanup_close_ int wdir = open(work, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+        _cleanup_close_ int wdir = open(conf_dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
         if (wdir < 0 || (r = write_file_replace_at(wdir, "nanoshim-restore.conf", conf, strlen(conf), 0600)) < 0)
-                return error_setf(ret_error, "cannot write the CRIU configuration in %s: %s", work,
+                return error_setf(ret_error, "cannot write the CRIU configuration in %s: %s", conf_dir,
                                   strerror(wdir < 0 ? errno : -r));
-        *ret_config = join_path(work, "nanoshim-restore.conf");
+        *ret_config = join_path(conf_dir, "nanoshim-restore.conf");
         return *ret_config ? 0 : -ENOMEM;
 }
 
@@ -1685,7 +1690,7 @@ void container_checkpoint(struct container *c, const struct container_checkpoint
                 answer_fmt(fn, ud, TTRPC_UNKNOWN, "cannot create the checkpoint directories: %s", strerror(-r));
                 return;
         }
-        r = checkpoint_stdio(p, image, work, &criu_config);
+        r = checkpoint_stdio(p, image, c->bundle, &criu_config);
         if (r < 0) {
                 answer_fmt(fn, ud, TTRPC_UNKNOWN, "cannot describe the container's stdio to CRIU: %s", strerror(-r));
                 return;
@@ -1784,7 +1789,7 @@ static void restore_start(struct start_op *o) {
         int r = !work || !o->pid_file ? -ENOMEM : mkdir_if_missing(work);
         if (r < 0)
                 err = strdup(strerror(-r));
-        else if ((r = restore_stdio(c->restore_from, work, &criu_config, &err)) < 0)
+        else if ((r = restore_stdio(c->restore_from, c->bundle, &criu_config, &err)) < 0)
                 ;
         else if (p->terminal && (r = stdio_console_socket(p->io, &console)) < 0)
                 err = strdup("cannot create the console socket");

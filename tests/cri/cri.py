@@ -180,7 +180,10 @@ class Client:
     @staticmethod
     def container_config(name, image, command, args=None, tty=False, stdin=False,
                          stdin_once=False, log_path="", envs=None, resources=None,
-                         labels=None):
+                         labels=None, pid="CONTAINER"):
+        """PID: the container's PID namespace, CONTAINER (its own: what the kubelet
+        asks for unless the pod has shareProcessNamespace) or POD (the sandbox's; the
+        protocol's default when nothing is said)."""
         cfg = {"metadata": {"name": name, "attempt": 0}, "image": {"image": image},
                "command": list(command), "args": list(args or []),
                "tty": tty, "stdin": stdin, "stdin_once": stdin_once,
@@ -188,8 +191,9 @@ class Client:
                "envs": [{"key": k, "value": v} for k, v in (envs or {}).items()]}
         if log_path:
             cfg["log_path"] = log_path
+        cfg["linux"] = {"security_context": {"namespace_options": {"pid": pid}}}
         if resources:
-            cfg["linux"] = {"resources": resources}
+            cfg["linux"]["resources"] = resources
         return cfg
 
     def run_pod(self, handler, pod_cfg):
@@ -204,7 +208,7 @@ class Client:
 
     def start_pod(self, handler, name, containers, image, timings=None, **pod_kw):
         """RunPodSandbox, then CreateContainer + StartContainer for each
-        (name, command) of CONTAINERS. Returns (pod_id, [container ids]); TIMINGS,
+        (name, command[, pid namespace mode]) of CONTAINERS. Returns (pod_id, [container ids]); TIMINGS,
         a dict, receives the seconds of RunPodSandbox ("run_pod") and of all
         CreateContainer ("create") and StartContainer ("start") calls."""
         pod_cfg = self.pod_config(name, **pod_kw)
@@ -214,8 +218,8 @@ class Client:
         t["run_pod"] = time.monotonic() - t0
         cids = []
         try:
-            for cname, cmd in containers:
-                cfg = self.container_config(cname, image, cmd,
+            for cname, cmd, *pid in containers:
+                cfg = self.container_config(cname, image, cmd, pid=pid[0] if pid else "CONTAINER",
                                             log_path=cname + ".log" if pod_kw.get("log_directory") else "")
                 t1 = time.monotonic()
                 cid = self.create_container(pod, pod_cfg, cfg)

@@ -582,7 +582,7 @@ t_kill_all_before_exit() {
         cat >"$wrap" <<WRAP
 #!/bin/sh
 case " \$* " in
-*" kill --all "*) sleep 1; runc "\$@"; st=\$?; date +%s%N >"$IT_TMP/killall-done"; exit \$st ;;
+*" kill --all "*) echo x >>"$IT_TMP/killall-calls"; sleep 1; runc "\$@"; st=\$?; date +%s%N >"$IT_TMP/killall-done"; exit \$st ;;
 esac
 exec runc "\$@"
 WRAP
@@ -590,7 +590,7 @@ WRAP
         shim_start kill-all-exit || return
         b=$(bundle kae sh -c 'exit 6')
         bundle_edit "$b" 's/{"type": "pid"}, //'
-        rm -f "$IT_TMP/killall-done"
+        rm -f "$IT_TMP/killall-done" "$IT_TMP/killall-calls"
         ctl create kae --bundle "$b" --runtime-binary "$wrap" >/dev/null && ctl start kae >/dev/null
         got=$(ctl --timeout 30 wait kae)
         waited_at=$(date +%s%N)
@@ -601,6 +601,11 @@ WRAP
         else
                 fail "kill --all first: Wait answered before kill --all ended (done: $done_at, wait: $waited_at)"
         fi
+        # containerd kills --all every task it deletes: that kill --all ran already.
+        got=$(ctl kill kae --all --signal KILL 2>&1)
+        case $got in *"already finished"*) pass "kill --all after the exit: nothing left to kill" ;;
+        *) fail "kill --all after the exit: $got" ;; esac
+        expect_eq "kill --all after the exit: no second runtime kill --all" "$(wc -l <"$IT_TMP/killall-calls")" 1
         got=$(ctl delete kae | grep -o '"exit_status":[0-9]*')
         expect_eq "kill --all first: Delete" "$got" '"exit_status":6'
         shim_stop
