@@ -198,7 +198,8 @@ def main():
     with open(a.out + ".md", "w") as f:
         f.write("# Pods through the CRI plugin: nanoshim vs runc-v2\n\n")
         f.write("containerd %s, %s; %d runs per handler (ABBA), host-network pods of two "
-                "`sleep` containers for the timings; PSS of the pod's shim with %d pods "
+                "`sleep` containers, each in a PID namespace of its own (as the kubelet makes "
+                "them), for the timings; PSS of the pod's shim with %d pods "
                 "of a kind at once, 3 s after the last start. Times are medians; ratios are "
                 "medians of per-pair ratios (nanoshim/runc) for times, of medians for PSS.\n\n"
                 % (v.runtime_version, os.uname().release, a.runs, a.pods))
