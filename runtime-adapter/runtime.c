@@ -762,12 +762,19 @@ static int in_place_ok(const struct runtime *rt, char **ret_reason) {
         return 0;
 }
 
-int runtime_delete_stopped_in_place(struct runtime *rt, const char *id, pid_t init_pid, char **ret_reason) {
+int runtime_delete_in_place_possible(struct runtime *rt, char **ret_reason) {
         int r = in_place_ok(rt, ret_reason);
         if (r < 0)
                 return r;
         if (rt->systemd_cgroup)
                 return error_setf(ret_reason, "systemd cgroup driver"), -EOPNOTSUPP;
+        return 0;
+}
+
+int runtime_delete_stopped_in_place(struct runtime *rt, const char *id, pid_t init_pid, char **ret_reason) {
+        int r = runtime_delete_in_place_possible(rt, ret_reason);
+        if (r < 0)
+                return r;
         return runc_state_remove(rt->root, id, init_pid, "/sys/fs/cgroup/", ret_reason);
 }
 

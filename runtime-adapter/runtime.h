@@ -61,6 +61,9 @@ int runtime_delete(struct runtime *rt, const char *id, bool force, runtime_done_
  * -EOPNOTSUPP with nothing touched. Either way, on an error the caller runs
  * runtime_delete(), which finishes; *ret_reason (malloc'd) says why. 0 when done. */
 int runtime_delete_stopped_in_place(struct runtime *rt, const char *id, pid_t init_pid, char **ret_reason);
+/* Its first checks, which look at no file: 0 when runtime_delete_stopped_in_place() may
+ * do the delete (it may still refuse, from what it finds). */
+int runtime_delete_in_place_possible(struct runtime *rt, char **ret_reason);
 
 /* `start <id>` of a created container, in place (no runc start-up: about 5 ms of Go on
  * every container start): returns the read end of runc's exec fifo, opened without

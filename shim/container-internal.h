@@ -59,9 +59,15 @@ struct container {
          * has exited, not at Delete: see early_teardown() in container.c. */
         bool early_delete_ok;
         bool start_in_place_ok; /* no poststart hooks: see start_in_place() */
-        enum { EARLY_DELETE_NONE, EARLY_DELETE_RUNNING, EARLY_DELETE_DONE, EARLY_DELETE_FAILED } early_delete;
+        enum {
+                EARLY_DELETE_NONE,
+                EARLY_DELETE_IN_CHILD, /* in place, by the teardown child */
+                EARLY_DELETE_RUNNING,  /* the runtime's delete */
+                EARLY_DELETE_DONE,
+                EARLY_DELETE_FAILED
+        } early_delete;
         bool teardown_queued; /* it waits for the loop to go idle (or for Delete) */
-        pid_t unmount_pid;    /* the child unmounting the rootfs, while it runs */
+        pid_t unmount_pid;    /* the teardown child (rootfs unmount, runc's state), while it runs */
         struct answer early_delete_waiter; /* a Delete that came while they ran */
         struct process *init;
         struct process *execs;

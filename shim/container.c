@@ -10,8 +10,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -514,60 +516,95 @@ static void on_early_deleted(const struct runtime_result *res, void *userdata) {
         container_unref(c);
 }
 
+/* The runtime's own delete, started now; Delete waits for it if it comes first. */
 static void early_runtime_delete(struct container *c) {
-        struct process *p = c->init;
-        _cleanup_free_ char *why = NULL;
-        int r = runtime_delete_stopped_in_place(c->rt, c->id, p->pid, &why);
-        if (r == 0) {
-                log_debug("%s: the runtime's state and cgroups removed in place", c->id);
-                c->early_delete = EARLY_DELETE_DONE;
-                return;
-        }
-        log_debug("%s: running the runtime's delete: %s", c->id, why ? why : strerror(-r));
         if (runtime_delete(c->rt, c->id, false, on_early_deleted, container_ref(c)) == 0)
                 c->early_delete = EARLY_DELETE_RUNNING;
         else
                 container_unref(c);
 }
 
-static void on_unmounted(pid_t pid, int wait_status, void *userdata) {
+/* What the teardown child reports in its exit status (bits). */
+#define TEARDOWN_UNMOUNT_FAILED 1 /* Delete tries again */
+#define TEARDOWN_STATE_LEFT 2     /* not removed in place: the runtime's delete must run */
+
+static void on_teardown_child_exit(pid_t pid, int wait_status, void *userdata) {
+        (void)pid;
         struct container *c = userdata;
         int st = exit_status_from_wait(wait_status);
+        bool killed = !WIFEXITED(wait_status);
         c->unmount_pid = 0;
-        if (st != 0) /* delete_finish_init() tries again */
-                log_warn("%s: cannot unmount %s: %s", c->id, c->rootfs_target,
-                         st < 128 ? strerror(st) : "the unmounting process was killed");
-        else {
+        if (c->rootfs_target && (killed || (st & TEARDOWN_UNMOUNT_FAILED))) /* delete_finish_init() tries again */
+                log_warn("%s: cannot unmount %s%s", c->id, c->rootfs_target,
+                         killed ? ": the unmounting process was killed" : "");
+        else if (c->rootfs_target) {
                 free(c->rootfs_target); /* nothing of ours is mounted any more */
                 c->rootfs_target = NULL;
+        }
+        if (c->early_delete == EARLY_DELETE_IN_CHILD) {
+                c->early_delete = EARLY_DELETE_NONE;
+                if (killed || (st & TEARDOWN_STATE_LEFT))
+                        early_runtime_delete(c);
+                else
+                        c->early_delete = EARLY_DELETE_DONE;
         }
         early_teardown_check(c);
         container_unref(c);
 }
 
-static void early_unmount(struct container *c) {
-        if (!c->rootfs_target || c->unmount_pid > 0)
-                return;
-        pid_t pid = unmount_all_spawn(c->rootfs_target);
-        if (pid < 0) {
-                log_warn_errno((int)pid, "%s: cannot start unmounting the rootfs: %m", c->id);
-                return;
+/* The teardown's work, in a child at SCHED_IDLE: it runs when no one else wants the
+ * CPU, so that on a host where many containers end at once it does not hold back
+ * other shims' (or this one's) exits. The loop never waits for it; a Delete that does
+ * raises it to SCHED_OTHER. */
+static pid_t teardown_child_spawn(struct container *c, bool state_in_place) {
+        pid_t pid = fork_signals_blocked();
+        if (pid != 0)
+                return pid;
+        struct sched_param sp = {0};
+        (void)sched_setscheduler(0, SCHED_IDLE, &sp);
+        int code = 0;
+        if (c->rootfs_target && unmount_all(c->rootfs_target) < 0)
+                code |= TEARDOWN_UNMOUNT_FAILED;
+        if (state_in_place) {
+                _cleanup_free_ char *why = NULL;
+                int r = runtime_delete_stopped_in_place(c->rt, c->id, c->init->pid, &why);
+                if (r < 0) {
+                        log_debug("%s: running the runtime's delete: %s", c->id, why ? why : strerror(-r));
+                        code |= TEARDOWN_STATE_LEFT;
+                } else
+                        log_debug("%s: the runtime's state and cgroups removed in place", c->id);
         }
-        if (reaper_watch(c->shim->reaper, pid, on_unmounted, container_ref(c)) < 0) {
-                container_unref(c);
-                return; /* reaped as an orphan; Delete unmounts */
-        }
-        c->unmount_pid = pid;
+        _exit(code);
 }
 
 static void early_teardown(struct container *c) {
         struct process *p = c->init;
         if (!c->early_delete_ok || c->early_delete != EARLY_DELETE_NONE || !c->rt || !p || p->busy ||
-            p->delete_answer.fn)
+            p->delete_answer.fn || c->unmount_pid > 0)
                 return;
         /* (the OOM counter was read before the exit event: the cgroup may go) */
-        early_unmount(c); /* the longer of the two, in a child: first */
-        early_runtime_delete(c);
+        _cleanup_free_ char *why = NULL;
+        bool in_place = runtime_delete_in_place_possible(c->rt, &why) == 0;
+        if (!in_place) {
+                log_debug("%s: running the runtime's delete: %s", c->id, why);
+                early_runtime_delete(c);
+        }
+        if (!in_place && !c->rootfs_target)
+                return;
+        pid_t pid = teardown_child_spawn(c, in_place);
+        if (pid < 0) {
+                log_warn_errno((int)pid, "%s: cannot start the teardown: %m", c->id);
+                if (in_place)
+                        early_runtime_delete(c); /* and Delete unmounts */
+                return;
+        }
+        if (reaper_watch(c->shim->reaper, pid, on_teardown_child_exit, container_ref(c)) < 0) {
+                container_unref(c);
+                return; /* reaped as an orphan: Delete runs the runtime's delete and unmounts */
+        }
+        c->unmount_pid = pid;
+        if (in_place)
+                c->early_delete = EARLY_DELETE_IN_CHILD;
 }
 
 /* The teardown after an init's exit waits until the loop has nothing else to do: the
@@ -686,6 +723,10 @@ void container_delete(struct container *c, struct process *p, container_answer_f
         }
         teardown_now(c);
         if (p->exit == EXIT_REPORTED && (c->early_delete == EARLY_DELETE_RUNNING || c->unmount_pid > 0)) {
+                if (c->unmount_pid > 0) { /* someone waits for it now: no longer SCHED_IDLE */
+                        struct sched_param sp = {0};
+                        (void)sched_setscheduler(c->unmount_pid, SCHED_OTHER, &sp);
+                }
                 p->busy = true;
                 c->early_delete_waiter = a; /* see early_teardown_check() */
                 return;

@@ -10,7 +10,6 @@
 
 #include "log.h"
 #include "macro.h"
-#include "reaper.h"
 
 struct flag_word {
         const char *word;
@@ -138,15 +137,4 @@ int unmount_all(const char *target) {
                 return -errno;
         }
         return -EBUSY;
-}
-
-pid_t unmount_all_spawn(const char *target) {
-        /* Signals stay blocked in the child: it runs none of the parent's handlers and
-         * only makes system calls before _exit. */
-        pid_t pid = fork_signals_blocked();
-        if (pid == 0) {
-                int r = unmount_all(target);
-                _exit(r < 0 ? (-r & 0xff) : 0);
-        }
-        return pid;
 }

@@ -28,8 +28,3 @@ int mount_parse_options(char *const *options, size_t n, struct mount_flags *ret)
 int mount_all(const struct mount_spec *m, size_t n, const char *target, char **ret_error);
 /* Unmount target until nothing is mounted there any more (EINVAL). 0 or -errno. */
 int unmount_all(const char *target);
-/* unmount_all() in a child process, so that the caller's loop does not wait for it (an
- * overlay's unmount writes back its upper layer's dirty data first, which can take
- * seconds). The child's exit status is 0 or the errno of the failure. Returns the
- * child's pid (to be reaped by the caller) or -errno. */
-pid_t unmount_all_spawn(const char *target);
