@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "cgroup.h"
+#include "fd-util.h"
 #include "file-util.h"
 #include "ids.h"
 #include "log.h"
@@ -560,6 +561,9 @@ static pid_t teardown_child_spawn(struct container *c, bool state_in_place) {
         pid_t pid = fork_signals_blocked();
         if (pid != 0)
                 return pid;
+        /* none of the daemon's sockets, FIFOs or pipes: a client must see them close
+         * when the daemon goes, not when this child gets its turn */
+        close_all_fds_except(NULL, 0);
         struct sched_param sp = {0};
         (void)sched_setscheduler(0, SCHED_IDLE, &sp);
         int code = 0;
