@@ -185,6 +185,18 @@ ctrd_shim_address() {
 }
 
 ctr_() {
+        # ctr keeps a task's FIFOs in /run/containerd/fifo unless told otherwise, and leaves
+        # them there when the task ends abnormally (a killed shim): under our own dir.
+        case " $* " in
+        *" --fifo-dir "*) ;;
+        " run "* | " task start "* | " task exec "* | " t start "* | " t exec "*)
+                if [ -n "${CTRD_DIR:-}" ]; then
+                        local n=1
+                        [ "$1" = run ] || n=2
+                        set -- "${@:1:n}" --fifo-dir "$CTRD_DIR/fifo" "${@:n+1}"
+                fi
+                ;;
+        esac
         ctr --address "$CTRD_SOCK" -n "$CTR_NS" "$@"
 }
 
