@@ -1059,12 +1059,18 @@ struct start_op {
         ev_io fifo;      /* init, started in place: runc's exec fifo (fd -1 otherwise) */
 };
 
+/* An in-place start's fifo watch ends (read, failed, or the start is dropped). */
+static void fifo_start_close(struct start_op *o) {
+        if (o->fifo.fd < 0)
+                return;
+        ev_io_stop(o->c->shim->loop, &o->fifo);
+        close(o->fifo.fd);
+        o->fifo.fd = -1;
+        o->c->fifo_start = NULL;
+}
+
 static void start_op_free(struct start_op *o) {
-        if (o->fifo.fd >= 0) {
-                ev_io_stop(o->c->shim->loop, &o->fifo);
-                close(o->fifo.fd);
-                o->c->fifo_start = NULL;
-        }
+        fifo_start_close(o);
         if (o->spec_path) {
                 unlink(o->spec_path);
                 free(o->spec_path);
@@ -1114,11 +1120,7 @@ static void fifo_start_step(struct start_op *o, bool final) {
         int r = runtime_start_in_place_finish(o->c->rt, o->c->id, o->fifo.fd, &err);
         if (r == -EAGAIN && !final)
                 return;
-        /* closed before the answer: a client that counts our fds after it sees none */
-        ev_io_stop(o->c->shim->loop, &o->fifo);
-        close(o->fifo.fd);
-        o->fifo.fd = -1;
-        o->c->fifo_start = NULL;
+        fifo_start_close(o); /* before the answer: a client that counts our fds then sees none */
         if (r < 0)
                 start_finish(o, TTRPC_UNKNOWN, "OCI runtime start failed: %s",
                              r == -EAGAIN ? "container process is already dead" : err);
