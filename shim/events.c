@@ -15,12 +15,17 @@
 #define RETRY_MIN_S 0.05
 #define RETRY_MAX_S 5.0
 #define EVENTS_IDLE_CLOSE_S 2.0 /* seconds without an event before the connection is dropped */
+#define EVENTS_MAX_IN_FLIGHT 16
+#define EVENTS_SCAN_MAX 64 /* queued events looked at for one that may go */
 
 struct event_item {
         struct event_item *next;
+        struct events *ev;
+        char *key;        /* the container: its events go one at a time, in order */
         char *topic;
         uint8_t *payload; /* packed ForwardRequest */
         size_t len;
+        bool in_flight;
 };
 
 struct events {
@@ -30,7 +35,7 @@ struct events {
         struct ttrpc_client *client;
         struct event_item *head, *tail;
         size_t n_pending;
-        bool in_flight;
+        size_t n_in_flight;
         bool reconnect;      /* drop the client before the next try */
         bool closing;
         unsigned failures;
@@ -48,6 +53,7 @@ struct events {
 static void item_free(struct event_item *it) {
         if (!it)
                 return;
+        free(it->key);
         free(it->topic);
         free(it->payload);
         free(it);
@@ -63,7 +69,7 @@ static void flush_done(struct events *ev) {
 }
 
 static void kick(struct events *ev) {
-        if (!ev->in_flight && ev->head && !ev_is_active(&ev->retry))
+        if (ev->n_in_flight < EVENTS_MAX_IN_FLIGHT && ev->head && !ev_is_active(&ev->retry))
                 ev_prepare_start(ev->loop, &ev->kick_prepare);
 }
 
@@ -82,30 +88,42 @@ static void schedule_retry(struct events *ev) {
         ev_timer_start(ev->loop, &ev->retry);
 }
 
+static void item_unlink(struct events *ev, struct event_item *it) {
+        struct event_item **pp = &ev->head, *prev = NULL;
+        while (*pp && *pp != it) {
+                prev = *pp;
+                pp = &(*pp)->next;
+        }
+        if (!*pp)
+                return;
+        *pp = it->next;
+        if (ev->tail == it)
+                ev->tail = prev;
+        ev->n_pending--;
+}
+
 static void on_forward_done(int code, const char *message, const uint8_t *resp, size_t resp_len, void *userdata) {
-        struct events *ev = userdata;
-        ev->in_flight = false;
+        struct event_item *it = userdata;
+        struct events *ev = it->ev;
+        it->in_flight = false;
+        ev->n_in_flight--;
         if (ev->closing)
                 return;
         if (code != 0) {
                 if (ev->failures == 0 || log_get_max_level() >= LOG_LEVEL_DEBUG)
-                        log_warn("events: forwarding %s failed (code %d: %s), will retry",
-                                 ev->head ? ev->head->topic : "?", code, message ? message : "");
+                        log_warn("events: forwarding %s failed (code %d: %s), will retry", it->topic, code,
+                                 message ? message : "");
                 if (code == TTRPC_UNAVAILABLE || code == TTRPC_CANCELLED || code == TTRPC_DEADLINE_EXCEEDED ||
                     (ev->client && ttrpc_client_is_closed(ev->client)))
                         ev->reconnect = true;
-                schedule_retry(ev);
+                /* (the other calls of a broken connection fail with it: one retry for all) */
+                if (!ev_is_active(&ev->retry))
+                        schedule_retry(ev);
                 return;
         }
-        struct event_item *it = ev->head;
-        if (it) {
-                ev->head = it->next;
-                if (!ev->head)
-                        ev->tail = NULL;
-                ev->n_pending--;
-                log_debug("events: %s delivered", it->topic);
-                item_free(it);
-        }
+        item_unlink(ev, it);
+        log_debug("events: %s delivered", it->topic);
+        item_free(it);
         ev->failures = 0;
         if (ev->head)
                 kick(ev);
@@ -120,16 +138,29 @@ static void on_forward_done(int code, const char *message, const uint8_t *resp, 
 
 static void on_idle_close(struct ev_loop *loop, ev_timer *w, int revents) {
         struct events *ev = w->data;
-        if (!ev->in_flight && !ev->head)
+        if (ev->n_in_flight == 0 && !ev->head)
                 ev->client = ttrpc_client_free(ev->client);
 }
 
-static void send_head(struct events *ev) {
-        if (ev->in_flight || !ev->head)
+/* Whether an event queued before it has the same key (then it waits for that one). */
+static bool key_waits(const struct events *ev, const struct event_item *it) {
+        for (const struct event_item *e = ev->head; e && e != it; e = e->next)
+                if ((!e->key && !it->key) || (e->key && it->key && strcmp(e->key, it->key) == 0))
+                        return true;
+        return false;
+}
+
+/* Sends what may go: the first queued event of each key (container) that has none in
+ * flight, up to EVENTS_MAX_IN_FLIGHT at once. One container's events keep their order
+ * (containerd's ttrpc server runs concurrent calls in any order); different containers'
+ * do not wait for each other: a pod's containers killed at once have their exits
+ * forwarded together, not one round trip after the other. */
+static void send_ready(struct events *ev) {
+        if (!ev->head)
                 return;
         ev_timer_stop(ev->loop, &ev->idle_close);
         if (!ev->address) {
-                /* No receiver configured: nothing to deliver to. */
+                /* No receiver configured: nothing to deliver to (and nothing in flight). */
                 while (ev->head) {
                         struct event_item *it = ev->head;
                         ev->head = it->next;
@@ -140,8 +171,11 @@ static void send_head(struct events *ev) {
                 flush_done(ev);
                 return;
         }
-        if (ev->client && (ev->reconnect || ttrpc_client_is_closed(ev->client)))
+        if (ev->client && (ev->reconnect || ttrpc_client_is_closed(ev->client))) {
+                if (ev->n_in_flight > 0)
+                        return; /* the old connection's calls end first (each one's end kicks) */
                 ev->client = ttrpc_client_free(ev->client);
+        }
         ev->reconnect = false;
         if (!ev->client) {
                 int r = ttrpc_client_connect(ev->loop, ev->address, &ev->client);
@@ -153,32 +187,40 @@ static void send_head(struct events *ev) {
                 }
         }
         struct ttrpc_kv md = {"containerd-namespace-ttrpc", ev->namespace};
-        int r = ttrpc_client_call_bytes(ev->client, EVENTS_SERVICE, "Forward", ev->head->payload, ev->head->len,
-                                        EVENTS_FORWARD_TIMEOUT_NS, &md, 1, on_forward_done, ev);
-        if (r < 0) {
-                ev->reconnect = true;
-                schedule_retry(ev);
-                return;
+        size_t scanned = 0;
+        for (struct event_item *it = ev->head; it && ev->n_in_flight < EVENTS_MAX_IN_FLIGHT && scanned < EVENTS_SCAN_MAX;
+             it = it->next, scanned++) {
+                if (it->in_flight || key_waits(ev, it))
+                        continue;
+                int r = ttrpc_client_call_bytes(ev->client, EVENTS_SERVICE, "Forward", it->payload, it->len,
+                                                EVENTS_FORWARD_TIMEOUT_NS, &md, 1, on_forward_done, it);
+                if (r < 0) {
+                        ev->reconnect = true;
+                        if (!ev_is_active(&ev->retry))
+                                schedule_retry(ev);
+                        return;
+                }
+                it->in_flight = true;
+                ev->n_in_flight++;
         }
-        ev->in_flight = true;
 }
 
 static void on_kick(struct ev_loop *loop, ev_prepare *w, int revents) {
         struct events *ev = w->data;
         ev_prepare_stop(loop, w);
-        send_head(ev);
+        send_ready(ev);
 }
 
 void events_send_now(struct events *ev) {
         if (!ev_is_active(&ev->kick_prepare))
                 return; /* nothing waiting to go, or in flight, or waiting for a retry */
         ev_prepare_stop(ev->loop, &ev->kick_prepare);
-        send_head(ev);
+        send_ready(ev);
 }
 
 static void on_retry(struct ev_loop *loop, ev_timer *w, int revents) {
         struct events *ev = w->data;
-        send_head(ev);
+        send_ready(ev);
 }
 
 static void on_flush_timeout(struct ev_loop *loop, ev_timer *w, int revents) {
@@ -238,7 +280,8 @@ struct events *events_free(struct events *ev) {
         return NULL;
 }
 
-int events_publish(struct events *ev, const char *topic, const char *type_url, const ProtobufCMessage *msg) {
+int events_publish(struct events *ev, const char *key, const char *topic, const char *type_url,
+                   const ProtobufCMessage *msg) {
         size_t inner_len = protobuf_c_message_get_packed_size(msg);
         _cleanup_free_ uint8_t *inner = malloc(inner_len ? inner_len : 1);
         if (!inner)
@@ -265,8 +308,10 @@ int events_publish(struct events *ev, const char *topic, const char *type_url, c
                 return -ENOMEM;
         it->len = nanoshim__events__forward_request__get_packed_size(&req);
         it->payload = malloc(it->len);
+        it->ev = ev;
         it->topic = strdup(topic);
-        if (!it->payload || !it->topic) {
+        it->key = key ? strdup(key) : NULL;
+        if (!it->payload || !it->topic || (key && !it->key)) {
                 item_free(it);
                 return -ENOMEM;
         }

@@ -2,10 +2,12 @@
 /* The ordered outbox of task events, forwarded to containerd (or any receiver) over
  * ttrpc `containerd.services.events.ttrpc.v1.Events/Forward`.
  *
- * One event is in flight at a time, in production order. An event leaves the outbox
- * only when the receiver acknowledged it; a failed send is retried, first at once on
- * a fresh connection, then with capped exponential backoff -- nothing is dropped
- * while the shim lives (containerd's own publisher drops after 5 tries). */
+ * Events with the same key (the container) go one at a time, in production order;
+ * those of different containers go concurrently (up to 16 in flight on the one
+ * connection). An event leaves the outbox only when the receiver acknowledged it; a
+ * failed send is retried, first at once on a fresh connection, then with capped
+ * exponential backoff -- nothing is dropped while the shim lives (containerd's own
+ * publisher drops after 5 tries). */
 #pragma once
 
 #include <ev.h>
@@ -25,12 +27,14 @@ struct events;
 int events_new(struct ev_loop *loop, const char *address, const char *namespace, struct events **ret);
 struct events *events_free(struct events *ev);
 
-/* Queue one event. topic e.g. "/tasks/exit"; type_url e.g. "containerd.events.TaskExit". */
-int events_publish(struct events *ev, const char *topic, const char *type_url, const ProtobufCMessage *msg);
+/* Queue one event. key: the container it is about (NULL: events without one are
+ * ordered among themselves); topic e.g. "/tasks/exit"; type_url e.g.
+ * "containerd.events.TaskExit". */
+int events_publish(struct events *ev, const char *key, const char *topic, const char *type_url,
+                   const ProtobufCMessage *msg);
 
-/* Send the next queued event now instead of at the loop's next iteration, when one is
- * waiting and none is in flight: before work that would hold the loop (never from
- * inside events_publish() or an events callback). */
+/* Send what may go now instead of at the loop's next iteration: before work that
+ * would hold the loop (never from inside events_publish() or an events callback). */
 void events_send_now(struct events *ev);
 /* Callback once the outbox is empty (now or later), or at the deadline. For shutdown. */
 void events_flush(struct events *ev, double deadline_s, void (*fn)(void *userdata), void *userdata);

@@ -98,11 +98,13 @@ static void usage(FILE *f) {
               "  resume ID\n"
               "  update ID --resources FILE        FILE: OCI LinuxResources JSON\n"
               "  stats ID                          prints the metrics' type_url and byte size\n"
-              "  events --listen SOCKET [--count N] [--fail-first N]\n"
+              "  events --listen SOCKET [--count N] [--fail-first N] [--batch N]\n"
               "         serve containerd.services.events.ttrpc.v1.Events/Forward on SOCKET (its\n"
               "         directory is created 0700 if missing) and print each event as one JSON\n"
               "         line; exit after N events with --count; answer the first N Forwards\n"
-              "         with UNAVAILABLE with --fail-first (to test a sender's retries)\n"
+              "         with UNAVAILABLE with --fail-first (to test a sender's retries); with\n"
+              "         --batch, hold the answers until N Forwards wait at once (or 2 s went by:\n"
+              "         said on stderr, as is a container with two events waiting at once)\n"
               "\n"
               "Chaining: commands separated by a lone '+' run in order in one process, e.g.\n"
               "  shimctl -a S kill c1 --signal KILL + wait c1 + delete c1 + shutdown c1\n"
@@ -331,12 +333,13 @@ enum {
         OPT_LISTEN,
         OPT_COUNT,
         OPT_FAIL_FIRST,
+        OPT_BATCH,
 };
 
 struct cmd_opts {
         const char *bundle, *stdin_path, *stdout_path, *stderr_path, *runtime_binary, *runtime_root;
         const char *exec_id, *spec, *signal, *resources, *listen;
-        const char *count, *fail_first;
+        const char *count, *fail_first, *batch;
         bool terminal, all, now;
         char **args; /* positional arguments (after the command name) */
         int n_args;
@@ -364,6 +367,7 @@ static int parse_cmd(const struct ctl *ctl, int argc, char **argv, const char *c
                 {"listen", required_argument, NULL, OPT_LISTEN},
                 {"count", required_argument, NULL, OPT_COUNT},
                 {"fail-first", required_argument, NULL, OPT_FAIL_FIRST},
+                {"batch", required_argument, NULL, OPT_BATCH},
                 {NULL, 0, NULL, 0},
         };
         struct option opts[ELEMENTSOF(all_opts)];
@@ -405,6 +409,7 @@ static int parse_cmd(const struct ctl *ctl, int argc, char **argv, const char *c
                 case OPT_LISTEN: o->listen = optarg; break;
                 case OPT_COUNT: o->count = optarg; break;
                 case OPT_FAIL_FIRST: o->fail_first = optarg; break;
+                case OPT_BATCH: o->batch = optarg; break;
                 case ':':
                         return usage_error(ctl, "option '%s' needs a value", argv[optind - 1]);
                 default:
@@ -867,11 +872,24 @@ static int cmd_stats(struct ctl *ctl, int argc, char **argv) {
 /* ------------------------------------------------------------------------------------ */
 /* events receiver                                                                      */
 
+#define RECEIVER_BATCH_MAX 64
+#define RECEIVER_BATCH_WAIT_S 2.0
+
+struct held_forward {
+        struct ttrpc_call *call;
+        char *container_id;
+        char *text; /* the line to print once answered */
+};
+
 struct receiver {
         struct ev_loop *loop;
         struct ttrpc_server *server;
         unsigned long count;      /* 0 = forever */
         unsigned long fail_first; /* Forwards still to refuse */
+        unsigned long batch;      /* answers held until this many wait (0: at once) */
+        struct held_forward held[RECEIVER_BATCH_MAX];
+        size_t n_held;
+        ev_timer batch_timer;
         unsigned long received;
         int exit_code;
         ev_signal sig_int, sig_term;
@@ -985,6 +1003,32 @@ static json_t *event_to_json(const Nanoshim__Types__Any *any) {
         return json_null();
 }
 
+/* Prints the event's line and acknowledges it (takes text). Acknowledged is only what
+ * reached stdout: the sender keeps what could not be printed. */
+static void answer_forward(struct receiver *rc, struct ttrpc_call *call, char *text) {
+        bool printed = puts(text) >= 0 && fflush(stdout) == 0;
+        free(text);
+        if (!printed) {
+                ttrpc_call_reply_error(call, TTRPC_INTERNAL, "shimctl events: cannot print the event");
+                return;
+        }
+        ttrpc_call_reply(call, NULL);
+        rc->received++;
+        if (rc->count > 0 && rc->received >= rc->count)
+                ev_break(rc->loop, EVBREAK_ALL);
+}
+
+/* --batch: the held Forwards answered, in the order they came. */
+static void answer_held(struct receiver *rc) {
+        ev_timer_stop(rc->loop, &rc->batch_timer);
+        size_t n = rc->n_held;
+        rc->n_held = 0;
+        for (size_t i = 0; i < n; i++) {
+                free(rc->held[i].container_id);
+                answer_forward(rc, rc->held[i].call, rc->held[i].text);
+        }
+}
+
 static void on_forward(struct ttrpc_call *call, void *userdata) {
         struct receiver *rc = userdata;
         if (!call->service || strcmp(call->service, EVENTS_SERVICE) != 0) {
@@ -1010,24 +1054,39 @@ static void on_forward(struct ttrpc_call *call, void *userdata) {
                 return;
         }
         const Nanoshim__Events__Envelope *e = req->envelope;
-        json_t *j = json_pack("{s:s, s:s, s:o, s:s, s:o}", "topic", e->topic ? e->topic : "", "namespace",
+        json_t *event = event_to_json(e->event);
+        const char *cid = json_string_value(json_object_get(event, "container_id"));
+        _cleanup_free_ char *container_id = strdup(cid ? cid : "");
+        json_t *j = json_pack("{s:s, s:s, s:o, s:s, s:O}", "topic", e->topic ? e->topic : "", "namespace",
                               e->namespace_ ? e->namespace_ : "", "timestamp", json_timestamp(e->timestamp),
-                              "type_url", e->event && e->event->type_url ? e->event->type_url : "", "event",
-                              event_to_json(e->event));
+                              "type_url", e->event && e->event->type_url ? e->event->type_url : "", "event", event);
+        json_decref(event);
         nanoshim__events__forward_request__free_unpacked(req, NULL);
         char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
-        /* Acknowledge only what reached stdout: the sender keeps what we could not print. */
-        if (!text || puts(text) < 0 || fflush(stdout) != 0) {
+        if (!text || !container_id) {
                 free(text);
-                ttrpc_call_reply_error(call, TTRPC_INTERNAL, "shimctl events: cannot print the event");
+                ttrpc_call_reply_error(call, TTRPC_INTERNAL, "shimctl events: out of memory");
                 return;
         }
-        free(text);
-        ttrpc_call_reply(call, NULL);
-        rc->received++;
-        if (rc->count > 0 && rc->received >= rc->count)
-                ev_break(rc->loop, EVBREAK_ALL);
+        if (rc->batch == 0) {
+                answer_forward(rc, call, text);
+                return;
+        }
+        for (size_t i = 0; i < rc->n_held; i++)
+                if (strcmp(rc->held[i].container_id, container_id) == 0)
+                        fprintf(stderr, "shimctl events: two events of container %s wait at once\n", container_id);
+        rc->held[rc->n_held++] = (struct held_forward){call, TAKE_PTR(container_id), text};
+        if (rc->n_held >= rc->batch || rc->n_held == RECEIVER_BATCH_MAX)
+                answer_held(rc);
+        else if (!ev_is_active(&rc->batch_timer))
+                ev_timer_start(rc->loop, &rc->batch_timer);
+}
+
+static void on_batch_timeout(struct ev_loop *loop, ev_timer *w, int revents) {
+        struct receiver *rc = w->data;
+        fprintf(stderr, "shimctl events: only %zu Forward(s) waited at once (--batch %lu)\n", rc->n_held, rc->batch);
+        answer_held(rc);
 }
 
 static void on_receiver_signal(struct ev_loop *loop, ev_signal *w, int revents) {
@@ -1092,7 +1151,7 @@ static int listen_unix(const char *path, int *ret_fd) {
 }
 
 static int cmd_events(struct ctl *ctl, int argc, char **argv) {
-        static const char *const allowed[] = {"listen", "count", "fail-first", NULL};
+        static const char *const allowed[] = {"listen", "count", "fail-first", "batch", NULL};
         struct cmd_opts o;
         int r = parse_cmd(ctl, argc, argv, allowed, &o);
         if (r == 0)
@@ -1108,6 +1167,10 @@ static int cmd_events(struct ctl *ctl, int argc, char **argv) {
                 return usage_error(ctl, "--count needs a number, got '%s'", o.count);
         if (o.fail_first && parse_uint(o.fail_first, ULONG_MAX, &rc.fail_first) < 0)
                 return usage_error(ctl, "--fail-first needs a number, got '%s'", o.fail_first);
+        if (o.batch && (parse_uint(o.batch, RECEIVER_BATCH_MAX, &rc.batch) < 0 || rc.batch == 0))
+                return usage_error(ctl, "--batch needs a number from 1 to %d, got '%s'", RECEIVER_BATCH_MAX, o.batch);
+        ev_timer_init(&rc.batch_timer, on_batch_timeout, RECEIVER_BATCH_WAIT_S, 0);
+        rc.batch_timer.data = &rc;
         const char *path = socket_path(o.listen);
 
         int fd = -1;
@@ -1135,6 +1198,11 @@ static int cmd_events(struct ctl *ctl, int argc, char **argv) {
 
         ev_signal_stop(ctl->loop, &rc.sig_int);
         ev_signal_stop(ctl->loop, &rc.sig_term);
+        ev_timer_stop(ctl->loop, &rc.batch_timer);
+        for (size_t i = 0; i < rc.n_held; i++) { /* (never answered: the sender keeps them) */
+                free(rc.held[i].container_id);
+                free(rc.held[i].text);
+        }
         unlink(path);
         /* The last acknowledgement was written when it was made (small, empty socket
          * buffer); closing now cannot take it back. */

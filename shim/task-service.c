@@ -66,8 +66,10 @@ static int resolve(struct shim *s, struct ttrpc_call *call, const char *id, cons
 /* ------------------------------------------------------------------------------------ */
 /* exits                                                                                */
 
-static void publish(struct shim *s, const char *topic, const char *type_url, const ProtobufCMessage *msg) {
-        int r = events_publish(s->events, topic, type_url, msg);
+/* (one container's events keep their order; see events.h) */
+static void publish(struct shim *s, const char *container_id, const char *topic, const char *type_url,
+                    const ProtobufCMessage *msg) {
+        int r = events_publish(s->events, container_id, topic, type_url, msg);
         if (r < 0)
                 log_error_errno(r, "cannot queue %s event: %m", topic);
 }
@@ -80,9 +82,9 @@ static void publish_start(struct shim *s, const char *container_id, const char *
         ie.pid = ee.pid = (uint32_t)pid;
         ee.exec_id = (char *)exec_id;
         if (!exec_id)
-                publish(s, "/tasks/start", "containerd.events.TaskStart", &ie.base);
+                publish(s, container_id, "/tasks/start", "containerd.events.TaskStart", &ie.base);
         else
-                publish(s, "/tasks/exec-started", "containerd.events.TaskExecStarted", &ee.base);
+                publish(s, container_id, "/tasks/exec-started", "containerd.events.TaskExecStarted", &ee.base);
 }
 
 /* The container's own events (container.c): exit, OOM, delete. */
@@ -102,7 +104,7 @@ static void on_container_event(struct container *c, enum container_event ev, con
                 e.pid = (uint32_t)pi.pid;
                 e.exit_status = (uint32_t)pi.exit_status;
                 e.exited_at = &ts;
-                publish(sh, "/tasks/exit", "containerd.events.TaskExit", &e.base);
+                publish(sh, id, "/tasks/exit", "containerd.events.TaskExit", &e.base);
                 if (pi.is_init && container_early_teardown_ok(c))
                         events_send_now(sh->events); /* out before the early teardown */
                 break;
@@ -110,7 +112,7 @@ static void on_container_event(struct container *c, enum container_event ev, con
         case CONTAINER_EVENT_OOM: {
                 Nanoshim__Events__TaskOOM e = NANOSHIM__EVENTS__TASK_OOM__INIT;
                 e.container_id = id;
-                publish(sh, "/tasks/oom", "containerd.events.TaskOOM", &e.base);
+                publish(sh, id, "/tasks/oom", "containerd.events.TaskOOM", &e.base);
                 break;
         }
         case CONTAINER_EVENT_DELETE: {
@@ -120,14 +122,14 @@ static void on_container_event(struct container *c, enum container_event ev, con
                 e.pid = (uint32_t)pi.pid;
                 e.exit_status = (uint32_t)pi.exit_status;
                 e.exited_at = &ts;
-                publish(sh, "/tasks/delete", "containerd.events.TaskDelete", &e.base);
+                publish(sh, id, "/tasks/delete", "containerd.events.TaskDelete", &e.base);
                 break;
         }
         case CONTAINER_EVENT_EXEC_ADDED: {
                 Nanoshim__Events__TaskExecAdded e = NANOSHIM__EVENTS__TASK_EXEC_ADDED__INIT;
                 e.container_id = id;
                 e.exec_id = (char *)pi.id;
-                publish(sh, "/tasks/exec-added", "containerd.events.TaskExecAdded", &e.base);
+                publish(sh, id, "/tasks/exec-added", "containerd.events.TaskExecAdded", &e.base);
                 break;
         }
         case CONTAINER_EVENT_START:
@@ -139,9 +141,9 @@ static void on_container_event(struct container *c, enum container_event ev, con
                 Nanoshim__Events__TaskResumed re = NANOSHIM__EVENTS__TASK_RESUMED__INIT;
                 pe.container_id = re.container_id = id;
                 if (ev == CONTAINER_EVENT_PAUSED)
-                        publish(sh, "/tasks/paused", "containerd.events.TaskPaused", &pe.base);
+                        publish(sh, id, "/tasks/paused", "containerd.events.TaskPaused", &pe.base);
                 else
-                        publish(sh, "/tasks/resumed", "containerd.events.TaskResumed", &re.base);
+                        publish(sh, id, "/tasks/resumed", "containerd.events.TaskResumed", &re.base);
                 break;
         }
         }
@@ -215,7 +217,7 @@ static void answer_create(void *ud, int code, const char *message, const struct 
                 ev.io = &tio;
                 ev.checkpoint = req->checkpoint;
                 ev.pid = (uint32_t)a->pid;
-                publish(s, "/tasks/create", "containerd.events.TaskCreate", &ev.base);
+                publish(s, req->id, "/tasks/create", "containerd.events.TaskCreate", &ev.base);
                 if (cc->run_now)
                         publish_start(s, req->id, NULL, a->pid);
                 Nanoshim__Task__CreateTaskResponse resp = NANOSHIM__TASK__CREATE_TASK_RESPONSE__INIT;
@@ -532,7 +534,7 @@ static void answer_checkpoint(void *ud, int code, const char *message, const str
                 Nanoshim__Events__TaskCheckpointed ev = NANOSHIM__EVENTS__TASK_CHECKPOINTED__INIT;
                 ev.container_id = k->id;
                 ev.checkpoint = k->image;
-                publish(k->shim, "/tasks/checkpointed", "containerd.events.TaskCheckpointed", &ev.base);
+                publish(k->shim, k->id, "/tasks/checkpointed", "containerd.events.TaskCheckpointed", &ev.base);
                 ttrpc_call_reply(k->call, NULL);
         }
         free(k->id);

@@ -191,6 +191,35 @@ t_events_order() {
         shim_stop
 }
 
+# Four containers of one shim: their events reach the receiver together, one
+# container's never two at once. The receiver holds its answers until 4 Forwards wait
+# (--batch 4); a shim that sends one event after the other never gets there (each
+# batch times out after 2 s, said on the receiver's stderr).
+t_events_concurrent() {
+        local ev=$IT_TMP/ev-conc/ev.sock b i got
+        "$SHIMCTL" events --listen "$ev" --count 16 --batch 4 >"$IT_TMP/ev-conc.out" 2>"$IT_TMP/ev-conc.err" &
+        local rpid=$!
+        it_track "$rpid"
+        poll_until 10 test -S "$ev"
+        shim_start events-conc "$ev" || return
+        b=$(bundle ev-conc sleep 1000)
+        # (each start's event waits behind its container's create, still unanswered)
+        for i in 1 2 3 4; do ctl create "ec$i" --bundle "$b" >/dev/null && ctl start "ec$i" >/dev/null; done
+        for i in 1 2 3 4; do ctl kill "ec$i" --signal KILL; done
+        for i in 1 2 3 4; do ctl --timeout 20 wait "ec$i" >/dev/null; done
+        for i in 1 2 3 4; do ctl delete "ec$i" >/dev/null; done
+        wait_pid "$rpid" 30 || fail "concurrent events: the receiver did not get 16 events"
+        got=$(grep -c . "$IT_TMP/ev-conc.err")
+        expect_eq "concurrent events: every batch of 4 filled, no container twice at once" "$got" 0
+        [ "$got" = 0 ] || sed 's/^/    /' "$IT_TMP/ev-conc.err"
+        for i in 1 2 3 4; do
+                grep "\"container_id\":\"ec$i\"" "$IT_TMP/ev-conc.out" >"$IT_TMP/ev-conc.$i"
+                expect_eq "concurrent events: ec$i's in order" "$(topics_of "$IT_TMP/ev-conc.$i")" \
+                        "create start exit delete"
+        done
+        shim_stop
+}
+
 # The receiver is down while the events happen, then comes up: all of them, in order.
 t_events_late() {
         local ev=$IT_TMP/ev-late/ev.sock got
@@ -732,7 +761,7 @@ t_shutdown() {
 }
 
 for t in t_exit_codes t_sigkill t_sigterm_trap t_sigterm_ignored t_kill_all t_kill_all_before_exit t_exec t_exec_start_failed t_concurrent_wait \
-        t_events_order t_events_late t_events_fail_first t_stdout_fifo t_backpressure t_stdin t_tty t_init_fds t_oom t_early_exit t_early_delete t_start_in_place t_standalone_launch t_orphan_storm \
+        t_events_order t_events_concurrent t_events_late t_events_fail_first t_stdout_fifo t_backpressure t_stdin t_tty t_init_fds t_oom t_early_exit t_early_delete t_start_in_place t_standalone_launch t_orphan_storm \
         t_errors t_shutdown; do
         if [ -n "${IT_ONLY:-}" ] && ! echo " $IT_ONLY " | grep -q " $t "; then
                 continue
