@@ -525,6 +525,9 @@ kill_all() {
         t1=$(last_exit_us "$s" "$p")
         t1=${t1:0:16}
         echo "$n $(fdiv $((t1 - t0)) 1000) $p" >>"$DATA/kill.$s"
+        # the raw exits (containerd's events: the shim's stamp first), the kill's time
+        [ "$s" = conmon ] || { echo "kill $t0"; tail -n +"$EV_FROM" "$WORK/events.log" |
+                grep "/tasks/exit .*\"container_id\":\"$s$p-"; } >"$DATA/kill-exits.$s.$p"
 }
 
 # remove_all SUBJECT POP: ms to remove every (exited) container of the population.

@@ -193,6 +193,7 @@ size_t container_count(const struct shim *s) {
 }
 
 void container_forget_all(struct shim *s) {
+        ev_timer_stop(s->loop, &s->teardown_quiet);
         ev_idle_stop(s->loop, &s->teardown_idle);
         while (s->containers) {
                 struct container *c = s->containers;
@@ -213,7 +214,7 @@ void container_forget_all(struct shim *s) {
 
 enum exit_event { EXIT_EV_REAPED, EXIT_EV_DRAINED, EXIT_EV_START_FAILED, EXIT_EV_CHECK };
 static void exit_step(struct process *p, enum exit_event ev);
-static void early_teardown(struct container *c);
+static void early_teardown(struct container *c, bool urgent);
 static void teardown_queue(struct container *c);
 static void delete_continue(struct process *p);
 
@@ -553,19 +554,21 @@ static void on_teardown_child_exit(pid_t pid, int wait_status, void *userdata) {
         container_unref(c);
 }
 
-/* The teardown's work, in a child at SCHED_IDLE: it runs when no one else wants the
- * CPU, so that on a host where many containers end at once it does not hold back
- * other shims' (or this one's) exits. The loop never waits for it; a Delete that does
- * raises it to SCHED_OTHER. */
-static pid_t teardown_child_spawn(struct container *c, bool state_in_place) {
+/* The teardown's work, in a child. Unless a Delete waits for it (urgent), at SCHED_IDLE:
+ * it runs when no one else wants the CPU. The loop never waits for it; a Delete that
+ * does raises it to SCHED_OTHER. Only this process changes the child's policy, so a
+ * raise is never undone by the child lowering itself late. */
+static pid_t teardown_child_spawn(struct container *c, bool state_in_place, bool urgent) {
         pid_t pid = fork_signals_blocked();
+        if (pid > 0 && !urgent) {
+                struct sched_param sp = {0};
+                (void)sched_setscheduler(pid, SCHED_IDLE, &sp);
+        }
         if (pid != 0)
                 return pid;
         /* none of the daemon's sockets, FIFOs or pipes: a client must see them close
          * when the daemon goes, not when this child gets its turn */
         close_all_fds_except(NULL, 0);
-        struct sched_param sp = {0};
-        (void)sched_setscheduler(0, SCHED_IDLE, &sp);
         int code = 0;
         if (c->rootfs_target && unmount_all(c->rootfs_target) < 0)
                 code |= TEARDOWN_UNMOUNT_FAILED;
@@ -581,7 +584,7 @@ static pid_t teardown_child_spawn(struct container *c, bool state_in_place) {
         _exit(code);
 }
 
-static void early_teardown(struct container *c) {
+static void early_teardown(struct container *c, bool urgent) {
         struct process *p = c->init;
         if (!c->early_delete_ok || c->early_delete != EARLY_DELETE_NONE || !c->rt || !p || p->busy ||
             p->delete_answer.fn || c->unmount_pid > 0)
@@ -595,7 +598,7 @@ static void early_teardown(struct container *c) {
         }
         if (!in_place && !c->rootfs_target)
                 return;
-        pid_t pid = teardown_child_spawn(c, in_place);
+        pid_t pid = teardown_child_spawn(c, in_place, urgent);
         if (pid < 0) {
                 log_warn_errno((int)pid, "%s: cannot start the teardown: %m", c->id);
                 if (in_place)
@@ -611,10 +614,16 @@ static void early_teardown(struct container *c) {
                 c->early_delete = EARLY_DELETE_IN_CHILD;
 }
 
-/* The teardown after an init's exit waits until the loop has nothing else to do: the
- * exits that came with it (a pod's containers killed at once) are reaped, stamped and
- * published first, each not behind the previous one's unmount and state removal. A
- * Delete that comes before runs it at once. */
+/* The teardown after an init's exit waits until no exit came for TEARDOWN_QUIET_S and
+ * then until the loop has nothing else to do: the exits that come with it (a pod's
+ * containers killed at once, or a whole node's) are reaped, stamped and published
+ * first, each not behind the previous one's unmount and state removal. Nor does a
+ * teardown run in the middle of such a burst: an unmount and a cgroup's removal take
+ * the kernel's global mount and cgroup locks, which the dying containers of every
+ * other shim need too (at SCHED_IDLE, a child preempted while holding one held them all
+ * back). A Delete that comes before runs it at once. */
+#define TEARDOWN_QUIET_S 0.1
+
 static void on_teardown_idle(struct ev_loop *loop, ev_idle *w, int revents) {
         (void)revents;
         struct shim *s = w->data;
@@ -622,25 +631,37 @@ static void on_teardown_idle(struct ev_loop *loop, ev_idle *w, int revents) {
         for (struct container *c = s->containers; c; c = c->next)
                 if (c->teardown_queued) {
                         c->teardown_queued = false;
-                        early_teardown(c);
+                        early_teardown(c, false);
                 }
+}
+
+static void on_teardown_quiet(struct ev_loop *loop, ev_timer *w, int revents) {
+        (void)revents;
+        struct shim *s = w->data;
+        ev_timer_stop(loop, w);
+        if (ev_is_active(&s->teardown_idle))
+                return;
+        ev_idle_init(&s->teardown_idle, on_teardown_idle);
+        s->teardown_idle.data = s;
+        ev_idle_start(loop, &s->teardown_idle);
 }
 
 static void teardown_queue(struct container *c) {
         struct shim *s = c->shim;
         c->teardown_queued = true;
         if (ev_is_active(&s->teardown_idle))
-                return;
-        ev_idle_init(&s->teardown_idle, on_teardown_idle);
-        s->teardown_idle.data = s;
-        ev_idle_start(s->loop, &s->teardown_idle);
+                return; /* already past the quiet wait */
+        if (!ev_is_active(&s->teardown_quiet))
+                ev_timer_init(&s->teardown_quiet, on_teardown_quiet, 0., TEARDOWN_QUIET_S);
+        s->teardown_quiet.data = s;
+        ev_timer_again(s->loop, &s->teardown_quiet); /* (each exit starts the wait again) */
 }
 
 static void teardown_now(struct container *c) {
         if (!c->teardown_queued)
                 return;
         c->teardown_queued = false;
-        early_teardown(c);
+        early_teardown(c, true);
 }
 
 struct delete_op {

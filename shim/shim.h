@@ -44,7 +44,8 @@ struct shim {
         char *runtime_root;
         char *state_dir;
         struct container *containers;
-        ev_idle teardown_idle; /* container.c: early teardowns once the loop is idle */
+        ev_timer teardown_quiet; /* container.c: early teardowns once exits stop coming... */
+        ev_idle teardown_idle;   /* ...and the loop is idle */
         void (*forget_all)(struct shim *s);
         void (*dispatch)(struct ttrpc_call *call, void *shim);
         bool exiting;

@@ -334,6 +334,39 @@ START_TEST(test_teardown_after_exits) {
 }
 END_TEST
 
+static bool teardown_began(const struct container *c) {
+        return c->early_delete != EARLY_DELETE_NONE || c->unmount_pid > 0;
+}
+
+/* The early teardown waits until exits stopped coming for a while (a node-wide kill:
+ * the unmounts and cgroup removals after the burst, not during it): another exit within
+ * the wait starts it again. A Delete does not wait. (0.1 s wait; the checks come well
+ * inside it.) */
+START_TEST(test_teardown_waits_for_quiet) {
+        struct container *a = container_running("qa"), *b = container_running("qb"), *c = container_running("qc");
+        fake_runtime(a);
+        fake_runtime(b);
+        fake_runtime(c);
+        a->early_delete_ok = b->early_delete_ok = c->early_delete_ok = true;
+        kill(a->init->pid, SIGKILL);
+        RUN_UNTIL(a->init->exit == EXIT_REPORTED);
+        run_for(0.03);
+        ck_assert_msg(!teardown_began(a), "a teardown began while exits may still come");
+        kill(b->init->pid, SIGKILL);
+        RUN_UNTIL(b->init->exit == EXIT_REPORTED);
+        run_for(0.03);
+        ck_assert_msg(!teardown_began(a) && !teardown_began(b), "another exit did not start the wait again");
+        kill(c->init->pid, SIGKILL);
+        RUN_UNTIL(c->init->exit == EXIT_REPORTED);
+        struct answered d = {0};
+        container_delete(c, c->init, on_answer, &d);
+        ck_assert_msg(teardown_began(c), "a Delete waited for the quiet");
+        RUN_UNTIL(d.calls == 1);
+        ck_assert_int_eq(d.code, 0);
+        RUN_UNTIL(a->early_delete == EARLY_DELETE_DONE && b->early_delete == EARLY_DELETE_DONE);
+}
+END_TEST
+
 /* Delete of a container whose init exited: the runtime's delete, then the answer with
  * the init's status and the delete event after the exit's. */
 START_TEST(test_delete_after_exit) {
@@ -770,6 +803,7 @@ int main(void) {
         tcase_add_test(tc, test_running_exec_grace);
         tcase_add_test(tc, test_delete_after_exit);
         tcase_add_test(tc, test_teardown_after_exits);
+        tcase_add_test(tc, test_teardown_waits_for_quiet);
         tcase_add_test(tc, test_delete_created_reports_exit_first);
         tcase_add_test(tc, test_delete_running_refused);
         tcase_add_test(tc, test_kill_one_process);
