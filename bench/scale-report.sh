@@ -70,7 +70,9 @@ summary() {
                                         lat = k ? sprintf("%.1f", (k % 2) ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2) : "-"
                                         # time to start N: every fill of the population up to N, at its own rates
                                         tseq = 0; tpar = 0
+                                        # (a fill from 1 started the population again: the top, each subject alone)
                                         for (i = 1; i <= nf; i++) if (fp[i] == pop && fn[i] + 0 <= n + 0) {
+                                                if (ff[i] == 1) { tseq = 0; tpar = 0 }
                                                 inc = fn[i] - ff[i] + 1
                                                 tseq = (fs[i] > 0 && tseq != "-") ? tseq + inc / fs[i] : "-"
                                                 tpar = (fpar[i] > 0 && tpar != "-") ? tpar + inc / fpar[i] : "-"

@@ -551,6 +551,41 @@ remove_all() {
         [ "$s" = conmon ] && rm -rf "${WORK:?}/cm/conmon$p"-*
 }
 
+# conmons_gone POP: whether every conmon of the population has exited.
+conmons_gone() {
+        local f pid
+        for f in "$WORK/cm/conmon$1"-*/conmon.pid; do
+                [ -s "$f" ] || continue
+                pid=$(<"$f")
+                kill -0 "$pid" 2>/dev/null && return 1
+        done
+        return 0
+}
+
+# clear_population POP: every subject's containers of the population killed and removed,
+# not measured.
+clear_population() {
+        local p=$1 s ids id
+        for s in $SUBJECTS; do
+                if [ "$s" = conmon ]; then
+                        mapfile -t ids < <("$RUNC" --root "$WORK/runc-conmon" list -q | grep "^conmon$p-")
+                        for id in "${ids[@]}"; do
+                                "$RUNC" --root "$WORK/runc-conmon" delete --force "$id" >/dev/null 2>&1 ||
+                                        echo "$p clear: runc delete $id failed" >>"$DATA/fail.$s"
+                        done
+                        # (each conmon exits with its container)
+                        poll_until 60 conmons_gone "$p" ||
+                                echo "$p clear: conmons still running" >>"$DATA/fail.$s"
+                        rm -rf "${WORK:?}/cm/conmon$p"-* "$WORK/exits/conmon$p"-*
+                else
+                        mapfile -t ids < <(ctr_ containers ls -q | grep "^$s$p-")
+                        [ "${#ids[@]}" -gt 0 ] || continue
+                        ctr_ task rm -f "${ids[@]}" >/dev/null 2>&1
+                        ctr_ containers rm "${ids[@]}" >/dev/null 2>&1 || echo "$p clear failed" >>"$DATA/fail.$s"
+                fi
+        done
+}
+
 # ------------------------------------------------------------------------------------
 # limits of the machine and of containerd
 
@@ -582,11 +617,19 @@ for pop in ${POPS[$CTRD]:-${POPS[2.1]}}; do
                 checkpoint "$c" "$P"
                 prev=$c
         done
-        # The top of a population: each subject alone, filled, killed and removed before
-        # the next. Killed together, the first subject's containers died while the
-        # others' were still up (their mounts, cgroups and processes), which made its
-        # kill-all slower: at N=200, nanoshim's last exit came after 327-359 ms when it
-        # was killed first, 198 ms when last; runc-v2's 252 vs 285-292 ms.
+        # The top of a population: each subject alone, from zero, filled, killed and
+        # removed before the next. Killed together, the first subject's containers died
+        # while the others' were still up (their mounts, cgroups and processes), which
+        # made its kill-all slower: at N=200, nanoshim's last exit came after 327-359 ms
+        # when it was killed first, 198 ms when last; runc-v2's 252 vs 285-292 ms. And
+        # filled on top of everyone's containers of the last checkpoint, the first
+        # subject started its N-th among more containers than the last one did (at
+        # N=1000: 2500 others against 500).
+        if [ "$prev" -gt 0 ]; then
+                log "  clearing the population: the top starts from zero, each subject alone"
+                clear_population "$P"
+                prev=0
+        fi
         read -r -a groups <<<"$SUBJECTS"
         for GROUP in "${groups[@]}"; do
                 [ -n "$GROUP" ] || continue
