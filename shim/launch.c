@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <spawn.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,15 +232,31 @@ static int write_address_file(const char *bundle, const char *address) {
  * size) are free memory that malloc_trim() cannot give back, about 15 KiB of private
  * heap per shim, for no speed that a mostly idle daemon would notice. glibc reads its
  * tunables from the environment at process start only, so the daemon gets this one
- * appended to GLIBC_TUNABLES and takes it off again at once (daemon_env_restore()),
- * before it runs anything. */
+ * appended to GLIBC_TUNABLES (daemon_environ()) and takes it off again at once
+ * (daemon_env_restore()), before it runs anything. */
 #define DAEMON_TUNABLES "glibc.malloc.tcache_count=0"
 
-static void daemon_env_add(void) {
+/* The daemon's environment: ours with DAEMON_TUNABLES appended to GLIBC_TUNABLES. The
+ * array borrows our strings but its GLIBC_TUNABLES entry, *ret_own (to free). */
+static char **daemon_environ(char **ret_own) {
+        size_t n = 0;
+        for (char **e = environ; *e; e++)
+                n++;
+        char **env = calloc(n + 2, sizeof *env);
         const char *old = getenv("GLIBC_TUNABLES");
-        _cleanup_free_ char *v = NULL;
-        if (asprintf(&v, "%s%s" DAEMON_TUNABLES, old ? old : "", old && *old ? ":" : "") > 0)
-                setenv("GLIBC_TUNABLES", v, 1);
+        char *tun = NULL;
+        if (!env || asprintf(&tun, "GLIBC_TUNABLES=%s%s" DAEMON_TUNABLES, old ? old : "", old && *old ? ":" : "") < 0) {
+                free(env);
+                return NULL;
+        }
+        size_t k = 0;
+        for (char **e = environ; *e; e++)
+                if (strncmp(*e, "GLIBC_TUNABLES=", 15) != 0)
+                        env[k++] = *e;
+        env[k++] = tun;
+        env[k] = NULL;
+        *ret_own = tun;
+        return env;
 }
 
 static void daemon_env_restore(void) {
@@ -257,7 +274,11 @@ static void daemon_env_restore(void) {
 }
 
 /* Spawn the daemon: own session, stdio on /dev/null (containerd reads start's output
- * until every writer closed it), the listening socket as fd 3. */
+ * until every writer closed it), the listening socket as fd 3, nothing else. With
+ * posix_spawn(), whose child shares our memory until it execs (glibc: CLONE_VFORK):
+ * it runs at once, while we wait, and the daemon is up sooner than a forked child that
+ * waited for a CPU until we had printed our answer and exited (0.7 ms on 2 busy cores,
+ * with containerd's Create already on its way to the socket). */
 static int spawn_daemon(const struct shim_args *a, const char *bundle, const char *socket_path, int listen_fd,
                         pid_t *ret_pid) {
         char self[PATH_MAX];
@@ -292,35 +313,47 @@ static int spawn_daemon(const struct shim_args *a, const char *bundle, const cha
                 argv[k++] = "-debug";
         argv[k] = NULL;
 
-        int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-        if (devnull < 0)
+        /* the sources of the dup2s above fd 3, so that no dup2 overwrites another's */
+        _cleanup_close_ int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+        _cleanup_close_ int lfd = fcntl(listen_fd, F_DUPFD_CLOEXEC, 4);
+        _cleanup_close_ int nfd = devnull >= 0 ? fcntl(devnull, F_DUPFD_CLOEXEC, 4) : -1;
+        if (lfd < 0 || nfd < 0)
                 return -errno;
-        pid_t pid = fork();
-        if (pid < 0) {
-                int e = errno;
-                close(devnull);
-                return -e;
+        _cleanup_free_ char *own = NULL;
+        _cleanup_free_ char **env = daemon_environ(&own);
+        if (!env)
+                return -ENOMEM;
+        posix_spawn_file_actions_t fa;
+        posix_spawnattr_t at;
+        sigset_t none;
+        sigemptyset(&none);
+        int r = posix_spawn_file_actions_init(&fa);
+        if (r != 0)
+                return -r;
+        r = posix_spawnattr_init(&at);
+        if (r != 0) {
+                posix_spawn_file_actions_destroy(&fa);
+                return -r;
         }
-        if (pid == 0) {
-                setsid();
-                if (chdir(bundle) < 0)
-                        _exit(127);
-                if (dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 || dup2(devnull, 2) < 0)
-                        _exit(127);
-                if (listen_fd != 3 && dup2(listen_fd, 3) < 0)
-                        _exit(127);
-                if (listen_fd == 3)
-                        fd_set_cloexec(3, false);
-                int keep[] = {3};
-                close_all_fds_except(keep, 1);
-                sigset_t none;
-                sigemptyset(&none);
-                sigprocmask(SIG_SETMASK, &none, NULL);
-                daemon_env_add(); /* (single-threaded: safe after fork) */
-                execv(self, (char *const *)argv);
-                _exit(127);
-        }
-        close(devnull);
+        if (r == 0)
+                r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK);
+        if (r == 0)
+                r = posix_spawnattr_setsigmask(&at, &none);
+        if (r == 0)
+                r = posix_spawn_file_actions_addchdir_np(&fa, bundle);
+        for (int fd = 0; r == 0 && fd < 3; fd++)
+                r = posix_spawn_file_actions_adddup2(&fa, nfd, fd);
+        if (r == 0)
+                r = posix_spawn_file_actions_adddup2(&fa, lfd, 3);
+        if (r == 0)
+                r = posix_spawn_file_actions_addclosefrom_np(&fa, 4);
+        pid_t pid = 0;
+        if (r == 0)
+                r = posix_spawn(&pid, self, &fa, &at, (char *const *)argv, env);
+        posix_spawn_file_actions_destroy(&fa);
+        posix_spawnattr_destroy(&at);
+        if (r != 0)
+                return -r;
         *ret_pid = pid;
         return 0;
 }
