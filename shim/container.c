@@ -621,8 +621,10 @@ static void early_teardown(struct container *c, bool urgent) {
  * teardown run in the middle of such a burst: an unmount and a cgroup's removal take
  * the kernel's global mount and cgroup locks, which the dying containers of every
  * other shim need too (at SCHED_IDLE, a child preempted while holding one held them all
- * back). A Delete that comes before runs it at once. */
-#define TEARDOWN_QUIET_S 0.1
+ * back). A one-container shim sees no other exit, so the wait is long enough for a
+ * host-wide burst to be over (1000 containers killed at once die within ~0.6-2 s
+ * here). A Delete that comes before runs it at once, as runc-v2's runs `runc delete`. */
+#define TEARDOWN_QUIET_S 2.0
 
 static void on_teardown_idle(struct ev_loop *loop, ev_idle *w, int revents) {
         (void)revents;

@@ -340,7 +340,7 @@ static bool teardown_began(const struct container *c) {
 
 /* The early teardown waits until exits stopped coming for a while (a node-wide kill:
  * the unmounts and cgroup removals after the burst, not during it): another exit within
- * the wait starts it again. A Delete does not wait. (0.1 s wait; the checks come well
+ * the wait starts it again. A Delete does not wait. (A 2 s wait; the checks come well
  * inside it.) */
 START_TEST(test_teardown_waits_for_quiet) {
         struct container *a = container_running("qa"), *b = container_running("qb"), *c = container_running("qc");
