@@ -598,6 +598,21 @@ static void early_teardown(struct container *c, bool urgent) {
         }
         if (!in_place && !c->rootfs_target)
                 return;
+        if (urgent && in_place && !c->rootfs_target) {
+                /* A Delete waits and there is nothing to unmount (Docker mounts the rootfs
+                 * itself): a dozen rmdir and unlink calls, done here rather than behind a
+                 * fork and the child's exit. */
+                _cleanup_free_ char *left = NULL;
+                int r = runtime_delete_stopped_in_place(c->rt, c->id, p->pid, &left);
+                if (r < 0) {
+                        log_debug("%s: running the runtime's delete: %s", c->id, left ? left : strerror(-r));
+                        early_runtime_delete(c);
+                } else {
+                        log_debug("%s: the runtime's state and cgroups removed in place", c->id);
+                        c->early_delete = EARLY_DELETE_DONE;
+                }
+                return;
+        }
         pid_t pid = teardown_child_spawn(c, in_place, urgent);
         if (pid < 0) {
                 log_warn_errno((int)pid, "%s: cannot start the teardown: %m", c->id);
