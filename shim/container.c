@@ -554,6 +554,19 @@ static void on_teardown_child_exit(pid_t pid, int wait_status, void *userdata) {
         container_unref(c);
 }
 
+/* runc's state and cgroups removed in place (runtime_delete_stopped_in_place()); false
+ * (the log says why): the runtime's own delete must run. */
+static bool state_removed_in_place(struct container *c) {
+        _cleanup_free_ char *why = NULL;
+        int r = runtime_delete_stopped_in_place(c->rt, c->id, c->init->pid, &why);
+        if (r < 0) {
+                log_debug("%s: running the runtime's delete: %s", c->id, why ? why : strerror(-r));
+                return false;
+        }
+        log_debug("%s: the runtime's state and cgroups removed in place", c->id);
+        return true;
+}
+
 /* The teardown's work, in a child. Unless a Delete waits for it (urgent), at SCHED_IDLE:
  * it runs when no one else wants the CPU. The loop never waits for it; a Delete that
  * does raises it to SCHED_OTHER. Only this process changes the child's policy, so a
@@ -572,15 +585,8 @@ static pid_t teardown_child_spawn(struct container *c, bool state_in_place, bool
         int code = 0;
         if (c->rootfs_target && unmount_all(c->rootfs_target) < 0)
                 code |= TEARDOWN_UNMOUNT_FAILED;
-        if (state_in_place) {
-                _cleanup_free_ char *why = NULL;
-                int r = runtime_delete_stopped_in_place(c->rt, c->id, c->init->pid, &why);
-                if (r < 0) {
-                        log_debug("%s: running the runtime's delete: %s", c->id, why ? why : strerror(-r));
-                        code |= TEARDOWN_STATE_LEFT;
-                } else
-                        log_debug("%s: the runtime's state and cgroups removed in place", c->id);
-        }
+        if (state_in_place && !state_removed_in_place(c))
+                code |= TEARDOWN_STATE_LEFT;
         _exit(code);
 }
 
@@ -602,15 +608,10 @@ static void early_teardown(struct container *c, bool urgent) {
                 /* A Delete waits and there is nothing to unmount (Docker mounts the rootfs
                  * itself): a dozen rmdir and unlink calls, done here rather than behind a
                  * fork and the child's exit. */
-                _cleanup_free_ char *left = NULL;
-                int r = runtime_delete_stopped_in_place(c->rt, c->id, p->pid, &left);
-                if (r < 0) {
-                        log_debug("%s: running the runtime's delete: %s", c->id, left ? left : strerror(-r));
-                        early_runtime_delete(c);
-                } else {
-                        log_debug("%s: the runtime's state and cgroups removed in place", c->id);
+                if (state_removed_in_place(c))
                         c->early_delete = EARLY_DELETE_DONE;
-                }
+                else
+                        early_runtime_delete(c);
                 return;
         }
         pid_t pid = teardown_child_spawn(c, in_place, urgent);

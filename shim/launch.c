@@ -335,8 +335,7 @@ static int spawn_daemon(const struct shim_args *a, const char *bundle, const cha
                 posix_spawn_file_actions_destroy(&fa);
                 return -r;
         }
-        if (r == 0)
-                r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK);
+        r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK);
         if (r == 0)
                 r = posix_spawnattr_setsigmask(&at, &none);
         if (r == 0)
