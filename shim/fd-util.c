@@ -63,6 +63,30 @@ int close_all_fds_except(const int *keep, size_t n_keep) {
         }
 }
 
+int fd_move_to_stdin(int fd) {
+        if (fd == STDIN_FILENO)
+                return fd_set_cloexec(fd, true);
+        if (dup3(fd, STDIN_FILENO, O_CLOEXEC) < 0)
+                return -errno;
+        close(fd);
+        return 0;
+}
+
+int close_keep_std(int fd) {
+        if (fd < 0)
+                return -1;
+        if (fd > STDERR_FILENO) {
+                close(fd);
+                return -1;
+        }
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null < 0 || dup3(null, fd, O_CLOEXEC) < 0)
+                close(fd); /* no /dev/null: closed is still better than a stale socket */
+        if (null >= 0 && null != fd)
+                close(null);
+        return -1;
+}
+
 int loop_write(int fd, const void *buf, size_t len) {
         const char *p = buf;
         while (len > 0) {

@@ -731,6 +731,14 @@ int launch_daemon(const struct shim_args *a) {
         }
         int keep[] = {listen_fd};
         close_all_fds_except(keep, 1);
+        /* A node holds a shim per container, and each fd at rest is kernel memory held
+         * for the container's whole life. stdin is /dev/null, never read: every child
+         * gets its 0-2 set explicitly. Like an inetd "wait" service, the listening
+         * socket takes its place (its close puts /dev/null back: close_keep_std). */
+        int rm = fd_move_to_stdin(listen_fd);
+        if (rm < 0)
+                return log_error_errno(rm, "cannot move the listening socket to stdin: %m");
+        listen_fd = STDIN_FILENO;
 
         const char *events = a->events_address     ? a->events_address
                              : sl.events_address ? sl.events_address

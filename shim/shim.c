@@ -45,8 +45,25 @@ static void on_terminate(struct ev_loop *loop, ev_signal *w, int revents) {
 
 static void shim_dispatch(struct ttrpc_call *call, void *userdata) {
         struct shim *s = userdata;
-        memtrim_soon();
         s->dispatch(call, s);
+}
+
+static void on_never(struct ev_loop *loop, ev_periodic *w, int revents) {
+        (void)loop, (void)w, (void)revents;
+}
+
+/* With no timer pending, libev still wakes the loop every 59.7 s (MAX_BLOCKTIME) to
+ * notice a jump of the wall clock, which only periodic watchers care about; unless it
+ * holds a timerfd that the kernel fires on a clock change (TFD_TIMER_CANCEL_ON_SET).
+ * It creates that fd with the first periodic watcher started, and keeps it. A shim is
+ * idle nearly all its life, on a node of hundreds: one periodic watcher, started and
+ * stopped, lets an idle loop sleep until something happens (one fd; the listening
+ * socket on stdin pays for it). */
+static void loop_sleep_until_woken(struct ev_loop *loop) {
+        ev_periodic p;
+        ev_periodic_init(&p, on_never, ev_now(loop) + 86400., 0., NULL);
+        ev_periodic_start(loop, &p);
+        ev_periodic_stop(loop, &p);
 }
 
 int shim_new(struct ev_loop *loop, const struct shim_config *cfg, struct shim **ret) {
@@ -93,6 +110,7 @@ int shim_new(struct ev_loop *loop, const struct shim_config *cfg, struct shim **
         s->sig_int.data = s;
         ev_signal_start(loop, &s->sig_int);
         memtrim_init(loop);
+        loop_sleep_until_woken(loop);
         *ret = s;
         return 0;
 fail:

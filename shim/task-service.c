@@ -18,6 +18,7 @@
 #include "ids.h"
 #include "log.h"
 #include "macro.h"
+#include "memtrim.h"
 #include "mount.h"
 #include "proto-check.h"
 #include "runc-options.pb-c.h"
@@ -597,31 +598,37 @@ static void handle_checkpoint(struct shim *s, struct ttrpc_call *call, ProtobufC
 /* A handler gets its request decoded; the dispatcher frees it after the handler
  * returns, unless the handler took it (set *msg to NULL: Create keeps it for its
  * completion). */
+/* trim: the call changes what the shim holds (a container, a process, its stdio), so
+ * the heap is trimmed once the shim is quiet again (memtrim). A query (State, Pids,
+ * Stats, Wait, Connect) frees what it allocated into the same few heap pages each time;
+ * a trim after it would only have them faulted back at the next poll, and would wake
+ * an idle shim 0.5 s after every `ctr task ls` or kubelet stats poll. */
 struct method {
         const char *name;
         void (*fn)(struct shim *s, struct ttrpc_call *call, ProtobufCMessage **msg);
         const ProtobufCMessageDescriptor *request;
+        bool trim;
 };
 
-#define M(name, fn, req) {name, fn, &nanoshim__task__##req##__descriptor}
+#define M(name, fn, req, trim) {name, fn, &nanoshim__task__##req##__descriptor, trim}
 static const struct method methods[] = {
-        M("State", handle_state, state_request),
-        M("Create", handle_create, create_task_request),
-        M("Start", handle_start, start_request),
-        M("Delete", handle_delete, delete_request),
-        M("Pids", handle_pids, pids_request),
-        M("Pause", handle_pause, pause_request),
-        M("Resume", handle_resume, resume_request),
-        M("Kill", handle_kill, kill_request),
-        M("Exec", handle_exec, exec_process_request),
-        M("ResizePty", handle_resize_pty, resize_pty_request),
-        M("CloseIO", handle_close_io, close_iorequest),
-        M("Update", handle_update, update_task_request),
-        M("Wait", handle_wait, wait_request),
-        M("Stats", handle_stats, stats_request),
-        M("Connect", handle_connect, connect_request),
-        M("Shutdown", handle_shutdown, shutdown_request),
-        M("Checkpoint", handle_checkpoint, checkpoint_task_request),
+        M("State", handle_state, state_request, false),
+        M("Create", handle_create, create_task_request, true),
+        M("Start", handle_start, start_request, true),
+        M("Delete", handle_delete, delete_request, true),
+        M("Pids", handle_pids, pids_request, false),
+        M("Pause", handle_pause, pause_request, true),
+        M("Resume", handle_resume, resume_request, true),
+        M("Kill", handle_kill, kill_request, true),
+        M("Exec", handle_exec, exec_process_request, true),
+        M("ResizePty", handle_resize_pty, resize_pty_request, false),
+        M("CloseIO", handle_close_io, close_iorequest, true),
+        M("Update", handle_update, update_task_request, true),
+        M("Wait", handle_wait, wait_request, false),
+        M("Stats", handle_stats, stats_request, false),
+        M("Connect", handle_connect, connect_request, false),
+        M("Shutdown", handle_shutdown, shutdown_request, true),
+        M("Checkpoint", handle_checkpoint, checkpoint_task_request, true),
 };
 #undef M
 
@@ -654,6 +661,8 @@ void task_service_dispatch(struct ttrpc_call *call, void *userdata) {
                                                        call->method);
                                 return;
                         }
+                        if (methods[i].trim)
+                                memtrim_soon();
                         methods[i].fn(s, call, &msg);
                         if (msg)
                                 protobuf_c_message_free_unpacked(msg, NULL);

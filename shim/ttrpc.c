@@ -627,7 +627,7 @@ void ttrpc_server_stop_listening(struct ttrpc_server *s) {
         s->listening = false;
         ev_io_stop(s->loop, &s->io_accept);
         ev_timer_stop(s->loop, &s->accept_retry);
-        s->listen_fd = safe_close(s->listen_fd);
+        s->listen_fd = close_keep_std(s->listen_fd); /* the daemon's is on stdin */
 }
 
 size_t ttrpc_server_n_connections(const struct ttrpc_server *s) {

@@ -377,6 +377,49 @@ early_teardown_case() {
 }
 expect "early-teardown-before-delete" early_teardown_case
 
+# ---- at rest: an idle shim sleeps until something happens, on at most 12 fds ----
+# Read from /proc: blocked in epoll_wait with no timeout short of days (libev's 59.7 s
+# clock-jump wake-up replaced by its timerfd; no trim armed by a query such as the
+# State calls of `ctr task ls`), the listening socket on fd 0.
+epoll_timeout_ms() { # PID: the timeout it is blocked with in epoll_(p)wait; fails if not there
+        local nr a1 a2 a3 a4
+        read -r nr a1 a2 a3 a4 _ <"/proc/$1/syscall" 2>/dev/null || return 1
+        case "$(uname -m):$nr" in x86_64:232 | x86_64:281 | aarch64:22) ;; *) return 1 ;; esac
+        echo $((a4 & 0xffffffff)) # an int: -1 (forever) reads as 4294967295
+}
+asleep_for_days() { local t; t=$(epoll_timeout_ms "$1") && [ "$t" -gt 86400000 ]; }
+at_rest_check() {
+        local id=$1 spid fds t
+        poll_until 20 task_running "$id" || { echo "$id did not start"; return 1; }
+        spid=$(shim_pid_of "$id")
+        [ -n "$spid" ] || { echo "no shim pid"; return 1; }
+        if ! poll_until 15 asleep_for_days "$spid"; then
+                echo "shim $spid not asleep 15 s after the start: epoll timeout $(epoll_timeout_ms "$spid") ms" \
+                        "($(cut -d' ' -f1-5 /proc/$spid/syscall))"
+                return 1
+        fi
+        fds=$(find "/proc/$spid/fd" -mindepth 1 -maxdepth 1 | wc -l)
+        [ "$fds" -le 12 ] || { echo "$fds fds at rest:"; ls -l "/proc/$spid/fd"; return 1; }
+        [[ $(readlink "/proc/$spid/fd/0") == socket:* ]] || { echo "fd 0: $(readlink "/proc/$spid/fd/0")"; return 1; }
+        ctr_ task ls >/dev/null
+        # The answer is out: the first time the shim blocks again is after the query.
+        poll_until 5 epoll_timeout_ms "$spid" >/dev/null || { echo "shim not back in epoll_wait"; return 1; }
+        t=$(epoll_timeout_ms "$spid")
+        [ "${t:-0}" -gt 86400000 ] || { echo "after State: epoll timeout $t ms"; return 1; }
+}
+at_rest_case() {
+        local id=n-at-rest rc
+        ctr_ run -d --runtime "$NANO" "$IMAGE" "$id" sleep 1000 >/dev/null || return 1
+        at_rest_check "$id"
+        rc=$?
+        ctr_ task kill -s KILL "$id"
+        poll_until 20 task_stopped "$id"
+        ctr_ task rm "$id" >/dev/null 2>&1
+        ctr_ containers rm "$id"
+        return $rc
+}
+expect "at-rest-asleep-12-fds" at_rest_case
+
 # ---- runtime options from a config file (what CRI sends): BinaryName, Root, ShimCgroup ----
 # (nanoshim only: runc-v2 does not accept runtimeoptions.v1.Options from ctr.)
 options_case() {
