@@ -358,6 +358,31 @@ delete_action_case() {
 }
 expect "delete-action-reports-recorded-exit" delete_action_case
 
+# ---- start: a group annotation is found however its key is spelled ----
+# (`start` reads config.json in full only when the key's text or a \u escape is there:
+# this key is spelled with one, so only the full load sees it.)
+start_group_case() {
+        local d id a1 a2 sock pid rc=0
+        d=$(mktemp -d)
+        for id in sg-a sg-b; do
+                mkdir -p "$d/$id"
+                sed '0,/{/s//{"annotations":{"io.kubernetes.cri.sandbox\\u002did":"sg-grp"},/' \
+                        "$WORK/bundle/config.json" >"$d/$id/config.json"
+        done
+        a1=$(cd "$d/sg-a" && env -u MAX_SHIM_VERSION "$SHIM" -namespace "$CTR_NS" -address "$CTRD_SOCK" -id sg-a start </dev/null)
+        a2=$(cd "$d/sg-b" && env -u MAX_SHIM_VERSION "$SHIM" -namespace "$CTR_NS" -address "$CTRD_SOCK" -id sg-b start </dev/null)
+        [ -n "$a1" ] && [ "$a1" = "$a2" ] || { echo "two shims for one group: [$a1] [$a2]"; rc=1; }
+        for sock in "${a1#unix://}" "${a2#unix://}"; do
+                [ -n "$sock" ] || continue
+                pid=$(ss -xlpn 2>/dev/null | awk -v s="$sock" '$5 == s' | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
+                [ -z "$pid" ] || { kill "$pid"; poll_until 10 sh -c "! kill -0 $pid 2>/dev/null"; }
+                rm -f "$sock"
+        done
+        rm -rf "$d"
+        return $rc
+}
+expect "start-group-annotation-escaped" start_group_case
+
 # ---- the teardown starts at the exit: runc's state and the rootfs mount are gone ----
 # before `ctr task rm` (nanoshim only: runc-v2 does both in Delete), and Delete still
 # reports the exit.
