@@ -73,6 +73,15 @@ trap 'exit 130' INT TERM
 cp "$SRC/build/containerd-shim-nanoshim-v2" "$WORK/bin/" || exit 1
 docker_select "$WORK" || exit 1
 "$SRC/tools/mkbundle.sh" "$WORK/bundle" >/dev/null || exit 1
+# containerd's state (the bundles) and dockerd's exec-root on a tmpfs each, as
+# /run/containerd and /var/run/docker are on a host (DOCKER_STATE=disk keeps them on
+# $WORK's filesystem, to compare): every small file a shim writes there (its address,
+# the exit record, runc's pid file) costs what it costs on a host.
+if [ "${DOCKER_STATE:-tmpfs}" = tmpfs ]; then
+        mkdir -p "$WORK/ctrd/state" "$WORK/docker/exec"
+        mount -t tmpfs -o mode=0711 nsb-ctrd-state "$WORK/ctrd/state" || exit 1
+        mount -t tmpfs -o mode=0700 nsb-docker-exec "$WORK/docker/exec" || exit 1
+fi
 ctrd_start "$WORK/ctrd" "$WORK/bin/containerd-shim-nanoshim-v2" || exit 1
 dockerd_start "$WORK/docker" || exit 1
 docker_import_image "$WORK/bundle/rootfs" "$IMAGE" || { log "cannot import the image"; exit 1; }
@@ -134,6 +143,7 @@ report=$OUT/$(date -u +%F)-$(hostname -s)-docker.md
         echo "| dockerd, docker CLI | $DOCKER_VERSION (Debian $DOCKER_SUITE, unpacked) |"
         echo "| containerd, containerd-shim-runc-v2 | $CTRD_VERSION |"
         echo "| runc | $(runc --version | awk 'NR == 1 {print $3}') |"
+        echo "| containerd's state, dockerd's exec-root | ${DOCKER_STATE:-tmpfs} |"
         echo "| nanoshim | $("$WORK/bin/containerd-shim-nanoshim-v2" -v 2>/dev/null | head -n1) $(git -C "$SRC" rev-parse --short HEAD 2>/dev/null) |"
         echo
         echo "\`docker run --rm --net none IMAGE true\`, $RUNS runs each, alternating (ABBA); ratio: median (and p90) of the per-pair ratios nanoshim/runc."
