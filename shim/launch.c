@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -196,6 +197,19 @@ int launch_listen(const char *path, bool *ret_existing, int *ret_fd) {
                 if ((st.st_mode & 0077) && chmod(dir, 0700) < 0)
                         return -errno;
         }
+        /* The starts of one group race here (a pod's containers start in parallel), and
+         * a socket bound but not yet listening refuses a connection just as a dead
+         * shim's does: a second start took it for stale, unlinked it and bound its own,
+         * and the first failed ("No such file or directory") or served a path that was
+         * no longer its own. Bind to listen, and the stale check, are done under the
+         * directory's lock (advisory, among our own starts). */
+        _cleanup_close_ int lockfd = open(slash && slash != dir ? dir : (slash ? "/" : "."),
+                                          O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (lockfd < 0)
+                return -errno;
+        while (flock(lockfd, LOCK_EX) < 0)
+                if (errno != EINTR)
+                        return -errno;
         for (int attempt = 0; attempt < 2; attempt++) {
                 _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
                 if (fd < 0)

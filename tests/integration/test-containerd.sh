@@ -383,6 +383,41 @@ start_group_case() {
 }
 expect "start-group-annotation-escaped" start_group_case
 
+# ---- start: the starts of one group, all at once, find one shim ----
+# (a socket bound but not yet listening refuses connections like a dead shim's: a
+# second start must not take it for stale and replace it)
+start_race_case() {
+        local d round i sock pids p n rc=0 out jobs f
+        d=$(mktemp -d)
+        for round in $(seq 1 ${RACE_ROUNDS:-40}); do
+                for i in $(seq 1 ${RACE_N:-32}); do
+                        mkdir -p "$d/r$round-$i"
+                        sed "0,/{/s//{\"annotations\":{\"io.kubernetes.cri.sandbox-id\":\"sr$$-$round\"},/" \
+                                "$WORK/bundle/config.json" >"$d/r$round-$i/config.json"
+                done
+                jobs=()
+                for i in $(seq 1 ${RACE_N:-32}); do
+                        (cd "$d/r$round-$i" && env -u MAX_SHIM_VERSION "$SHIM" -namespace "$CTR_NS" -address "$CTRD_SOCK" \
+                                -id "r$round-$i" start </dev/null >"$d/out.$round.$i" 2>&1; echo $? >"$d/rc.$round.$i") &
+                        jobs+=($!)
+                done
+                wait "${jobs[@]}"
+                out=$(for f in "$d"/out."$round".*; do cat "$f"; echo; done | sort -u)
+                [ "$(cat "$d"/rc."$round".* | sort -u)" = 0 ] && [ "$(echo "$out" | wc -l)" = 1 ] ||
+                        { echo "round $round: rc $(cat "$d"/rc."$round".* | sort | uniq -c | tr '\n' ' ') answers: $out"; rc=1; }
+                for sock in $(echo "$out" | grep -o '/run/[^ ]*'); do
+                        pids=$(ps -eo pid=,args= | awk -v s="$sock" '$0 ~ "-socket " s "( |$)" { print $1 }')
+                        n=$(echo "$pids" | grep -c .)
+                        [ "$n" = 1 ] || { echo "round $round: $n shims for $sock"; rc=1; }
+                        for p in $pids; do kill "$p"; poll_until 10 sh -c "! kill -0 $p 2>/dev/null"; done
+                        rm -f "$sock"
+                done
+        done
+        rm -rf "$d"
+        return $rc
+}
+expect "start-group-race" start_race_case
+
 # ---- the teardown starts at the exit: runc's state and the rootfs mount are gone ----
 # before `ctr task rm` (nanoshim only: runc-v2 does both in Delete), and Delete still
 # reports the exit.
