@@ -17,7 +17,7 @@ SRC=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 VERSIONS="2.1 1.6"
 declare -A POPS=([2.1]="10,100,500,1000" [1.6]="10,100")
 SUBJECTS="nano pod runc conmon"
-REST_S=30 # (the defaults take ~16 min here; -p 1.6="10,100,500,1000" -i 60, everything: ~33)
+REST_S=30 # (the defaults take ~16 min here; -p 1.6="10,100,500,1000" -i 60, everything: ~30)
 SETTLE_S=3
 PAR=8
 SEQ_MAX=50 # one-at-a-time starts per fill at most (the rest go $PAR in flight: time)

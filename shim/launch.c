@@ -113,7 +113,6 @@ int launch_socket_path(const char *address, const char *ns, const char *group, c
         return 0;
 }
 
-/* The grouping key: the pod (sandbox) a container belongs to, else its own id. */
 /* Whether config.json may hold a group annotation at all. `start` is on containerd's
  * critical path, and loading a whole config (parse and validation; ~0.26 ms here for
  * Docker's 10 KB) for one value that is mostly absent is most of its own work. A key
@@ -127,6 +126,7 @@ static bool may_have_group(const char *path) {
                memmem(text, len, SANDBOX_ANNOTATION, strlen(SANDBOX_ANNOTATION)) || memmem(text, len, "\\u", 2);
 }
 
+/* The grouping key: the pod (sandbox) a container belongs to, else its own id. */
 static int group_key(const char *bundle, const char *id, char **ret) {
         struct oci_config cfg;
         _cleanup_free_ char *err = NULL;

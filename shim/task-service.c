@@ -597,8 +597,8 @@ static void handle_checkpoint(struct shim *s, struct ttrpc_call *call, ProtobufC
 
 /* A handler gets its request decoded; the dispatcher frees it after the handler
  * returns, unless the handler took it (set *msg to NULL: Create keeps it for its
- * completion). */
-/* trim: the call changes what the shim holds (a container, a process, its stdio), so
+ * completion).
+ * trim: the call changes what the shim holds (a container, a process, its stdio), so
  * the heap is trimmed once the shim is quiet again (memtrim). A query (State, Pids,
  * Stats, Wait, Connect) frees what it allocated into the same few heap pages each time;
  * a trim after it would only have them faulted back at the next poll, and would wake
