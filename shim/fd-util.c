@@ -79,10 +79,10 @@ int close_keep_std(int fd) {
                 close(fd);
                 return -1;
         }
-        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC); /* (never fd: it is still open) */
         if (null < 0 || dup3(null, fd, O_CLOEXEC) < 0)
                 close(fd); /* no /dev/null: closed is still better than a stale socket */
-        if (null >= 0 && null != fd)
+        if (null >= 0)
                 close(null);
         return -1;
 }

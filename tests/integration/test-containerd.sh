@@ -315,11 +315,13 @@ restart20_case() {
 expect "containerd-restart-20-running" restart20_case
 
 # ---- the shim killed ----
+socket_pid() { # the process listening on unix socket $1 (a path, or unix://path)
+        ss -xlpn 2>/dev/null | awk -v s="${1#unix://}" '$5 == s' | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2
+}
 shim_pid_of() { # the shim daemon serving container $1
         local sock
         sock=$(ctrd_shim_address "$1") || return 1
-        sock=${sock#unix://}
-        ss -xlpn 2>/dev/null | awk -v s="$sock" '$5 == s' | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2
+        socket_pid "$sock"
 }
 shim_killed_case() {
         ctr_ run -d --runtime "$RT" "$IMAGE" "$ID" sleep 1000 >/dev/null
@@ -374,7 +376,7 @@ start_group_case() {
         [ -n "$a1" ] && [ "$a1" = "$a2" ] || { echo "two shims for one group: [$a1] [$a2]"; rc=1; }
         for sock in "${a1#unix://}" "${a2#unix://}"; do
                 [ -n "$sock" ] || continue
-                pid=$(ss -xlpn 2>/dev/null | awk -v s="$sock" '$5 == s' | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
+                pid=$(socket_pid "$sock")
                 [ -z "$pid" ] || { kill "$pid"; poll_until 10 sh -c "! kill -0 $pid 2>/dev/null"; }
                 rm -f "$sock"
         done
