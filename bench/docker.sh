@@ -6,6 +6,8 @@
 #   sudo bench/docker.sh [-r RUNS] [-o DIR] [-p]
 #   -r N    pairs of runs (default 40)     -o DIR  where the report goes
 #   -p      also cut the runs into phases (perf sched events: where the time goes)
+# Environment: NANOSHIM_SHIM, the shim binary to measure (default build/'s, copied);
+# DOCKER_STATE=disk keeps containerd's state and dockerd's exec-root off tmpfs.
 # The whole script is one compound command, parsed before it runs.
 {
 set -uo pipefail
@@ -19,7 +21,7 @@ while [ $# -gt 0 ]; do
         -r) RUNS=$2; shift ;;
         -o) OUT=$2; shift ;;
         -p) PHASES=1 ;;
-        -h | --help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "usage: $0 [-r RUNS] [-o DIR] [-p]" >&2; exit 2 ;;
         esac
         shift
@@ -70,7 +72,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # A copy: a rebuild of build/ during the run must not change the binary under test.
-cp "$SRC/build/containerd-shim-nanoshim-v2" "$WORK/bin/" || exit 1
+cp "${NANOSHIM_SHIM:-$SRC/build/containerd-shim-nanoshim-v2}" "$WORK/bin/containerd-shim-nanoshim-v2" || exit 1
 docker_select "$WORK" || exit 1
 "$SRC/tools/mkbundle.sh" "$WORK/bundle" >/dev/null || exit 1
 # containerd's state (the bundles) and dockerd's exec-root on a tmpfs each, as
@@ -100,7 +102,7 @@ for i in 1 2 3; do
         docker_ run --rm --net none --runtime runc "$IMAGE" true
 done
 if [ "$PHASES" = 1 ]; then
-        perf record -q -o "$WORK/perf.data" -e sched:sched_process_exec,sched:sched_process_fork,sched:sched_process_exit \
+        perf record -q -o "$WORK/perf.data" -e "$PERF_SCHED_EVENTS" \
                 -a >/dev/null 2>&1 &
         PERF_PID=$!
         poll_until 10 test -s "$WORK/perf.data"
@@ -128,6 +130,7 @@ ratio_file "$DATA/nano" "$DATA/runc" "$DATA/ratio"
 read -r n_med n_p90 n_n <<<"$(stats "$DATA/nano")"
 read -r r_med r_p90 r_n <<<"$(stats "$DATA/runc")"
 read -r q_med q_p90 _ <<<"$(stats "$DATA/ratio")"
+read -r q_lo q_hi <<<"$(median_ci "$DATA/ratio")"
 
 mkdir -p "$OUT"
 report=$OUT/$(date -u +%F)-$(hostname -s)-docker.md
@@ -154,6 +157,9 @@ report=$OUT/$(date -u +%F)-$(hostname -s)-docker.md
         echo "| runc (Docker's default, io.containerd.runc.v2) | $(fmt "$r_med") | $(fmt "$r_p90") | $r_n |"
         echo
         echo "**ratio nanoshim/runc: median $(fmt "$q_med" %.3f), p90 $(fmt "$q_p90" %.3f)** (ratio of the medians: $(fdiv "$n_med" "$r_med"))"
+        echo
+        echo "95% confidence interval of the median ratio (order statistics): $(fmt "$q_lo" %.3f) to $(fmt "$q_hi" %.3f); target ≤ 0.75: $(awk -v lo="$q_lo" -v hi="$q_hi" 'BEGIN {
+                if (lo == "-") print "too few runs to tell"; else if (hi <= 0.75) print "met"; else if (lo > 0.75) print "missed"; else print "not told apart from 0.75" }')"
         if [ "$PHASES" = 1 ]; then
                 echo
                 echo "Where the time goes (perf sched events during the measured runs; the recording itself slows every run a little):"

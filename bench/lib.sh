@@ -79,6 +79,19 @@ median() {
         stats "$1" | cut -d' ' -f1
 }
 
+# median_ci FILE: "LO HI", a 95% confidence interval for the median of the values in
+# FILE, from order statistics alone (no assumption on their distribution): the k-th
+# smallest and the k-th largest, k = n/2 - 0.98 sqrt(n) rounded down (the normal
+# approximation of the binomial; n >= 10). "- -" when there are fewer values.
+median_ci() {
+        sort -g "$1" | awk '{ v[NR] = $1 }
+                END {
+                        if (NR < 10) { print "- -"; exit }
+                        k = int(NR / 2 - 0.98 * sqrt(NR)); if (k < 1) k = 1
+                        printf "%.6g %.6g\n", v[k], v[NR - k + 1]
+                }'
+}
+
 # ratio_file A B OUT: OUT gets A[i]/B[i] line by line (paired runs).
 ratio_file() {
         paste "$1" "$2" | awk 'NF == 2 && $2 > 0 { printf "%.6g\n", $1 / $2 }' >"$3"
@@ -255,18 +268,22 @@ bench_under_subreaper() {
         exec "$SRC/build/tests/subreaper" bash "$script" "$@"
 }
 
+# PERF_SCHED_EVENTS: what perf records for perf_sched_events and cut_phases.
+PERF_SCHED_EVENTS=sched:sched_process_exec,sched:sched_process_fork,sched:sched_process_exit,sched:sched_switch
+
 # perf_sched_events PERF_DATA: one line per scheduler event recorded by `perf record -e
-# sched:sched_process_exec,sched:sched_process_fork,sched:sched_process_exit`, in time
-# order: TIME KIND TGID DETAIL (the exec'd file, the forked child, "dead" for the exit
-# of a whole process).
+# $PERF_SCHED_EVENTS`, in time order: TIME KIND TGID DETAIL (the exec'd file, the
+# forked child, "dead" for the exit of a whole process, the CPU of a context switch:
+# TGID is then the process whose thread leaves that CPU).
 perf_sched_events() {
-        perf script -i "$1" -F pid,time,event,trace 2>/dev/null | awk '
+        perf script -i "$1" -F pid,cpu,time,event,trace 2>/dev/null | awk '
                 {
                         for (i = 1; i <= NF; i++) if ($i ~ /^sched:/) break
-                        t = $(i - 1); sub(/:$/, "", t); tgid = $(i - 2)
+                        t = $(i - 1); sub(/:$/, "", t); cpu = $(i - 2); gsub(/[][]/, "", cpu); tgid = $(i - 3)
                         if ($i ~ /exec/) { for (j = i; j <= NF; j++) if ($j ~ /^filename=/) { sub(/^filename=/, "", $j); print t, "exec", tgid, $j } }
                         else if ($i ~ /fork/) { for (j = i; j <= NF; j++) if ($j ~ /^child_pid=/) { sub(/^child_pid=/, "", $j); print t, "fork", tgid, $j } }
                         else if ($i ~ /exit/ && $0 ~ /group_dead=true/) print t, "exit", tgid, "dead"
+                        else if ($i ~ /switch/) print t, "switch", tgid, cpu + 0
                 }'
 }
 
@@ -277,6 +294,11 @@ perf_sched_events() {
 # `runc start`, or once nanoshim read runc's exec fifo in place: then there is no
 # `runc start` phase) and exits, the shim daemon exits, containerd's `delete` action
 # ends, the client exits.
+# With context switches in the events, also the CPU time of each run's shim processes
+# (the `start` and `delete` actions, the daemon and whatever it forks but runc) and of
+# its runc processes (create, start, delete, and runc init until it execs the
+# container's process): what the shim spends itself and has runc spend, whether on the
+# critical path or beside it.
 # One line per run and phase: SHIM PHASE MS.
 # Only the clients PARENT_PID started and processes descending from that containerd
 # count: other agents' clients, shims and runc may run at the same time.
@@ -284,15 +306,23 @@ cut_phases() {
         awk -v client="$1" -v parent="$2" -v ctrd="$3" '
                 function out(name, a, b) { if (a > 0 && b > 0) printf "%s %s %.3f\n", kind, name, (b - a) * 1000 }
                 $2 == "fork" && $3 == parent { ours[$4] = 1 }
+                $2 == "switch" { d = (($4 in last) ? $1 - last[$4] : 0); last[$4] = $1
+                        if (run && ($3 in shimfam)) shim_cpu += d
+                        if (run && ($3 in runcfam)) runc_cpu += d
+                        next }
                 $2 == "exec" && $4 == client && ($3 in ours) { run = 1; cl = $3; t0 = $1; kind = ""; nrunc = 0
-                        shim_start = rc0 = rc1 = rs0 = rs1 = true_exec = true_exit = 0; last_shim = 0; split("", shim); split("", fam); fam[ctrd] = 1 }
+                        shim_start = rc0 = rc1 = rs0 = rs1 = true_exec = true_exit = 0; last_shim = 0; split("", shim); split("", fam); fam[ctrd] = 1
+                        split("", shimfam); split("", runcfam); shim_cpu = runc_cpu = 0 }
                 !run { next }
                 $2 == "fork" && ($3 in fam) { fam[$4] = 1 }
+                $2 == "fork" && ($3 in shimfam) { shimfam[$4] = 1 }
+                $2 == "fork" && ($3 in runcfam) { runcfam[$4] = 1 }
                 $2 == "exec" && $4 ~ /containerd-shim-/ && ($3 in fam) {
                         if (!kind) { kind = ($4 ~ /containerd-shim-nanoshim-v2$/) ? "nanoshim" : "runc-v2"; shim_start = $1 }
-                        shim[$3] = 0; last_shim = $3 }
-                $2 == "exec" && $4 ~ /\/runc$/ && ($3 in fam) { nrunc++; if (nrunc == 1) { rc = $3; rc0 = $1 } else if (nrunc == 2) { rs = $3; rs0 = $1 } }
-                $2 == "exec" && $4 ~ /\/true$/ && ($3 in fam) { tr = $3; true_exec = $1 }
+                        shim[$3] = 0; last_shim = $3; shimfam[$3] = 1 }
+                $2 == "exec" && $4 ~ /\/runc$/ && ($3 in fam) { nrunc++; if (nrunc == 1) { rc = $3; rc0 = $1 } else if (nrunc == 2) { rs = $3; rs0 = $1 }
+                        delete shimfam[$3]; runcfam[$3] = 1 }
+                $2 == "exec" && $4 ~ /\/true$/ && ($3 in fam) { tr = $3; true_exec = $1; delete runcfam[$3] }
                 $2 == "exit" {
                         if ($3 == rc) rc1 = $1
                         if ($3 == rs) rs1 = $1
@@ -312,6 +342,10 @@ cut_phases() {
                                 out("7_daemon_exit->delete_action_done", daemon_exit, del_end)
                                 out("8_->client_exit", del_end, $1)
                                 out("9_total", t0, $1)
+                                if (length(last)) {
+                                        printf "%s 9a_cpu_of_the_shim_processes %.3f\n", kind, shim_cpu * 1000
+                                        printf "%s 9b_cpu_of_runc %.3f\n", kind, runc_cpu * 1000
+                                }
                                 run = 0
                         }
                 }' | sort -k1,1 -k2,2 -k3g
@@ -325,6 +359,6 @@ phase_medians() {
         for p in $(cut -d' ' -f2 "$1" | sort -u); do
                 awk -v p="$p" '$2 == p { v[$1, ++n[$1]] = $3 }
                         function med(k,   c) { c = n[k]; if (!c) return "-"; return sprintf("%.2f", (c % 2) ? v[k, (c + 1) / 2] : (v[k, c / 2] + v[k, c / 2 + 1]) / 2) }
-                        END { name = p; sub(/^[0-9]_/, "", name); print "| " name " | " med("nanoshim") " | " med("runc-v2") " |" }' "$1"
+                        END { name = p; sub(/^[0-9][a-z]?_/, "", name); print "| " name " | " med("nanoshim") " | " med("runc-v2") " |" }' "$1"
         done
 }

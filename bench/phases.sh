@@ -56,7 +56,7 @@ for i in 1 2; do # warm caches
         run_one io.containerd.runc.v2 "warm-r$i"
 done
 
-perf record -q -o "$WORK/perf.data" -e sched:sched_process_exec,sched:sched_process_fork,sched:sched_process_exit \
+perf record -q -o "$WORK/perf.data" -e "$PERF_SCHED_EVENTS" \
         -a >/dev/null 2>&1 &
 PERF_PID=$!
 # perf is recording once it has written its header
