@@ -4,7 +4,8 @@
 # recorded (perf) over N alternating runs, and each run is cut at the same points for
 # both shims: ctr starts, the shim's `start` action is exec'd, `runc create` and `runc
 # start` run, the container's /bin/true exits, the shim daemon exits, containerd's
-# `delete` action ends, ctr exits. Prints a table of medians (ms).
+# `delete` action ends, ctr exits. Prints a table of medians (ms), with the CPU time of
+# the shim's own processes and of runc per run (from the context switches).
 #   sudo [CTRD=1.6|1.7|2.1] bench/phases.sh [-r RUNS]      (default 20 runs per shim)
 # Needs perf (Debian: linux-perf), installed if missing.
 {
