@@ -6,6 +6,7 @@
 #   test-docker.sh SHIM_BINARY SOURCE_ROOT
 # Needs root and the Debian archive (or a filled cache); exit 77 = skipped otherwise.
 # CTR_NS (default nanoshim-docker) is the containerd namespace and cgroup parent used.
+# DOCKER_SCENARIOS (names, space-separated) runs only those scenarios; default all.
 set -u
 SHIM=$(readlink -f "$1")
 SRC=$(readlink -f "$2")
@@ -31,6 +32,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# wanted NAME: whether scenario NAME is to run (DOCKER_SCENARIOS).
+wanted() { [ -z "${DOCKER_SCENARIOS:-}" ] || [[ " $DOCKER_SCENARIOS " == *" $1 "* ]]; }
+
 pass() { echo "PASS: $1"; passed=$((passed + 1)); }
 fail() { echo "FAIL: $1"; shift; for l in "$@"; do echo "    $l"; done; failed=$((failed + 1)); }
 
@@ -48,6 +52,7 @@ normalize() { sed -e 's/[0-9a-f]\{64\}/ID/g' -e 's/[0-9a-f]\{12\}/ID/g' -e "s/$1
 run_both() {
         local name=$1
         shift
+        wanted "$name" || return 0
         local out_n out_r rc_n rc_r
         RT=$NANO ID=t-nano-$name
         out_n=$(run_captured "$@")
@@ -66,6 +71,7 @@ run_both() {
 expect() { # expect NAME CONDITION-CMD...
         local name=$1
         shift
+        wanted "$name" || return 0
         local out
         if out=$("$@" 2>&1); then pass "$name"; else fail "$name" "condition failed: $*" "$out"; fi
 }
@@ -383,7 +389,7 @@ leftovers() {
         [ "$n" = 0 ] || { echo "netns left: $n"; return 1; }
         n=$(find "$DOCKER_DIR/exec/runtime-runc/$CTR_NS" "/run/containerd/runc/$CTR_NS" -mindepth 1 2>/dev/null | wc -l)
         [ "$n" = 0 ] || { echo "runc state left: $n"; return 1; }
-        n=$(find /sys/fs/cgroup/*/"$CTR_NS" -mindepth 1 -type d 2>/dev/null | wc -l)
+        n=$(find /sys/fs/cgroup/*/"$CTR_NS" /sys/fs/cgroup/"$CTR_NS" -mindepth 1 -type d 2>/dev/null | wc -l)
         [ "$n" = 0 ] || { echo "cgroups left: $n"; return 1; }
         ! grep -q "$WORK/ctrd" /proc/self/mounts || { echo "containerd mounts left"; return 1; }
         ! grep -q "$DOCKER_DIR/data/overlay2/[^ ]*/merged" /proc/self/mounts || { echo "container rootfs left mounted"; return 1; }
@@ -402,7 +408,7 @@ teardown_case() {
         grep -q " $DOCKER_DIR/data " /proc/self/mounts && umount "$DOCKER_DIR/data"
         ps -eo pid,args | grep -v grep | grep -E "$WORK|-address $CTRD_SOCK" && left=1
         grep "$WORK" /proc/self/mounts && left=1
-        ls -d /sys/fs/cgroup/*/"$CTR_NS" /run/containerd/runc/"$CTR_NS" 2>/dev/null && left=1
+        ls -d /sys/fs/cgroup/*/"$CTR_NS" /sys/fs/cgroup/"$CTR_NS" /run/containerd/runc/"$CTR_NS" 2>/dev/null && left=1
         return $left
 }
 expect "nothing-left-after-stop" teardown_case

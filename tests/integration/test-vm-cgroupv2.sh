@@ -11,23 +11,32 @@
 #     specified", with either shim);
 #   - the CRI tier's pod scenario (tests/cri/test-cri.sh, containerd 1.6), nanoshim
 #     and runc-v2 side by side (its CRI client is generated here before the boot).
+#   - the Docker tier (tests/integration/test-docker.sh: Debian sid's dockerd on
+#     containerd 2.1, both fetched here before the boot), the scenarios where cgroups
+#     matter (DOCKER_SCENARIOS below), nanoshim and Docker's runc side by side.
 #   test-vm-cgroupv2.sh SHIM SHIMCTL TEST_ADAPTER SUBREAPER SOURCE_ROOT
 # Skips (77) where the guest cannot be had (no QEMU, no kernel). CG2_VM_PARTS chooses
-# the parts ("adapter ctrd16 ctrd21 cri", default all).
+# the parts ("adapter ctrd16 ctrd21 cri docker", default all).
 set -u
 SHIM=$(readlink -f "$1")
 SHIMCTL=$(readlink -f "$2")
 ADAPTER=$(readlink -f "$3")
 SUBREAPER=$(readlink -f "$4")
 SRC=$(readlink -f "$5")
-PARTS=${CG2_VM_PARTS:-adapter ctrd16 ctrd21 cri}
+PARTS=${CG2_VM_PARTS:-adapter ctrd16 ctrd21 cri docker}
 
 if [ -z "${NANOSHIM_IN_VM:-}" ]; then
         [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
         CTRD21_BIN=
-        if echo " $PARTS " | grep -q ' ctrd21 '; then
+        if echo " $PARTS " | grep -Eq ' (ctrd21|docker) '; then
                 CTRD21_BIN=$("$SRC/tools/containerd-version.sh" 2.1) ||
-                        echo "containerd 2.1 could not be fetched: that part is left out"
+                        echo "containerd 2.1 could not be fetched: the parts that need it are left out"
+        fi
+        # Docker's packages into the cache, which the guest reads (it has no network)
+        if echo " $PARTS " | grep -q ' docker ' &&
+                ! { [ -n "$CTRD21_BIN" ] && "$SRC/tools/fetch-debian.sh" sid docker.io docker-cli tini-static >/dev/null; }; then
+                echo "Docker could not be fetched: the Docker part is left out"
+                PARTS=$(echo " $PARTS " | sed 's/ docker / /')
         fi
         if echo " $PARTS " | grep -q ' cri ' &&
                 ! /usr/bin/python3 -c "import sys; sys.path.insert(0, '$SRC/tests/cri'); import cri; cri.load()" >/dev/null 2>&1; then
@@ -37,7 +46,7 @@ if [ -z "${NANOSHIM_IN_VM:-}" ]; then
         export CTRD21_BIN PARTS NANOSHIM_IN_VM=1 CG2_VM_PARTS=$PARTS
         # the source and build trees may be in the host's /tmp (a CI clone)
         export VM_SHARE="$SRC $(dirname "$SHIM")"
-        export VM_ENV="NANOSHIM_IN_VM CTRD21_BIN CG2_VM_PARTS CG2_SCENARIOS CG2_SCENARIOS_runc CG2_SCENARIOS_crun CG2_RUNTIMES"
+        export VM_ENV="NANOSHIM_IN_VM CTRD21_BIN CG2_VM_PARTS CG2_SCENARIOS CG2_SCENARIOS_runc CG2_SCENARIOS_crun CG2_RUNTIMES DOCKER_SCENARIOS VERBOSE"
         # the guest's deadline comes before meson's (1800 s), so that its log is shown
         export VM_TIMEOUT=${VM_TIMEOUT:-1680}
         exec "$SRC/tools/vm-run.sh" bash "$0" "$@"
@@ -84,6 +93,15 @@ for p in $PARTS; do
                 ;;
         cri)
                 part cri-pod-containerd-1.6 env CRI_ONLY=pod "$SUBREAPER" "$SRC/tests/cri/test-cri.sh" 1.6 "$SHIM" "$SRC"
+                ;;
+        docker)
+                # what depends on the cgroup version: stats, pause (the v2 freezer), update
+                # --memory (memory.max), OOMKilled (memory.events), a container's cgroups
+                # gone after rm; plus exit codes and a stop, the basics under a v2 host
+                part docker-containerd-2.1 env CTRD=2.1 CTRD_BIN="$CTRD21_BIN" CTR_NS=nanoshim-cg2-docker \
+                        NANOSHIM_FETCH_MAXAGE=315360000 \
+                        DOCKER_SCENARIOS="${DOCKER_SCENARIOS:-runtime-is-nanoshim out-err exit-42 exec-start-failure stop-no-handler stats-pause-update oom-killed nothing-left-after-rm nothing-left-in-the-daemons nothing-left-after-stop}" \
+                        "$SUBREAPER" "$SRC/tests/integration/test-docker.sh" "$SHIM" "$SRC"
                 ;;
         *) echo "unknown part '$p'"; failed="$failed $p" ;;
         esac
