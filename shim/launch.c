@@ -427,6 +427,40 @@ static int place_daemon(pid_t pid, const uint8_t *opts, size_t len) {
  * name, not the task API) and nothing else in the call tells them apart, so ask the
  * binary containerd names with -publish-binary, itself (go-buildinfo.c). Whatever cannot
  * be read falls back to version 2, which 1.7 and 2.x both accept. */
+/* containerd's opt plugin puts /opt/containerd/lib in front of LD_LIBRARY_PATH with a
+ * colon, also when the variable was unset: "/opt/containerd/lib:", whose empty entry is
+ * the current directory. Every dynamically linked runtime we start (runc, and runc
+ * init, which re-executes it) then looks for its libraries in the bundle, where it
+ * runs, before the system's directories: ~60 failed opens per runc process, and root
+ * loading whatever libc.so.6 a bundle directory held. Only absolute entries stay; an
+ * LD_LIBRARY_PATH left empty goes. runc-v2 passes it on as it came. */
+void launch_clean_library_path(void) {
+        const char *v = getenv("LD_LIBRARY_PATH");
+        if (!v)
+                return;
+        size_t n = strlen(v), k = 0;
+        _cleanup_free_ char *out = malloc(n + 1);
+        if (!out)
+                return;
+        for (const char *p = v;;) {
+                const char *e = strchrnul(p, ':');
+                if (*p == '/') {
+                        if (k > 0)
+                                out[k++] = ':';
+                        memcpy(out + k, p, (size_t)(e - p));
+                        k += (size_t)(e - p);
+                }
+                if (!*e)
+                        break;
+                p = e + 1;
+        }
+        out[k] = 0;
+        if (k == 0)
+                unsetenv("LD_LIBRARY_PATH");
+        else if (k != n)
+                setenv("LD_LIBRARY_PATH", out, 1);
+}
+
 int launch_bootstrap_version(const char *publish_binary) {
         if (!getenv("MAX_SHIM_VERSION"))
                 return 0; /* containerd 1.6: a bare address */

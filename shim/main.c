@@ -13,6 +13,7 @@ int main(int argc, char **argv) {
                 cli_usage(argv[0], true);
                 return 2;
         }
+        launch_clean_library_path(); /* for every runtime and binary we start */
         switch (args.action) {
         case ACTION_HELP:
                 cli_usage(argv[0], false);

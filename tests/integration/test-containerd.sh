@@ -482,6 +482,39 @@ at_rest_case() {
 }
 expect "at-rest-asleep-12-fds" at_rest_case
 
+# ---- the runtime's library search path: nothing relative to the bundle ----
+# containerd's opt plugin hands its shims LD_LIBRARY_PATH="/opt/containerd/lib:" when it
+# had none; the empty entry is the current directory, where the runtime runs: the
+# bundle. runc-v2 passes it on to runc (shown); nanoshim keeps only absolute entries.
+libpath_case() {
+        local d=$WORK/ldpath ok=0 id
+        mkdir -p "$d"
+        for w in nano runcv2; do
+                printf '#!/bin/sh\necho "[${LD_LIBRARY_PATH-unset}]" >>"$0.calls"\nexec runc "$@"\n' >"$d/$w-runc"
+                chmod +x "$d/$w-runc"
+        done
+        printf 'BinaryName = "%s"\n' "$d/nano-runc" >"$d/nano.toml"
+        ctr_ run -d --runtime "$NANO" --runtime-config-path "$d/nano.toml" "$IMAGE" ldp-n sleep 1000 >/dev/null || ok=1
+        ctr_ run -d --runtime "$RUNC" --runc-binary "$d/runcv2-runc" "$IMAGE" ldp-r sleep 1000 >/dev/null || ok=1
+        poll_until 20 task_running ldp-n || ok=1
+        poll_until 20 task_running ldp-r || ok=1
+        echo "  LD_LIBRARY_PATH of the runtime: runc-v2's $(head -n1 "$d/runcv2-runc.calls" 2>/dev/null), nanoshim's $(head -n1 "$d/nano-runc.calls" 2>/dev/null)"
+        [ -s "$d/nano-runc.calls" ] || { echo "nanoshim's runtime never ran"; ok=1; }
+        # every call of nanoshim's runtime: unset, or absolute entries only
+        if grep -Ev '^\[(unset|/[^:]*(:/[^:]*)*)\]$' "$d/nano-runc.calls"; then
+                echo "a relative or empty entry reached nanoshim's runtime"
+                ok=1
+        fi
+        for id in ldp-n ldp-r; do
+                ctr_ task kill -s KILL "$id" 2>/dev/null
+                poll_until 20 task_stopped "$id"
+                ctr_ task delete "$id" >/dev/null 2>&1
+                ctr_ containers rm "$id" 2>/dev/null
+        done
+        return $ok
+}
+expect "runtime-library-path" libpath_case
+
 # ---- runtime options from a config file (what CRI sends): BinaryName, Root, ShimCgroup ----
 # (nanoshim only: runc-v2 does not accept runtimeoptions.v1.Options from ctr.)
 options_case() {

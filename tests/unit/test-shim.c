@@ -43,6 +43,35 @@ START_TEST(test_socket_path_matches_runc_v2) {
 }
 END_TEST
 
+/* LD_LIBRARY_PATH keeps only absolute entries (an empty one is the current directory). */
+START_TEST(test_clean_library_path) {
+        static const struct {
+                const char *in, *out; /* out NULL: unset */
+        } cases[] = {
+                {"/opt/containerd/lib:", "/opt/containerd/lib"},
+                {"/opt/containerd/lib", "/opt/containerd/lib"},
+                {":/a", "/a"},
+                {"/a::/b", "/a:/b"},
+                {"/a:lib:./x:/b", "/a:/b"},
+                {":", NULL},
+                {"", NULL},
+                {"rel", NULL},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                ck_assert_int_eq(setenv("LD_LIBRARY_PATH", cases[i].in, 1), 0);
+                launch_clean_library_path();
+                const char *v = getenv("LD_LIBRARY_PATH");
+                if (cases[i].out)
+                        ck_assert_msg(v && strcmp(v, cases[i].out) == 0, "'%s' -> '%s'", cases[i].in, v ? v : "(unset)");
+                else
+                        ck_assert_msg(!v, "'%s' -> '%s', not unset", cases[i].in, v);
+        }
+        unsetenv("LD_LIBRARY_PATH");
+        launch_clean_library_path(); /* unset stays unset */
+        ck_assert_ptr_null(getenv("LD_LIBRARY_PATH"));
+}
+END_TEST
+
 START_TEST(test_cli_go_flag_spellings) {
         char *argv1[] = {"shim", "-namespace", "ns1", "--address", "/a.sock", "-id=c1", "--bundle=/b", "-debug",
                          "start", NULL};
@@ -245,6 +274,7 @@ int main(void) {
         tcase_set_timeout(tc, 30);
         tcase_add_test(tc, test_sha256_vectors);
         tcase_add_test(tc, test_socket_path_matches_runc_v2);
+        tcase_add_test(tc, test_clean_library_path);
         tcase_add_test(tc, test_cli_go_flag_spellings);
         tcase_add_test(tc, test_runtime_options_toml);
         tcase_add_test(tc, test_runtime_options_any);
