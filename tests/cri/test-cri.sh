@@ -42,7 +42,7 @@ rc=0
 cleanup() {
         cri_stop
         local d left=""
-        for d in /sys/fs/cgroup/*"$CRI_CGROUP_PARENT"; do
+        for d in /sys/fs/cgroup/*"$CRI_CGROUP_PARENT" /sys/fs/cgroup"$CRI_CGROUP_PARENT"; do
                 [ -d "$d" ] || continue
                 # A pod's cgroup left under the parent is a failure; remove it anyway.
                 [ -n "$(find "$d" -mindepth 1 -type d -print -quit)" ] && left="$left $d/*"

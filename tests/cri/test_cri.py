@@ -218,9 +218,10 @@ def leftovers_now(pod_id, cids):
         for d in ("state/io.containerd.runtime.v2.task/k8s.io/" + i, "runc/k8s.io/" + i):
             if os.path.exists(os.path.join(DIR, d)):
                 left.append(d)
-        for ctl in ("memory", "pids", "cpu"):
-            if os.path.exists("/sys/fs/cgroup/%s%s/%s" % (ctl, CG_PARENT, i)):
-                left.append("cgroup %s %s" % (ctl, i[:12]))
+        # v1 controllers, and the unified hierarchy of a cgroup v2 host
+        for base in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup"):
+            if os.path.exists("%s%s/%s" % (base, CG_PARENT, i)):
+                left.append("cgroup %s %s" % (base, i[:12]))
     for netns in glob.glob(os.path.join(DIR, "state", "*", "netns")):
         if os.listdir(netns):
             left.append("netns " + " ".join(os.listdir(netns)))
@@ -274,6 +275,10 @@ def sc_pod(h):
     check(ans["a_pid1"] == b"/pause", "a does not share the sandbox's PID namespace: pid 1 is %r" % ans["a_pid1"])
     ans["sleep_left"] = poll(lambda: b"sleep 30" not in client.exec_sync(a, ["ps", "-o", "args"])[1],
                              "the timed-out exec to be killed")
+    # The leftover check must see the pod's cgroups while they exist (v1 controllers,
+    # or the unified hierarchy on a v2 host), or its "nothing left" would mean nothing.
+    ans["cgroups_seen_while_running"] = any(x.startswith("cgroup ") for x in leftovers_now(pod.id, pod.ctrs.values()))
+    check(ans["cgroups_seen_while_running"], "no cgroup of the pod found under %s" % CG_PARENT)
     pod.remove()
     ans["leftovers"] = leftovers(pod.id, pod.ctrs.values())
     return ans

@@ -9,8 +9,9 @@
 #     boot: the guest has no network) with runc, a subset of the scenarios (bookworm's
 #     crun 1.8 refuses the OCI spec 1.2 that containerd 2.1 writes: "unknown version
 #     specified", with either shim);
-#   - the CRI tier's pod scenario (tests/cri/test-cri.sh, containerd 1.6), nanoshim
-#     and runc-v2 side by side (its CRI client is generated here before the boot).
+#   - the CRI tier's pod scenario (tests/cri/test-cri.sh) under containerd 1.6 and 2.1,
+#     nanoshim and runc-v2 side by side (its CRI client is generated here before the
+#     boot): Kubernetes' usual node today is containerd 2.x on cgroup v2.
 #   - the Docker tier (tests/integration/test-docker.sh: Debian sid's dockerd on
 #     containerd 2.1, both fetched here before the boot), the scenarios where cgroups
 #     matter (DOCKER_SCENARIOS below), nanoshim and Docker's runc side by side.
@@ -28,7 +29,7 @@ PARTS=${CG2_VM_PARTS:-adapter ctrd16 ctrd21 cri docker}
 if [ -z "${NANOSHIM_IN_VM:-}" ]; then
         [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
         CTRD21_BIN=
-        if echo " $PARTS " | grep -Eq ' (ctrd21|docker) '; then
+        if echo " $PARTS " | grep -Eq ' (ctrd21|cri|docker) '; then
                 CTRD21_BIN=$("$SRC/tools/containerd-version.sh" 2.1) ||
                         echo "containerd 2.1 could not be fetched: the parts that need it are left out"
         fi
@@ -93,6 +94,10 @@ for p in $PARTS; do
                 ;;
         cri)
                 part cri-pod-containerd-1.6 env CRI_ONLY=pod "$SUBREAPER" "$SRC/tests/cri/test-cri.sh" 1.6 "$SHIM" "$SRC"
+                if [ -n "${CTRD21_BIN:-}" ]; then
+                        part cri-pod-containerd-2.1 env CRI_ONLY=pod CTRD_BIN="$CTRD21_BIN" NANOSHIM_FETCH_MAXAGE=315360000 \
+                                "$SUBREAPER" "$SRC/tests/cri/test-cri.sh" 2.1 "$SHIM" "$SRC"
+                fi
                 ;;
         docker)
                 # what depends on the cgroup version: stats, pause (the v2 freezer), update
