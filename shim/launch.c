@@ -420,13 +420,6 @@ static int place_daemon(pid_t pid, const uint8_t *opts, size_t len) {
         return r;
 }
 
-/* Which answer `start` gives. containerd 1.6 takes the output as a bare address. 1.7 and
- * 2.x parse bootstrap JSON {"version","address","protocol"}: 1.7 refuses a version above
- * 2, 2.x takes 3 and then calls containerd.task.v3.Task (its own runc shim answers 3).
- * 1.7 and 2.x both set MAX_SHIM_VERSION=2 (the shim binary API, the ".v2" of the runtime
- * name, not the task API) and nothing else in the call tells them apart, so ask the
- * binary containerd names with -publish-binary, itself (go-buildinfo.c). Whatever cannot
- * be read falls back to version 2, which 1.7 and 2.x both accept. */
 /* containerd's opt plugin puts /opt/containerd/lib in front of LD_LIBRARY_PATH with a
  * colon, also when the variable was unset: "/opt/containerd/lib:", whose empty entry is
  * the current directory. Every dynamically linked runtime we start (runc, and runc
@@ -461,6 +454,13 @@ void launch_clean_library_path(void) {
                 setenv("LD_LIBRARY_PATH", out, 1);
 }
 
+/* Which answer `start` gives. containerd 1.6 takes the output as a bare address. 1.7 and
+ * 2.x parse bootstrap JSON {"version","address","protocol"}: 1.7 refuses a version above
+ * 2, 2.x takes 3 and then calls containerd.task.v3.Task (its own runc shim answers 3).
+ * 1.7 and 2.x both set MAX_SHIM_VERSION=2 (the shim binary API, the ".v2" of the runtime
+ * name, not the task API) and nothing else in the call tells them apart, so ask the
+ * binary containerd names with -publish-binary, itself (go-buildinfo.c). Whatever cannot
+ * be read falls back to version 2, which 1.7 and 2.x both accept. */
 int launch_bootstrap_version(const char *publish_binary) {
         if (!getenv("MAX_SHIM_VERSION"))
                 return 0; /* containerd 1.6: a bare address */

@@ -5,11 +5,11 @@
 
 #include "cli.h"
 
-/* containerd's `start`: bind (or find) the socket, write ./address, spawn the daemon,
- * print the address (bare, or as bootstrap JSON: see launch_bootstrap_version). */
 /* Drop the entries of LD_LIBRARY_PATH that are not absolute paths (an empty one is the
  * current directory), before anything is started. */
 void launch_clean_library_path(void);
+/* containerd's `start`: bind (or find) the socket, write ./address, spawn the daemon,
+ * print the address (bare, or as bootstrap JSON: see launch_bootstrap_version). */
 int launch_start(const struct shim_args *a);
 /* The bootstrap version `start` answers the containerd whose binary is PUBLISH_BINARY:
  * 0 (a bare address: 1.6, no $MAX_SHIM_VERSION), 3 (containerd 2.x: task API v3) or 2. */
